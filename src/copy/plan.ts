@@ -1,0 +1,100 @@
+/**
+ * Planning: from resolved images to the exact content of a bundle — every blob once, in archive
+ * order, with the source to read it from, and the `index.json` that names every image.
+ */
+import type { Digest } from '../digest/digest.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { RawManifest } from '../oci/manifest.js';
+import { MediaType } from '../oci/media-types.js';
+import { CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION } from '../layout/paths.js';
+import type { Source } from '../transport/types.js';
+import type { ResolvedImage } from './resolve.js';
+
+export interface PlannedBlob {
+  desc: Descriptor;
+  /** Set for manifests and indexes: their bytes are already in memory. */
+  manifest?: RawManifest;
+  /** Where to read it from (first image that referenced it). */
+  source: Source;
+  repository: string;
+}
+
+export interface PlannedImage {
+  name: string;
+  source: string;
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  platforms: string[];
+  upstreamDigest?: Digest;
+}
+
+export interface BundlePlan {
+  images: PlannedImage[];
+  /** Every blob exactly once: manifests and configs first (small), then layers. */
+  blobs: PlannedBlob[];
+  indexJson: Buffer;
+  totals: { images: number; blobs: number; bytes: number; referencedBytes: number };
+}
+
+export function planBundle(resolved: ResolvedImage[]): BundlePlan {
+  const small = new Map<Digest, PlannedBlob>();
+  const layers = new Map<Digest, PlannedBlob>();
+  const images = new Map<string, PlannedImage>();
+  let referencedBytes = 0;
+  for (const image of resolved) {
+    if (images.has(image.name)) continue;
+    images.set(image.name, {
+      name: image.name,
+      source: `${image.source.description}/${image.repository}`,
+      digest: image.top.digest,
+      mediaType: image.top.mediaType,
+      size: image.top.bytes.length,
+      platforms: [...new Set(image.platforms)],
+      ...(image.upstreamDigest === undefined ? {} : { upstreamDigest: image.upstreamDigest }),
+    });
+    const seenInImage = new Set<Digest>();
+    const add = (target: Map<Digest, PlannedBlob>, blob: PlannedBlob): void => {
+      if (!seenInImage.has(blob.desc.digest)) {
+        seenInImage.add(blob.desc.digest);
+        referencedBytes += blob.desc.size;
+      }
+      if (!small.has(blob.desc.digest) && !layers.has(blob.desc.digest)) target.set(blob.desc.digest, blob);
+    };
+    for (const m of image.manifests) {
+      const desc = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+      add(small, { desc, manifest: m, source: image.source, repository: image.repository });
+    }
+    const configs = new Set(image.manifests.flatMap((m) => (m.kind === 'manifest' ? [m.parsed.config.digest] : [])));
+    for (const desc of image.blobs) {
+      add(configs.has(desc.digest) ? small : layers, { desc: plainDescriptor(desc), source: image.source, repository: image.repository });
+    }
+  }
+  const blobs = [...small.values(), ...layers.values()];
+  const index = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: [...images.values()].map((img) => ({
+      mediaType: img.mediaType,
+      digest: img.digest,
+      size: img.size,
+      annotations: { [REF_NAME_ANNOTATION]: img.name, [CONTAINERD_NAME_ANNOTATION]: img.name },
+    })),
+  };
+  return {
+    images: [...images.values()],
+    blobs,
+    indexJson: Buffer.from(JSON.stringify(index, null, 2) + '\n'),
+    totals: {
+      images: images.size,
+      blobs: blobs.length,
+      bytes: blobs.reduce((n, b) => n + b.desc.size, 0),
+      referencedBytes,
+    },
+  };
+}
+
+/** Only what identifies content: annotations, URLs and platforms belong to the referrer. */
+function plainDescriptor(d: Descriptor): Descriptor {
+  return { mediaType: d.mediaType, digest: d.digest, size: d.size };
+}

@@ -1,0 +1,120 @@
+/**
+ * Resolution: turn one image (a source, a repository and a tag or digest) into every manifest and
+ * blob it consists of, before a single layer is copied.
+ *
+ * Manifests are small (≤ 4 MiB, checked) and are kept in memory with their exact bytes; blobs are
+ * only described here. A single-platform image is kept as it is. Platform selection on an index keeps the upstream index when every child is
+ * selected; when only some are, a new index listing the selected children is written (its digest
+ * differs from upstream and both are recorded).
+ */
+import { AirlockError } from '../errors.js';
+import type { Digest } from '../digest/digest.js';
+import { formatPlatform, platformMatches, type Descriptor, type Platform } from '../oci/descriptor.js';
+import { manifestBlobs, parseManifest, type ImageIndex, type RawManifest } from '../oci/manifest.js';
+import type { CallOptions, Source } from '../transport/types.js';
+
+/** Indexes may nest; real images use one level. Deeper nesting is refused to bound the work. */
+const MAX_INDEX_DEPTH = 4;
+
+export interface ImageToResolve {
+  /** The name the image is recorded under, e.g. `quay.io/coreos/etcd:v3.3.0`. */
+  name: string;
+  source: Source;
+  repository: string;
+  /** Tag or digest. */
+  reference: string;
+  /** Only these platforms (absent: all). */
+  platforms?: Platform[];
+}
+
+export interface ResolvedImage {
+  name: string;
+  source: Source;
+  repository: string;
+  /** The top-level manifest or index as it will be stored. */
+  top: RawManifest;
+  /** Set when platform selection replaced the upstream index: the upstream digest. */
+  upstreamDigest?: Digest;
+  /** Every manifest and index of the image, children before their parents, top last. */
+  manifests: RawManifest[];
+  /** Every config and layer blob, in manifest order, possibly with repeats across children. */
+  blobs: Descriptor[];
+  /** `os/arch[/variant]` of every platform manifest included. */
+  platforms: string[];
+}
+
+export async function resolveImage(image: ImageToResolve, opts: CallOptions = {}): Promise<ResolvedImage> {
+  const fetched = await image.source.getManifest(image.repository, image.reference, opts);
+  let top = fetched;
+  let upstreamDigest: Digest | undefined;
+  if (fetched.kind === 'index' && image.platforms !== undefined) {
+    const selected = selectPlatforms(fetched.parsed, image.platforms, image.name);
+    if (selected.length !== fetched.parsed.manifests.length) {
+      top = filteredIndex(fetched, selected, image.name);
+      upstreamDigest = fetched.digest;
+    }
+  }
+  const result: ResolvedImage = {
+    name: image.name,
+    source: image.source,
+    repository: image.repository,
+    top,
+    ...(upstreamDigest === undefined ? {} : { upstreamDigest }),
+    manifests: [],
+    blobs: [],
+    platforms: [],
+  };
+  await walk(image, top, undefined, 0, result, opts);
+  return result;
+}
+
+async function walk(
+  image: ImageToResolve,
+  manifest: RawManifest,
+  platform: Platform | undefined,
+  depth: number,
+  out: ResolvedImage,
+  opts: CallOptions,
+): Promise<void> {
+  if (manifest.kind === 'manifest') {
+    out.blobs.push(...manifestBlobs(manifest.parsed));
+    if (platform !== undefined) out.platforms.push(formatPlatform(platform));
+    out.manifests.push(manifest);
+    return;
+  }
+  if (depth >= MAX_INDEX_DEPTH) {
+    throw new AirlockError('UNSUPPORTED', `${image.name}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, {
+      subject: image.name,
+    });
+  }
+  for (const child of manifest.parsed.manifests) {
+    const what = `${image.name} (child ${child.digest})`;
+    const raw = await image.source.getManifest(image.repository, child.digest, opts);
+    if (raw.digest !== child.digest || raw.bytes.length !== child.size) {
+      throw new AirlockError('INTEGRITY', `${what}: manifest does not match the index descriptor`, {
+        subject: child.digest,
+        details: { expected: { digest: child.digest, size: child.size }, got: { digest: raw.digest, size: raw.bytes.length } },
+      });
+    }
+    await walk(image, raw, child.platform ?? platform, depth + 1, out, opts);
+  }
+  out.manifests.push(manifest);
+}
+
+function selectPlatforms(index: ImageIndex, wanted: Platform[], name: string): Descriptor[] {
+  const selected = index.manifests.filter((d) => wanted.some((w) => platformMatches(w, d.platform)));
+  if (selected.length === 0) {
+    const available = index.manifests.map((d) => (d.platform ? formatPlatform(d.platform) : 'unknown')).join(', ');
+    throw new AirlockError('NOT_FOUND', `${name}: no manifest for ${wanted.map(formatPlatform).join(', ')}`, {
+      subject: name,
+      hint: `this image has: ${available}; change the platforms in the image list`,
+    });
+  }
+  return selected;
+}
+
+function filteredIndex(upstream: RawManifest & { kind: 'index' }, selected: Descriptor[], name: string): RawManifest {
+  const doc: ImageIndex = { ...upstream.parsed, manifests: selected };
+  const bytes = Buffer.from(JSON.stringify(doc));
+  return parseManifest(bytes, upstream.mediaType, name);
+}

@@ -1,0 +1,165 @@
+/**
+ * An OCI image layout directory as a {@link Source} and a {@link Sink}.
+ *
+ * Names: an image is found by its `org.opencontainers.image.ref.name` annotation. The engine asks
+ * for `repository` + `reference`; the layout looks for the name `repository:reference` (or
+ * `repository@digest`), and, when `repository` is empty, for `reference` alone — so both
+ * `oci:DIR:quay.io/coreos/etcd:v3.3` and skopeo-style `oci:DIR:v1` work.
+ *
+ * Blobs are content-addressed and written atomically after verification; `index.json` is updated
+ * atomically. Several bundles can be imported into one directory; a rerun is safe.
+ */
+import { createReadStream } from 'node:fs';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { AirlockError, fromFsError } from '../errors.js';
+import { isDigest, type Digest } from '../digest/digest.js';
+import { VerifyingStream } from '../digest/verify.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { MAX_MANIFEST_BYTES, parseManifest, type RawManifest } from '../oci/manifest.js';
+import type { CallOptions, Sink, Source } from '../transport/types.js';
+import { streamToFileAtomic, writeFileAtomic } from './atomic.js';
+import { findByName, readIndex, updateIndex, upsertEntry } from './index-file.js';
+import {
+  blobFile,
+  BLOBS_DIR,
+  CONTAINERD_NAME_ANNOTATION,
+  OCI_LAYOUT_CONTENT,
+  OCI_LAYOUT_FILE,
+  REF_NAME_ANNOTATION,
+} from './paths.js';
+
+/** Join a repository and a tag or digest into the name stored in `index.json`. */
+export function layoutName(repository: string, reference: string): string {
+  if (repository === '') return reference;
+  return isDigest(reference) ? `${repository}@${reference}` : `${repository}:${reference}`;
+}
+
+export class Layout implements Source, Sink {
+  readonly dir: string;
+  readonly description: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    this.description = `oci:${dir}`;
+  }
+
+  /** Create the directory skeleton (`oci-layout`, `blobs/sha256/`) if it does not exist yet. */
+  async init(): Promise<void> {
+    try {
+      await mkdir(join(this.dir, BLOBS_DIR), { recursive: true });
+      const marker = join(this.dir, OCI_LAYOUT_FILE);
+      if (!(await exists(marker))) await writeFileAtomic(marker, OCI_LAYOUT_CONTENT);
+    } catch (err) {
+      throw fromFsError(err, this.dir, 'creating');
+    }
+  }
+
+  async getManifest(repository: string, reference: string, _opts?: CallOptions): Promise<RawManifest> {
+    const what = `${this.description}:${layoutName(repository, reference)}`;
+    let desc: Descriptor | undefined;
+    if (isDigest(reference)) {
+      const index = await readIndex(this.dir);
+      desc = index.manifests.find((d) => d.digest === reference);
+      const bytes = await this.#readSmallBlob(reference, what);
+      return parseManifest(bytes, desc?.mediaType, what);
+    }
+    const index = await readIndex(this.dir);
+    const candidates = [layoutName(repository, reference)];
+    const matches = candidates.flatMap((name) => findByName(index, name));
+    desc = matches[matches.length - 1];
+    if (desc === undefined) {
+      throw new AirlockError('NOT_FOUND', `${what}: no image with that name in the layout`, {
+        subject: what,
+        hint: `names in ${this.dir}/index.json: ${listNames(index.manifests).slice(0, 5).join(', ') || '(none)'}`,
+      });
+    }
+    const bytes = await this.#readSmallBlob(desc.digest, what);
+    const manifest = parseManifest(bytes, desc.mediaType, what);
+    if (manifest.digest !== desc.digest) {
+      throw new AirlockError('INTEGRITY', `${what}: blob ${desc.digest} does not match its digest`, {
+        subject: desc.digest,
+      });
+    }
+    return manifest;
+  }
+
+  async openBlob(_repository: string, desc: Descriptor, _opts?: CallOptions): Promise<Readable> {
+    const file = blobFile(this.dir, desc.digest);
+    if (!(await exists(file))) {
+      throw new AirlockError('NOT_FOUND', `blob ${desc.digest} is missing from ${this.description}`, {
+        subject: desc.digest,
+        hint: 'the layout is incomplete; recreate it',
+      });
+    }
+    return createReadStream(file, { highWaterMark: 1 << 20 });
+  }
+
+  async listTags(repository: string, _opts?: CallOptions): Promise<string[]> {
+    const index = await readIndex(this.dir);
+    const prefix = repository === '' ? '' : `${repository}:`;
+    return listNames(index.manifests)
+      .filter((n) => n.startsWith(prefix) && !n.slice(prefix.length).includes('@'))
+      .map((n) => n.slice(prefix.length))
+      .filter((t) => !t.includes('/') && !t.includes(':'));
+  }
+
+  async hasBlob(_repository: string, desc: Descriptor, _opts?: CallOptions): Promise<boolean> {
+    try {
+      const s = await stat(blobFile(this.dir, desc.digest));
+      return s.size === desc.size;
+    } catch {
+      return false;
+    }
+  }
+
+  async putBlob(_repository: string, desc: Descriptor, body: Readable, _opts?: CallOptions): Promise<void> {
+    if (await this.hasBlob('', desc)) {
+      body.resume();
+      return;
+    }
+    const verify = new VerifyingStream(desc, `blob ${desc.digest}`);
+    await streamToFileAtomic(blobFile(this.dir, desc.digest), body.pipe(verify));
+  }
+
+  async putManifest(repository: string, manifest: RawManifest, tag: string | undefined): Promise<void> {
+    const desc = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length };
+    if (!(await this.hasBlob('', desc))) await writeFileAtomic(blobFile(this.dir, manifest.digest), manifest.bytes);
+    if (tag === undefined) return;
+    const name = layoutName(repository, tag);
+    const entry: Descriptor = { ...desc, annotations: { [REF_NAME_ANNOTATION]: name, [CONTAINERD_NAME_ANNOTATION]: name } };
+    await updateIndex(this.dir, (index) => upsertEntry(index, entry));
+  }
+
+  async #readSmallBlob(digest: Digest, what: string): Promise<Buffer> {
+    const file = blobFile(this.dir, digest);
+    try {
+      const s = await stat(file);
+      if (s.size > MAX_MANIFEST_BYTES) {
+        throw new AirlockError('UNSUPPORTED', `${what}: manifest ${digest} is over 4 MiB`, { subject: digest });
+      }
+      return await readFile(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new AirlockError('NOT_FOUND', `${what}: manifest blob ${digest} is missing from the layout`, {
+          subject: digest,
+        });
+      }
+      throw fromFsError(err, file, 'reading');
+    }
+  }
+}
+
+function listNames(descs: Descriptor[]): string[] {
+  return descs.map((d) => d.annotations?.[REF_NAME_ANNOTATION]).filter((n): n is string => n !== undefined);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

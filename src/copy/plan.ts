@@ -46,7 +46,7 @@ export function planBundle(resolved: ResolvedImage[]): BundlePlan {
     if (images.has(image.name)) continue;
     images.set(image.name, {
       name: image.name,
-      source: `${image.source.description}/${image.repository}`,
+      source: image.sourceRef,
       digest: image.top.digest,
       mediaType: image.top.mediaType,
       size: image.top.bytes.length,

@@ -19,6 +19,8 @@ const MAX_INDEX_DEPTH = 4;
 export interface ImageToResolve {
   /** The name the image is recorded under, e.g. `quay.io/coreos/etcd:v3.3.0`. */
   name: string;
+  /** Where it is read from, as the operator would write it: `quay.io/coreos/etcd:v3.3.0`, `oci:DIR:NAME`. */
+  sourceRef: string;
   source: Source;
   repository: string;
   /** Tag or digest. */
@@ -29,6 +31,7 @@ export interface ImageToResolve {
 
 export interface ResolvedImage {
   name: string;
+  sourceRef: string;
   source: Source;
   repository: string;
   /** The top-level manifest or index as it will be stored. */
@@ -56,6 +59,7 @@ export async function resolveImage(image: ImageToResolve, opts: CallOptions = {}
   }
   const result: ResolvedImage = {
     name: image.name,
+    sourceRef: image.sourceRef,
     source: image.source,
     repository: image.repository,
     top,

@@ -30,18 +30,21 @@ export class VerifyingStream extends Transform {
   readonly #expected: Expected;
   readonly #what: string;
   readonly #hash: Hash;
+  readonly #onBytes: ((n: number) => void) | undefined;
   #seen = 0;
   #held: Buffer | undefined;
 
   /**
    * @param expected digest and size the content must have
    * @param what how to name the content in an error, e.g. `blob sha256:… of quay.io/coreos/etcd`
+   * @param onBytes called with the size of every chunk, for progress, without another stream stage
    */
-  constructor(expected: Expected, what: string) {
+  constructor(expected: Expected, what: string, onBytes?: (n: number) => void) {
     super({ highWaterMark: 1 << 20 });
     this.#expected = expected;
     this.#what = what;
     this.#hash = createHash('sha256');
+    this.#onBytes = onBytes;
   }
 
   get bytesSeen(): number {
@@ -55,6 +58,7 @@ export class VerifyingStream extends Transform {
       return;
     }
     this.#hash.update(chunk);
+    this.#onBytes?.(chunk.length);
     const previous = this.#held;
     this.#held = chunk;
     cb(null, previous);

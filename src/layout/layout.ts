@@ -14,7 +14,7 @@ import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AirlockError, fromFsError } from '../errors.js';
-import { isDigest, type Digest } from '../digest/digest.js';
+import { isDigest, sha256Digest, type Digest } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type RawManifest } from '../oci/manifest.js';
@@ -76,13 +76,7 @@ export class Layout implements Source, Sink {
       });
     }
     const bytes = await this.#readSmallBlob(desc.digest, what);
-    const manifest = parseManifest(bytes, desc.mediaType, what);
-    if (manifest.digest !== desc.digest) {
-      throw new AirlockError('INTEGRITY', `${what}: blob ${desc.digest} does not match its digest`, {
-        subject: desc.digest,
-      });
-    }
-    return manifest;
+    return parseManifest(bytes, desc.mediaType, what);
   }
 
   async openBlob(_repository: string, desc: Descriptor, _opts?: CallOptions): Promise<Readable> {
@@ -139,8 +133,16 @@ export class Layout implements Source, Sink {
       if (s.size > MAX_MANIFEST_BYTES) {
         throw new AirlockError('UNSUPPORTED', `${what}: manifest ${digest} is over 4 MiB`, { subject: digest });
       }
-      return await readFile(file);
+      const bytes = await readFile(file);
+      if (sha256Digest(bytes) !== digest) {
+        throw new AirlockError('INTEGRITY', `${what}: blob ${digest} in the layout does not match its digest`, {
+          subject: digest,
+          hint: 'the layout is damaged; recreate it',
+        });
+      }
+      return bytes;
     } catch (err) {
+      if (err instanceof AirlockError) throw err;
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new AirlockError('NOT_FOUND', `${what}: manifest blob ${digest} is missing from the layout`, {
           subject: digest,

@@ -1,0 +1,65 @@
+/**
+ * The airlock command line: parse, call one library operation, print. Commands live in
+ * `commands/`; errors become exit codes in `render-error.ts` / `exit-codes.ts` only.
+ */
+import { Command, CommanderError } from 'commander';
+import { registerBundleCommands } from './commands/bundle.js';
+import { registerKeyCommands } from './commands/key.js';
+import { EXIT_CODES } from './exit-codes.js';
+import { renderError } from './render-error.js';
+import { VERSION } from '../version.js';
+
+export interface GlobalOptions {
+  json: boolean;
+  quiet: boolean;
+  debug: boolean;
+}
+
+/** What every command needs besides its own flags. */
+export interface CommandContext {
+  /** Aborted on Ctrl-C / SIGTERM. */
+  signal: AbortSignal;
+  globals(): GlobalOptions;
+}
+
+export function buildProgram(signal: AbortSignal = new AbortController().signal): Command {
+  const program = new Command('airlock')
+    .description('Move container images across an air gap in one signed, deduplicated OCI bundle')
+    .version(VERSION, '-V, --version')
+    .option('--json', 'print the result (or the error) as JSON on stdout', false)
+    .option('-q, --quiet', 'print no progress', false)
+    .option('--debug', 'print stack traces for internal errors', false)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  const ctx: CommandContext = { signal, globals: () => program.opts<GlobalOptions>() };
+  registerKeyCommands(program, ctx);
+  registerBundleCommands(program, ctx);
+  return program;
+}
+
+/** Run the CLI; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  const program = buildProgram(controller.signal);
+  const onSignal = (): void => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are "errors" in commander's exitOverride mode.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
+      return EXIT_CODES.USAGE;
+    }
+    const globals = program.opts<GlobalOptions>();
+    const rendered = renderError(err, globals.debug);
+    if (globals.json) process.stdout.write(`${JSON.stringify(rendered.json)}\n`);
+    for (const line of rendered.lines) process.stderr.write(`${line}\n`);
+    return rendered.exitCode;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Turning any thrown value into one line for the operator (plus a hint line), a JSON object for
+ * `--json`, and an exit code.
+ */
+import { AirlockError } from '../errors.js';
+import { EXIT_CODES } from './exit-codes.js';
+
+/** Credentials must never reach a terminal or a log: strip `user:pass@` and auth headers. */
+export function redact(text: string): string {
+  return text
+    .replace(/(\w+:\/\/)[^/@\s:]+:[^/@\s]+@/g, '$1***@')
+    .replace(/(authorization:\s*)(basic|bearer)\s+\S+/gi, '$1$2 ***')
+    .replace(/("(?:password|secret|token|access_token|identitytoken|auth)"\s*:\s*)"[^"]*"/gi, '$1"***"');
+}
+
+export function toAirlockError(err: unknown): AirlockError {
+  if (err instanceof AirlockError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ABORT_ERR' || (err as Error | undefined)?.name === 'AbortError') {
+    return new AirlockError('INTERRUPTED', 'interrupted', { hint: 'run the same command again to continue' });
+  }
+  if (code === 'ENOSPC') {
+    return new AirlockError('IO', 'no space left on device', { hint: 'free disk space and run again', cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new AirlockError('INTERNAL', `internal error: ${message}`, {
+    hint: 'this is a bug in airlock; please report it with the command line and this message',
+    cause: err,
+  });
+}
+
+export interface RenderedError {
+  lines: string[];
+  json: Record<string, unknown>;
+  exitCode: number;
+}
+
+export function renderError(err: unknown, debug = false): RenderedError {
+  const e = toAirlockError(err);
+  const lines = [`airlock: error: ${redact(e.message)}`];
+  if (e.hint !== undefined) lines.push(`  hint: ${redact(e.hint)}`);
+  if (debug && e.cause instanceof Error && e.cause.stack !== undefined) lines.push(redact(e.cause.stack));
+  if (debug && e.code === 'INTERNAL' && e.stack !== undefined) lines.push(redact(e.stack));
+  const json = JSON.parse(redact(JSON.stringify({ error: e.toJSON() }))) as Record<string, unknown>;
+  return { lines, json, exitCode: EXIT_CODES[e.code] };
+}

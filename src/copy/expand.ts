@@ -1,0 +1,97 @@
+/**
+ * Expansion: from what the operator listed (references, repositories with tag filters, layout
+ * directories) to the concrete images to resolve, each with the endpoint to read it from.
+ */
+import { AirlockError } from '../errors.js';
+import type { Platform } from '../oci/descriptor.js';
+import { formatReference, parseReference, type ImageReference } from '../ref/reference.js';
+import type { AnyReference } from '../ref/layout-reference.js';
+import { selectTags, type TagFilter } from '../imagelist/tag-filter.js';
+import { readIndex } from '../layout/index-file.js';
+import { REF_NAME_ANNOTATION } from '../layout/paths.js';
+import type { CallOptions, Source } from '../transport/types.js';
+import type { ImageToResolve } from './resolve.js';
+
+/** One listed item, from an image list file or the command line. */
+export interface ListedImage {
+  ref: AnyReference;
+  tagFilter?: TagFilter;
+  platforms?: Platform[];
+  /** Where it was listed, for messages: `images.yaml: images[2]`, `command line`. */
+  origin: string;
+}
+
+/** How to reach endpoints; injected so the CLI decides TLS, credentials and so on. */
+export interface Endpoints {
+  registry(host: string): Source;
+  layout(dir: string): Source;
+}
+
+export async function expandImages(listed: ListedImage[], endpoints: Endpoints, opts: CallOptions = {}): Promise<ImageToResolve[]> {
+  const out: ImageToResolve[] = [];
+  for (const item of listed) {
+    const platforms = item.platforms === undefined ? {} : { platforms: item.platforms };
+    if (item.ref.kind === 'layout') {
+      const source = endpoints.layout(item.ref.dir);
+      const names = item.ref.name !== undefined ? [item.ref.name] : await layoutNames(item.ref.dir);
+      for (const name of names) {
+        out.push({ name: recordedName(name), sourceRef: `oci:${item.ref.dir}:${name}`, source, repository: '', reference: name, ...platforms });
+      }
+      continue;
+    }
+    const ref = item.ref.ref;
+    const source = endpoints.registry(ref.registry);
+    if (item.tagFilter === undefined) {
+      const reference = ref.digest ?? ref.tag;
+      if (reference === undefined) throw new AirlockError('INTERNAL', `${item.origin}: reference without tag or digest`);
+      const name = formatReference(ref);
+      out.push({ name, sourceRef: name, source, repository: ref.repository, reference, ...platforms });
+      continue;
+    }
+    const all = await source.listTags(ref.repository, opts);
+    const tags = selectTags(all, item.tagFilter);
+    if (tags.length === 0) {
+      throw new AirlockError('NOT_FOUND', `${item.origin}: no tag of ${ref.registry}/${ref.repository} matches the filter (${all.length} tags listed)`, {
+        subject: `${ref.registry}/${ref.repository}`,
+        hint: 'check the tags filter in the image list',
+      });
+    }
+    for (const tag of tags) {
+      const name = formatReference({ registry: ref.registry, repository: ref.repository, tag });
+      out.push({ name, sourceRef: name, source, repository: ref.repository, reference: tag, ...platforms });
+    }
+  }
+  return dedupe(out);
+}
+
+/** Every named image of a layout, in index order. */
+async function layoutNames(dir: string): Promise<string[]> {
+  const index = await readIndex(dir);
+  const names = index.manifests.map((d) => d.annotations?.[REF_NAME_ANNOTATION]).filter((n): n is string => n !== undefined);
+  if (names.length === 0) {
+    throw new AirlockError('NOT_FOUND', `oci:${dir} has no named images`, {
+      subject: dir,
+      hint: 'name the image explicitly: oci:DIR:NAME',
+    });
+  }
+  return [...new Set(names)];
+}
+
+/**
+ * A layout name that is a full registry reference (`quay.io/coreos/etcd:v3.3`) is recorded in its
+ * canonical form, so it imports under its upstream name; any other name (`v1`) is kept as it is.
+ */
+export function recordedName(name: string): string {
+  const first = name.split('/')[0] ?? '';
+  if (!name.includes('/') || !/[.:]|^localhost$/.test(first)) return name;
+  try {
+    return formatReference(parseReference(name) as ImageReference);
+  } catch {
+    return name;
+  }
+}
+
+function dedupe(images: ImageToResolve[]): ImageToResolve[] {
+  const seen = new Set<string>();
+  return images.filter((img) => (seen.has(img.name) ? false : (seen.add(img.name), true)));
+}

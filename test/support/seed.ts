@@ -1,0 +1,156 @@
+/**
+ * Seed a test registry from an OCI image layout with plain HTTP requests, preserving every digest
+ * exactly, Docker media types included (skopeo converts those when reading an `oci:` layout).
+ *
+ * Test support, not product code: one request at a time, no retries, every unexpected status throws
+ * with the registry's answer. Protocol per FACTS.md: blobs go up as POST /blobs/uploads/ then
+ * PUT ?digest= with the body; manifests are PUT with Content-Type = their mediaType, an index's
+ * children first and into the same repository.
+ */
+import { createReadStream, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Agent, request } from 'undici';
+import type { TestRegistry } from './registry.js';
+
+/** Where one layout image ended up in the registry. */
+export interface SeededImage {
+  /** The name in the layout, e.g. `quay.io/coreos/etcd:v3.3.0`. */
+  name: string;
+  /** Repository path without the upstream host, e.g. `coreos/etcd`. */
+  repository: string;
+  tag: string;
+  /** The reference in the test registry, e.g. `127.0.0.1:PORT/coreos/etcd:v3.3.0`. */
+  ref: string;
+  digest: string;
+  mediaType: string;
+}
+
+interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+const REF_NAME = 'org.opencontainers.image.ref.name';
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+
+/**
+ * Push images (default: every named entry of `index.json`) from `layoutDir` into `reg`, under their
+ * repository path without the upstream host. Returns layout name → where it went.
+ * @example
+ *   const seeded = await seedRegistry(reg, corpus.dir, ['quay.io/coreos/etcd:v3.3.0']);
+ *   seeded.get('quay.io/coreos/etcd:v3.3.0')?.ref; // '127.0.0.1:PORT/coreos/etcd:v3.3.0'
+ */
+export async function seedRegistry(
+  reg: TestRegistry,
+  layoutDir: string,
+  images?: string[],
+): Promise<Map<string, SeededImage>> {
+  const index = JSON.parse(await readFile(join(layoutDir, 'index.json'), 'utf8')) as { manifests: Descriptor[] };
+  const byName = new Map(index.manifests.map((m) => [m.annotations?.[REF_NAME] ?? '', m]));
+  byName.delete('');
+  const pusher = new Pusher(reg, layoutDir);
+  try {
+    const seeded = new Map<string, SeededImage>();
+    for (const name of images ?? [...byName.keys()]) {
+      const entry = byName.get(name);
+      if (!entry) throw new Error(`seed: ${name} is not named in ${layoutDir}/index.json`);
+      const { repository, tag } = splitName(name);
+      await pusher.manifest(repository, entry, tag);
+      const { digest, mediaType } = entry;
+      seeded.set(name, { name, repository, tag, ref: `${reg.host}/${repository}:${tag}`, digest, mediaType });
+    }
+    return seeded;
+  } finally {
+    await pusher.close();
+  }
+}
+
+/**
+ * Split `HOST/PATH:TAG` into the repository path without the host (a first component with a dot or
+ * colon, or `localhost`) and the tag: `quay.io/coreos/etcd:v3.3.0` → `coreos/etcd`, `v3.3.0`.
+ */
+export function splitName(name: string): { repository: string; tag: string } {
+  const colon = name.lastIndexOf(':');
+  if (colon <= name.lastIndexOf('/')) throw new Error(`seed: ${name} has no tag`);
+  const path = name.slice(0, colon);
+  const slash = path.indexOf('/');
+  const first = path.slice(0, Math.max(slash, 0));
+  const repository = slash > 0 && (/[.:]/.test(first) || first === 'localhost') ? path.slice(slash + 1) : path;
+  return { repository, tag: name.slice(colon + 1) };
+}
+
+class Pusher {
+  private readonly dispatcher: Agent;
+  private readonly auth: string | undefined;
+
+  constructor(
+    private readonly reg: TestRegistry,
+    private readonly layoutDir: string,
+  ) {
+    this.dispatcher = new Agent({ connect: reg.caFile ? { ca: readFileSync(reg.caFile, 'utf8') } : {} });
+    this.auth = reg.username
+      ? `Basic ${Buffer.from(`${reg.username}:${reg.password ?? ''}`).toString('base64')}`
+      : undefined;
+  }
+
+  /** Push a manifest's blobs (or an index's children), then the manifest under `reference`. */
+  async manifest(repository: string, desc: Descriptor, reference: string): Promise<void> {
+    const bytes = await readFile(this.blobPath(desc.digest));
+    const doc = JSON.parse(bytes.toString('utf8')) as { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
+    if (INDEX_TYPES.has(desc.mediaType)) {
+      for (const child of doc.manifests ?? []) await this.manifest(repository, child, child.digest);
+    } else {
+      for (const blob of [...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]) await this.blob(repository, blob);
+    }
+    const res = await this.send('PUT', `/v2/${repository}/manifests/${reference}`, [201], {
+      headers: { 'content-type': desc.mediaType },
+      body: bytes,
+    });
+    const stored = res.headers['docker-content-digest'];
+    if (stored !== desc.digest) throw new Error(`seed: ${repository}:${reference} stored as ${String(stored)}, wanted ${desc.digest}`);
+  }
+
+  /** Upload a blob unless the repository already has it. */
+  async blob(repository: string, desc: Descriptor): Promise<void> {
+    const head = await this.send('HEAD', `/v2/${repository}/blobs/${desc.digest}`, [200, 404]);
+    if (head.status === 200) return;
+    const started = await this.send('POST', `/v2/${repository}/blobs/uploads/`, [202]);
+    const location = new URL(String(started.headers.location), this.reg.url);
+    location.searchParams.set('digest', desc.digest);
+    await this.send('PUT', location, [201], {
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
+      body: createReadStream(this.blobPath(desc.digest)),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  private blobPath(digest: string): string {
+    return join(this.layoutDir, 'blobs', 'sha256', digest.replace(/^sha256:/, ''));
+  }
+
+  private async send(
+    method: 'HEAD' | 'POST' | 'PUT',
+    target: string | URL,
+    expect: number[],
+    init: { headers?: Record<string, string>; body?: Buffer | Readable } = {},
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+    const url = new URL(target, this.reg.url);
+    const headers = { ...init.headers, ...(this.auth ? { authorization: this.auth } : {}) };
+    const res = await request(url, { method, headers, body: init.body, dispatcher: this.dispatcher });
+    const text = await res.body.text();
+    if (!expect.includes(res.statusCode)) {
+      throw new Error(`seed: ${method} ${url.pathname} answered ${res.statusCode}: ${text.slice(0, 2000)}`);
+    }
+    return { status: res.statusCode, headers: res.headers };
+  }
+}

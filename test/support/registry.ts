@@ -1,7 +1,8 @@
 /**
  * Real registries for integration tests: Debian's `docker-registry` (distribution 2.8.2) on a free
  * 127.0.0.1 port, optionally with TLS (a test CA made with openssl once per run by global-setup.ts,
- * or once per process without it) and htpasswd basic auth (bcrypt, the only hash it accepts).
+ * or once per process without it), and either htpasswd basic auth (bcrypt, the only hash it accepts)
+ * or Bearer token auth against a token server (see `token-server.ts`).
  *
  * The registry runs under `setpriv --pdeathsig KILL`, so the kernel kills it when this process dies
  * for any reason; `stop()` and an exit hook kill it earlier. Nothing is left behind.
@@ -29,15 +30,39 @@ export interface TestRegistry {
   certDir?: string;
   /** The registry's storage root directory (to inspect or damage stored blobs). */
   root: string;
+  /** Who clients (seedRegistry, skopeo via accessFor) log in as: basic auth, or at the token server. */
   username?: string;
   password?: string;
+  /** Set when the registry uses Bearer token auth. */
+  tokenAuth?: TokenAuthOptions;
   stop(): Promise<void>;
 }
 
-/** Options of {@link startRegistry}. */
+/** Options of {@link startRegistry}. `basicAuth` and `tokenAuth` exclude each other. */
 export interface RegistryOptions {
   tls?: boolean;
   basicAuth?: { username: string; password: string };
+  tokenAuth?: TokenAuthOptions;
+}
+
+/**
+ * Bearer token auth: the registry's `auth.token` config (`realm`, `service`, `issuer`,
+ * `rootcertbundle`) plus what clients need. `startTokenServer(...).auth` fills in all but the login.
+ */
+export interface TokenAuthOptions {
+  /** The token endpoint the registry names in its challenge, e.g. `https://127.0.0.1:PORT/token`. */
+  realm: string;
+  /** The registry's name in challenges; the tokens' `aud` must equal it. */
+  service: string;
+  /** The tokens' `iss` must equal it. */
+  issuer: string;
+  /** PEM file of the certificates that may sign tokens (an `x5c` chain must end at one of them). */
+  rootCertBundle: string;
+  /** PEM file of the CA to trust when fetching tokens from an HTTPS realm. */
+  caFile?: string;
+  /** The login seedRegistry and accessFor() use at the token server (becomes the registry's `username`). */
+  username?: string;
+  password?: string;
 }
 
 /** The registry starts in well under a second; 15 s covers a loaded CI machine. */
@@ -71,11 +96,12 @@ export interface TestPki {
  *   try { ... `${reg.host}/coreos/etcd:v3.3.0` ... } finally { await reg.stop(); }
  */
 export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
+  if (opts.basicAuth && opts.tokenAuth) throw new Error('startRegistry: basicAuth and tokenAuth exclude each other');
   const tmp = await makeTempDir('registry');
   try {
     const root = join(tmp.path, 'storage');
     await mkdir(root);
-    const tls = opts.tls ? await (pki ??= runPki()) : undefined;
+    const tls = opts.tls ? await testPki() : undefined;
     let htpasswdFile: string | undefined;
     if (opts.basicAuth) {
       const { username, password } = opts.basicAuth;
@@ -86,7 +112,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     for (let attempt = 1; ; attempt++) {
       const host = `127.0.0.1:${await freePort()}`;
       const configFile = join(tmp.path, 'config.yml');
-      await writeFile(configFile, configYaml(host, root, tls, htpasswdFile));
+      await writeFile(configFile, configYaml(host, root, tls, htpasswdFile, opts.tokenAuth));
       const proc = spawnRegistry(configFile);
       const url = `${tls ? 'https' : 'http'}://${host}`;
       try {
@@ -102,6 +128,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
         root,
         ...(tls ? { caFile: tls.caFile, certDir: tls.certDir } : {}),
         ...opts.basicAuth,
+        ...(opts.tokenAuth ? tokenLogin(opts.tokenAuth) : {}),
         async stop() {
           await proc.stop();
           await tmp.remove();
@@ -119,6 +146,7 @@ function configYaml(
   root: string,
   tls: { certFile: string; keyFile: string } | undefined,
   htpasswdFile: string | undefined,
+  token: TokenAuthOptions | undefined,
 ): string {
   const lines = [
     'version: 0.1',
@@ -145,7 +173,23 @@ function configYaml(
   if (htpasswdFile) {
     lines.push('auth:', '  htpasswd:', '    realm: airlock-test', `    path: ${JSON.stringify(htpasswdFile)}`);
   }
+  if (token) {
+    lines.push(
+      'auth:',
+      '  token:',
+      `    realm: ${JSON.stringify(token.realm)}`,
+      `    service: ${JSON.stringify(token.service)}`,
+      `    issuer: ${JSON.stringify(token.issuer)}`,
+      `    rootcertbundle: ${JSON.stringify(token.rootCertBundle)}`,
+    );
+  }
   return `${lines.join('\n')}\n`;
+}
+
+/** The registry's `tokenAuth`, and the login (if any) as its `username`/`password`. */
+function tokenLogin(token: TokenAuthOptions): Pick<TestRegistry, 'tokenAuth' | 'username' | 'password'> {
+  const { username, password } = token;
+  return { tokenAuth: token, ...(username !== undefined ? { username, password: password ?? '' } : {}) };
 }
 
 interface RegistryProcess {
@@ -236,7 +280,15 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The run's PKI from global setup if there is one, else one of this process's own. */
+/**
+ * The test PKI: the run's from global setup if there is one, else one of this process's own (made once).
+ * @example
+ *   const { caFile, certFile, keyFile } = await testPki();
+ */
+export function testPki(): Promise<TestPki> {
+  return (pki ??= runPki());
+}
+
 async function runPki(): Promise<TestPki> {
   const shared = process.env[PKI_ENV];
   if (shared && existsSync(pkiPaths(shared).keyFile)) return pkiPaths(shared);

@@ -5,7 +5,8 @@
  * Test support, not product code: one request at a time, no retries, every unexpected status throws
  * with the registry's answer. Protocol per FACTS.md: blobs go up as POST /blobs/uploads/ then
  * PUT ?digest= with the body; manifests are PUT with Content-Type = their mediaType, an index's
- * children first and into the same repository.
+ * children first and into the same repository. Against a token-auth registry it fetches one
+ * `pull,push` token per repository from the realm (with the registry's login) before the first request.
  */
 import { createReadStream, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -88,14 +89,17 @@ export function splitName(name: string): { repository: string; tag: string } {
 
 class Pusher {
   private readonly dispatcher: Agent;
-  private readonly auth: string | undefined;
+  private readonly basic: string | undefined;
+  /** Bearer tokens by repository (token auth only). */
+  private readonly tokens = new Map<string, string>();
 
   constructor(
     private readonly reg: TestRegistry,
     private readonly layoutDir: string,
   ) {
-    this.dispatcher = new Agent({ connect: reg.caFile ? { ca: readFileSync(reg.caFile, 'utf8') } : {} });
-    this.auth = reg.username
+    const caFile = reg.caFile ?? reg.tokenAuth?.caFile;
+    this.dispatcher = new Agent({ connect: caFile ? { ca: readFileSync(caFile, 'utf8') } : {} });
+    this.basic = reg.username
       ? `Basic ${Buffer.from(`${reg.username}:${reg.password ?? ''}`).toString('base64')}`
       : undefined;
   }
@@ -109,7 +113,7 @@ class Pusher {
     } else {
       for (const blob of [...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]) await this.blob(repository, blob);
     }
-    const res = await this.send('PUT', `/v2/${repository}/manifests/${reference}`, [201], {
+    const res = await this.send(repository, 'PUT', `/v2/${repository}/manifests/${reference}`, [201], {
       headers: { 'content-type': desc.mediaType },
       body: bytes,
     });
@@ -119,12 +123,12 @@ class Pusher {
 
   /** Upload a blob unless the repository already has it. */
   async blob(repository: string, desc: Descriptor): Promise<void> {
-    const head = await this.send('HEAD', `/v2/${repository}/blobs/${desc.digest}`, [200, 404]);
+    const head = await this.send(repository, 'HEAD', `/v2/${repository}/blobs/${desc.digest}`, [200, 404]);
     if (head.status === 200) return;
-    const started = await this.send('POST', `/v2/${repository}/blobs/uploads/`, [202]);
+    const started = await this.send(repository, 'POST', `/v2/${repository}/blobs/uploads/`, [202]);
     const location = new URL(String(started.headers.location), this.reg.url);
     location.searchParams.set('digest', desc.digest);
-    await this.send('PUT', location, [201], {
+    await this.send(repository, 'PUT', location, [201], {
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
       body: createReadStream(this.blobPath(desc.digest)),
     });
@@ -138,14 +142,36 @@ class Pusher {
     return join(this.layoutDir, 'blobs', 'sha256', digest.replace(/^sha256:/, ''));
   }
 
+  /** The Authorization header for requests to `repository`: Basic, a Bearer token, or none. */
+  private async authorization(repository: string): Promise<string | undefined> {
+    const token = this.reg.tokenAuth;
+    if (!token) return this.basic;
+    const cached = this.tokens.get(repository);
+    if (cached) return `Bearer ${cached}`;
+    const url = new URL(token.realm);
+    url.searchParams.set('service', token.service);
+    url.searchParams.set('scope', `repository:${repository}:pull,push`);
+    const headers = this.basic ? { authorization: this.basic } : {};
+    const res = await request(url, { headers, dispatcher: this.dispatcher });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`seed: token for ${repository} answered ${res.statusCode}: ${text.slice(0, 2000)}`);
+    const body = JSON.parse(text) as { token?: string; access_token?: string };
+    const fetched = body.token ?? body.access_token;
+    if (!fetched) throw new Error(`seed: token server answered without a token: ${text.slice(0, 2000)}`);
+    this.tokens.set(repository, fetched);
+    return `Bearer ${fetched}`;
+  }
+
   private async send(
+    repository: string,
     method: 'HEAD' | 'POST' | 'PUT',
     target: string | URL,
     expect: number[],
     init: { headers?: Record<string, string>; body?: Buffer | Readable } = {},
   ): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
     const url = new URL(target, this.reg.url);
-    const headers = { ...init.headers, ...(this.auth ? { authorization: this.auth } : {}) };
+    const authorization = await this.authorization(repository);
+    const headers = { ...init.headers, ...(authorization ? { authorization } : {}) };
     const res = await request(url, { method, headers, body: init.body, dispatcher: this.dispatcher });
     const text = await res.body.text();
     if (!expect.includes(res.statusCode)) {

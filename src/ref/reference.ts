@@ -40,8 +40,8 @@ const DOCKER_HUB_OFFICIAL_NAMESPACE = 'library';
 /** Other names of Docker Hub; all are folded into {@link DEFAULT_REGISTRY}. */
 const DOCKER_HUB_ALIASES = new Set(['index.docker.io', 'registry-1.docker.io']);
 /**
- * Longest name (host and path, as written) Docker accepts; registries reject longer ones
- * (distribution `NameTotalLengthMax`).
+ * Longest name (normalised host, `/`, repository path) Docker accepts; registries reject longer
+ * ones (distribution `NameTotalLengthMax`, checked on the normalised name as Docker does).
  */
 export const MAX_NAME_LENGTH = 255;
 
@@ -78,7 +78,10 @@ export function parseReference(text: string, options: ParseReferenceOptions = {}
   if (text === '') fail('empty reference', 'give an image reference such as docker.io/library/busybox:latest');
   if (/\s/.test(text)) fail('contains white space');
   if (text.includes('://')) {
-    fail('has a URL scheme', 'write registry references without a scheme (quay.io/coreos/etcd), layout references as oci:DIR[:NAME]');
+    fail(
+      'has a URL scheme',
+      'write registry references without a scheme (quay.io/coreos/etcd), layout references as oci:DIR[:NAME]',
+    );
   }
 
   const at = text.indexOf('@');
@@ -90,17 +93,23 @@ export function parseReference(text: string, options: ParseReferenceOptions = {}
   const colon = rest.lastIndexOf(':');
   const path = colon === -1 ? rest : rest.slice(0, colon);
   const tag = colon === -1 ? undefined : rest.slice(colon + 1);
-  const nameLength = (host === undefined ? 0 : host.length + 1) + path.length;
-  if (nameLength > MAX_NAME_LENGTH) fail(`name is ${nameLength} characters, longer than ${MAX_NAME_LENGTH}`);
 
   if (host !== undefined) checkHost(text, host);
   checkPath(text, path);
   if (tag !== undefined) checkTag(text, tag);
-  const digest = digestText === undefined ? undefined : parseDigest(digestText, `reference ${JSON.stringify(text)}: digest`);
+  const digest =
+    digestText === undefined ? undefined : parseDigest(digestText, `reference ${JSON.stringify(text)}: digest`);
 
   const registry = normaliseHost(host);
   const repository =
     registry === DEFAULT_REGISTRY && !path.includes('/') ? `${DOCKER_HUB_OFFICIAL_NAMESPACE}/${path}` : path;
+  const nameLength = registry.length + 1 + repository.length;
+  if (nameLength > MAX_NAME_LENGTH) {
+    fail(
+      `name is ${nameLength} characters with its registry, longer than ${MAX_NAME_LENGTH}`,
+      `registries reject longer names; ${registry}/${repository.slice(0, 20)}… needs a shorter repository path`,
+    );
+  }
   const ref: ImageReference = { registry, repository };
   if (tag !== undefined) ref.tag = tag;
   else if (digest === undefined && defaultTag) ref.tag = DEFAULT_TAG;
@@ -169,7 +178,9 @@ function checkHost(text: string, host: string): void {
     hostname = host.slice(0, close + 1);
     const after = host.slice(close + 1);
     if (after !== '') {
-      if (!after.startsWith(':')) throw invalid(text, `unexpected ${JSON.stringify(after)} after IPv6 address ${hostname}`);
+      if (!after.startsWith(':')) {
+        throw invalid(text, `unexpected ${JSON.stringify(after)} after IPv6 address ${hostname}`);
+      }
       port = after.slice(1);
     }
     if (!IPV6_RE.test(hostname)) throw invalid(text, `host ${JSON.stringify(hostname)} is not a valid IPv6 address`);
@@ -181,7 +192,11 @@ function checkHost(text: string, host: string): void {
     }
     if (hostname === '') throw invalid(text, `host ${JSON.stringify(host)} has no name before the port`);
     if (!hostname.split('.').every((label) => DOMAIN_LABEL_RE.test(label))) {
-      throw invalid(text, `host ${JSON.stringify(hostname)} is not a valid host name`, 'host names are letters, digits, "-" inside labels, and "." between labels');
+      throw invalid(
+        text,
+        `host ${JSON.stringify(hostname)} is not a valid host name`,
+        'host names are letters, digits, "-" inside labels, and "." between labels',
+      );
     }
   }
   if (port !== undefined) {
@@ -200,7 +215,11 @@ function checkPath(text: string, path: string): void {
     }
     if (PATH_COMPONENT_RE.test(component)) continue;
     if (PATH_COMPONENT_RE.test(component.toLowerCase())) {
-      throw invalid(text, `repository ${JSON.stringify(path)} contains upper-case letters`, `repository names must be lower case: ${path.toLowerCase()}`);
+      throw invalid(
+        text,
+        `repository ${JSON.stringify(path)} contains upper-case letters`,
+        `repository names must be lower case: ${path.toLowerCase()}`,
+      );
     }
     throw invalid(
       text,

@@ -1,0 +1,213 @@
+/**
+ * {@link RegistryClient}: one registry (OCI distribution API v2) as a {@link Source} and a
+ * {@link Sink}, over one keep-alive undici Agent.
+ */
+import type { Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { RawManifest } from '../oci/manifest.js';
+import type { CallOptions, Sink, Source } from '../transport/types.js';
+import { Authenticator } from './auth.js';
+import { hasBlob, openBlob } from './blobs.js';
+import type { HelperRunner } from './credential-helper.js';
+import { resolveCredentials, type Credentials } from './credentials.js';
+import { apiHostFor, RegistryHttp } from './http.js';
+import { getManifest, headManifest, putManifest } from './manifests.js';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_MONOLITHIC_LIMIT, initiateUpload, cancelUpload, uploadBlob, type UploadSettings } from './push.js';
+import { DEFAULT_RETRY, type RetryOptions } from './retry.js';
+import { Semaphore } from './semaphore.js';
+import { listTags } from './tags.js';
+import { loadTlsOptions, type TlsSettings } from './tls.js';
+
+/**
+ * 4 blobs in flight per direction: enough to hide a remote registry's latency, while on a
+ * 2-core machine more only adds contention (FACTS: a third concurrent PUT did not help).
+ * Downloads and uploads have separate limits, so copying between two repositories of the same
+ * registry cannot deadlock on its own permits.
+ */
+export const DEFAULT_MAX_CONCURRENT_BLOBS = 4;
+
+/** A TCP+TLS connect that takes 15 s is a wrong address or a dead link, not a slow one. */
+export const CONNECT_TIMEOUT_MS = 15_000;
+
+/** The final PUT of a multi-GB blob may wait minutes while the registry hashes and moves it. */
+export const HEADERS_TIMEOUT_MS = 300_000;
+
+/** A body silent for 60 s is treated as a broken connection (downloads resume with Range). */
+export const BODY_TIMEOUT_MS = 60_000;
+
+/** Options of {@link RegistryClient}; only `userAgent` is required. */
+export interface RegistryOptions extends TlsSettings {
+  /** Talk HTTP instead of HTTPS (`--plain-http`). */
+  plainHttp?: boolean;
+  /** From `--creds`; wins over auth files and helpers. */
+  credentials?: { username: string; password: string };
+  /** Replaces the default auth files (see `defaultAuthFiles`). */
+  authFiles?: string[];
+  /** Environment for credential lookup and helpers. Default `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** Home directory for `~/.docker/config.json`. Default `os.homedir()`. */
+  homeDir?: string;
+  /** Runs `docker-credential-NAME get`; injectable for tests. */
+  runCredentialHelper?: HelperRunner;
+  /** Use this dispatcher instead of an own Agent; the TLS settings are then the dispatcher's business. */
+  dispatcher?: Dispatcher;
+  /** `User-Agent` of every request, e.g. `airlock/0.1.0`. */
+  userAgent: string;
+  /** Blob downloads (and, separately, uploads) in flight at once. Default {@link DEFAULT_MAX_CONCURRENT_BLOBS}. */
+  maxConcurrentBlobs?: number;
+  /** Retry settings; see `DEFAULT_RETRY`. */
+  retry?: Partial<RetryOptions>;
+  /** Upload thresholds; see `DEFAULT_MONOLITHIC_LIMIT` and `DEFAULT_CHUNK_SIZE`. */
+  upload?: Partial<UploadSettings>;
+  /** Aborts everything this client does. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A registry as a source and sink of manifests and blobs.
+ *
+ * @example
+ * const quay = new RegistryClient('quay.io', { userAgent: 'airlock/0.1.0' });
+ * const m = await quay.getManifest('coreos/etcd', 'v3.5.0');
+ * await quay.close();
+ */
+export class RegistryClient implements Source, Sink {
+  readonly description: string;
+  readonly host: string;
+  readonly #http: RegistryHttp;
+  readonly #upload: UploadSettings;
+  readonly #downloads: Semaphore;
+  readonly #uploads: Semaphore;
+  readonly #credentials = new Map<string, Promise<Credentials | undefined>>();
+  #dispatcher: Promise<Dispatcher> | undefined;
+  #ownAgent: Agent | undefined;
+
+  /** @param host registry as named in references: `quay.io`, `127.0.0.1:5000`, `docker.io` */
+  constructor(host: string, options: RegistryOptions) {
+    this.host = host;
+    this.description = `registry ${host}`;
+    const retry: RetryOptions = { ...DEFAULT_RETRY, ...options.retry };
+    const slots = options.maxConcurrentBlobs ?? DEFAULT_MAX_CONCURRENT_BLOBS;
+    this.#downloads = new Semaphore(slots);
+    this.#uploads = new Semaphore(slots);
+    this.#upload = {
+      monolithicLimit: options.upload?.monolithicLimit ?? DEFAULT_MONOLITHIC_LIMIT,
+      chunkSize: options.upload?.chunkSize ?? DEFAULT_CHUNK_SIZE,
+    };
+    const dispatcher = (): Promise<Dispatcher> => (this.#dispatcher ??= this.#makeDispatcher(options));
+    const credentials = (repository: string | undefined): Promise<Credentials | undefined> => {
+      const key = repository ?? '';
+      let found = this.#credentials.get(key);
+      if (found === undefined) {
+        found = resolveCredentials(host, repository, {
+          ...(options.credentials === undefined ? {} : { creds: options.credentials }),
+          ...(options.authFiles === undefined ? {} : { authFiles: options.authFiles }),
+          ...(options.env === undefined ? {} : { env: options.env }),
+          ...(options.homeDir === undefined ? {} : { homeDir: options.homeDir }),
+          ...(options.runCredentialHelper === undefined ? {} : { runHelper: options.runCredentialHelper }),
+        });
+        found.catch(() => this.#credentials.delete(key));
+        this.#credentials.set(key, found);
+      }
+      return found;
+    };
+    const auth = new Authenticator({
+      host,
+      dispatcher,
+      credentials,
+      userAgent: options.userAgent,
+      now: retry.now,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    this.#http = new RegistryHttp({
+      host,
+      apiHost: apiHostFor(host),
+      plainHttp: options.plainHttp === true,
+      dispatcher,
+      userAgent: options.userAgent,
+      retry,
+      auth,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+  }
+
+  async #makeDispatcher(options: RegistryOptions): Promise<Dispatcher> {
+    if (options.dispatcher !== undefined) return options.dispatcher;
+    const tls = options.plainHttp === true ? {} : await loadTlsOptions(this.host, options);
+    this.#ownAgent = new Agent({
+      connect: { ...tls, timeout: CONNECT_TIMEOUT_MS },
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      bodyTimeout: BODY_TIMEOUT_MS,
+    });
+    return this.#ownAgent;
+  }
+
+  /** Check that the registry speaks API v2 and learn how it wants to be authenticated. */
+  async ping(opts: CallOptions = {}): Promise<void> {
+    await this.#http.ping(opts.signal);
+  }
+
+  getManifest(repository: string, reference: string, opts: CallOptions = {}): Promise<RawManifest> {
+    return getManifest(this.#http, repository, reference, opts.signal);
+  }
+
+  /** The descriptor of a manifest if the registry has it, else undefined (HEAD). */
+  headManifest(repository: string, reference: string, opts: CallOptions = {}): Promise<Descriptor | undefined> {
+    return headManifest(this.#http, repository, reference, opts.signal);
+  }
+
+  putManifest(repository: string, manifest: RawManifest, tag: string | undefined, opts: CallOptions = {}): Promise<void> {
+    return putManifest(this.#http, repository, manifest, tag, opts.signal);
+  }
+
+  /** Open a blob; the stream resumes broken downloads and holds a download slot until it closes. */
+  async openBlob(repository: string, desc: Descriptor, opts: CallOptions = {}): Promise<Readable> {
+    const release = await this.#downloads.acquire(this.#http.signal(opts.signal));
+    try {
+      const stream = await openBlob(this.#http, repository, desc, opts.signal);
+      stream.once('close', release);
+      return stream;
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  listTags(repository: string, opts: CallOptions = {}): Promise<string[]> {
+    return listTags(this.#http, repository, opts.signal);
+  }
+
+  hasBlob(repository: string, desc: Descriptor, opts: CallOptions = {}): Promise<boolean> {
+    return hasBlob(this.#http, repository, desc, true, opts.signal);
+  }
+
+  /**
+   * Link a blob from `fromRepository` of the same registry into `repository` without sending it.
+   * Resolves false when the registry declined (it then opened an upload session, which is deleted).
+   */
+  async mountBlob(repository: string, desc: Descriptor, fromRepository: string, opts: CallOptions = {}): Promise<boolean> {
+    const initiated = await initiateUpload(this.#http, repository, desc, fromRepository, opts.signal);
+    if (initiated.mounted) return true;
+    await cancelUpload(this.#http, repository, desc, initiated.location, opts.signal);
+    return false;
+  }
+
+  /** Upload a blob; holds an upload slot meanwhile. The registry verifies the digest on commit. */
+  async putBlob(repository: string, desc: Descriptor, body: Readable, opts: CallOptions = {}): Promise<void> {
+    const release = await this.#uploads.acquire(this.#http.signal(opts.signal));
+    try {
+      await uploadBlob(this.#http, repository, desc, body, this.#upload, opts.signal);
+    } finally {
+      release();
+    }
+  }
+
+  /** Close the connections this client opened (an injected dispatcher is left alone). */
+  async close(): Promise<void> {
+    const agent = this.#ownAgent;
+    this.#ownAgent = undefined;
+    this.#dispatcher = undefined;
+    await agent?.close();
+  }
+}

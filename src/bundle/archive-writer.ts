@@ -1,0 +1,237 @@
+/**
+ * Writes a bundle file: tar entries, each starting a new zstd frame (compressed, or Raw blocks for
+ * already-compressed blobs), the tar end frame, the airlock index and the seek table. The
+ * whole-file sha256 for the `.sha256` sidecar is computed on the way out: no second read.
+ *
+ * Entries are added one at a time, in archive order; the writer does not reorder or check the
+ * order of bundle.json, bundle.json.sig, oci-layout, index.json, blobs (the caller owns that).
+ */
+import type { Readable } from 'node:stream';
+import { AirlockError } from '../errors.js';
+import { encodeIndex, type EntryEncoding, type IndexEntry } from './airlock-index.js';
+import { BatchOutput } from './batch-output.js';
+import { AIRLOCK_INDEX_MAGIC, MAX_FRAME_CONTENT, TAR_BLOCK, TAR_END_SIZE } from './format.js';
+import { DEFAULT_LEVEL, DEFAULT_WORKERS, RawFrameEncoder, ZstdFrameEncoder, type FrameEncoder } from './frame-encoders.js';
+import { encodeSeekTable, type SeekFrame } from './seek-table.js';
+import { encodeTarHeader, tarPadding } from './tar-entry.js';
+import { skippableFrame } from './zstd-frames.js';
+
+/** Options of {@link ArchiveWriter.create}. */
+export interface ArchiveWriterOptions {
+  /** mtime of every tar entry: the bundle's creation time (whole seconds are kept). */
+  mtime: Date;
+  /** zstd level for compressed entries; default {@link DEFAULT_LEVEL}. */
+  level?: number | undefined;
+  /** libzstd worker threads; default {@link DEFAULT_WORKERS}. */
+  workers?: number | undefined;
+  /** Largest decompressed frame; default (and maximum) {@link MAX_FRAME_CONTENT}. Tests use small values. */
+  maxFrameContent?: number | undefined;
+}
+
+/** Options of one entry. */
+export interface AddOptions {
+  /** Compress with zstd (true) or store in Raw blocks (false: gzip/zstd layers). */
+  compress: boolean;
+  signal?: AbortSignal | undefined;
+}
+
+const ZEROS = Buffer.alloc(TAR_BLOCK);
+
+/** Writes one bundle file, entry by entry; see the module comment. */
+export class ArchiveWriter {
+  readonly #out: BatchOutput;
+  readonly #mtime: Date;
+  readonly #maxFrame: number;
+  readonly #zstd: ZstdFrameEncoder;
+  readonly #raw: RawFrameEncoder;
+  readonly #entries: IndexEntry[] = [];
+  readonly #names = new Set<string>();
+  readonly #frames: SeekFrame[] = [];
+  #tarOffset = 0;
+  #busy = false;
+  #failed: unknown;
+  #closed = false;
+
+  private constructor(out: BatchOutput, opts: ArchiveWriterOptions) {
+    this.#out = out;
+    this.#mtime = opts.mtime;
+    this.#maxFrame = opts.maxFrameContent ?? MAX_FRAME_CONTENT;
+    if (!(this.#maxFrame >= TAR_BLOCK && this.#maxFrame <= MAX_FRAME_CONTENT)) {
+      throw new AirlockError('INTERNAL', `maxFrameContent ${this.#maxFrame} out of range`);
+    }
+    this.#zstd = new ZstdFrameEncoder(out, opts.level ?? DEFAULT_LEVEL, opts.workers ?? DEFAULT_WORKERS);
+    this.#raw = new RawFrameEncoder(out);
+  }
+
+  /**
+   * Create (or truncate) `path` and return a writer for it. The caller writes to a temporary
+   * name (`OUT.partial`) and renames it after {@link finish}.
+   *
+   * @example
+   * const w = await ArchiveWriter.create('out.tar.zst.partial', { mtime: new Date() });
+   * await w.addBuffer('bundle.json', head, { compress: true });
+   * const { sha256, bytes } = await w.finish();
+   */
+  static async create(path: string, opts: ArchiveWriterOptions): Promise<ArchiveWriter> {
+    const out = await BatchOutput.create(path);
+    try {
+      return new ArchiveWriter(out, opts);
+    } catch (err) {
+      await out.abandon();
+      throw err;
+    }
+  }
+
+  /** Add an entry held in memory (manifests, configs, bundle.json). */
+  async addBuffer(name: string, data: Buffer, opts: AddOptions): Promise<void> {
+    await this.#guard(() => this.#addEntry(name, data.length, [data], opts));
+  }
+
+  /**
+   * Add an entry whose `size` bytes come from `body`. Fails with INTEGRITY if the body yields
+   * more or fewer bytes; errors of the body (e.g. a VerifyingStream's digest mismatch) propagate.
+   * After any failure the writer refuses further calls: {@link abort} it.
+   */
+  async addStream(name: string, size: number, body: Readable, opts: AddOptions): Promise<void> {
+    await this.#guard(() => this.#addEntry(name, size, body, opts));
+  }
+
+  /** Write the tar end, the index and the seek table; fsync and close. */
+  async finish(): Promise<{ sha256: string; bytes: number }> {
+    return this.#guard(async () => {
+      const end = this.#framed(this.#zstd);
+      await end.begin(TAR_END_SIZE);
+      await end.write(Buffer.alloc(TAR_END_SIZE));
+      await end.end();
+      const index = skippableFrame(AIRLOCK_INDEX_MAGIC, encodeIndex(this.#entries));
+      await this.#out.write(index);
+      this.#frames.push({ compressedSize: index.length, decompressedSize: 0 });
+      await this.#out.write(encodeSeekTable(this.#frames));
+      this.#closed = true;
+      return this.#out.close();
+    });
+  }
+
+  /** Close the file as it is, leaving it to the caller to delete or resume. Never throws. */
+  async abort(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#out.abandon();
+  }
+
+  async #guard<T>(step: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new AirlockError('INTERNAL', 'archive writer already closed');
+    if (this.#failed !== undefined) throw new AirlockError('INTERNAL', 'archive writer failed earlier', { cause: this.#failed });
+    if (this.#busy) throw new AirlockError('INTERNAL', 'archive writer used concurrently');
+    this.#busy = true;
+    try {
+      return await step();
+    } catch (err) {
+      this.#failed = err;
+      throw err;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #addEntry(name: string, size: number, body: Iterable<Buffer> | AsyncIterable<Buffer>, opts: AddOptions): Promise<void> {
+    if (this.#names.has(name)) throw new AirlockError('INTERNAL', `entry ${name} added twice`);
+    const header = encodeTarHeader(name, size, this.#mtime);
+    const encoding: EntryEncoding = opts.compress ? 'zstd' : 'raw';
+    const encoder = opts.compress ? this.#zstd : this.#raw;
+    const entry: IndexEntry = {
+      path: name,
+      size,
+      offset: this.#out.position,
+      frames: 0,
+      dataOffset: this.#tarOffset + TAR_BLOCK,
+      encoding,
+    };
+    const cutter = new FrameCutter(TAR_BLOCK + size + tarPadding(size), this.#maxFrame, this.#framed(encoder));
+    await cutter.write(header);
+    let seen = 0;
+    for await (const chunk of body) {
+      opts.signal?.throwIfAborted();
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      seen += buf.length;
+      if (seen > size) throw sizeError(name, size, `more than ${size}`);
+      await cutter.write(buf);
+    }
+    if (seen < size) throw sizeError(name, size, String(seen));
+    await cutter.write(ZEROS.subarray(0, tarPadding(size)));
+    await cutter.finish();
+    entry.frames = cutter.frames;
+    this.#tarOffset += cutter.total;
+    this.#names.add(name);
+    this.#entries.push(entry);
+  }
+
+  /** `encoder`, with each frame it writes recorded for the seek table. */
+  #framed(encoder: FrameEncoder): FrameEncoder {
+    let start = 0;
+    let size = 0;
+    return {
+      begin: async (contentSize) => {
+        start = this.#out.position;
+        size = contentSize;
+        await encoder.begin(contentSize);
+      },
+      write: (chunk) => encoder.write(chunk),
+      end: async () => {
+        await encoder.end();
+        this.#frames.push({ compressedSize: this.#out.position - start, decompressedSize: size });
+      },
+    };
+  }
+}
+
+function sizeError(name: string, size: number, got: string): AirlockError {
+  return new AirlockError('INTEGRITY', `${name}: expected ${size} bytes, got ${got}`, {
+    subject: name,
+    details: { expected: size, got },
+  });
+}
+
+/**
+ * Splits an entry's content (header, data, padding: `total` bytes) into frames of at most
+ * `maxFrame` bytes, opening and closing frames of `encoder` as the content flows through.
+ */
+class FrameCutter {
+  readonly total: number;
+  frames = 0;
+  readonly #maxFrame: number;
+  readonly #encoder: FrameEncoder;
+  #written = 0;
+  /** Bytes left in the open frame; 0 when no frame is open. */
+  #left = 0;
+
+  constructor(total: number, maxFrame: number, encoder: FrameEncoder) {
+    this.total = total;
+    this.#maxFrame = maxFrame;
+    this.#encoder = encoder;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.#left === 0) {
+        this.#left = Math.min(this.#maxFrame, this.total - this.#written);
+        if (this.#left === 0) throw new AirlockError('INTERNAL', `entry content exceeds ${this.total} bytes`);
+        this.frames += 1;
+        await this.#encoder.begin(this.#left);
+      }
+      const n = Math.min(this.#left, chunk.length - pos);
+      await this.#encoder.write(pos === 0 && n === chunk.length ? chunk : chunk.subarray(pos, pos + n));
+      this.#left -= n;
+      this.#written += n;
+      pos += n;
+      if (this.#left === 0) await this.#encoder.end();
+    }
+  }
+
+  async finish(): Promise<void> {
+    if (this.#written !== this.total) {
+      throw new AirlockError('INTERNAL', `entry content ${this.#written} of ${this.total} bytes`);
+    }
+  }
+}

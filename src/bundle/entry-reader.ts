@@ -1,0 +1,166 @@
+/**
+ * A readable stream of one entry's data, decoded from only that entry's frames: Raw frames are
+ * unwrapped without zstd, compressed frames go through libzstd. The tar header at the start of
+ * the first frame is checked against the index and skipped, the padding at the end dropped.
+ *
+ * The bytes are NOT verified here: the caller pipes them through a VerifyingStream holding the
+ * digest and size from the signed bundle.json.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { AirlockError } from '../errors.js';
+import type { LocatedEntry } from './airlock-index.js';
+import { READ_CHUNK, readExactly } from './file-read.js';
+import { TAR_BLOCK } from './format.js';
+import type { SeekFrame } from './seek-table.js';
+import { decodeTarHeader } from './tar-entry.js';
+import { zstd, type DCtx } from './zstd-binding.js';
+import { RawFrameDecoder } from './zstd-frames.js';
+
+/** Output buffer per decompression call: 1 MiB (a result smaller than a quarter is copied out). */
+const DECODE_CHUNK = 1 << 20;
+
+const EMPTY = Buffer.alloc(0);
+
+/** The stream returned by `ArchiveReader.openEntry`. */
+export class EntryReadable extends Readable {
+  readonly #fh: FileHandle;
+  readonly #path: string;
+  readonly #entry: LocatedEntry;
+  readonly #frames: readonly SeekFrame[];
+  readonly #dctx: DCtx | undefined;
+  #frame: number;
+  #framePos = 0;
+  /** Decoded bytes of the current frame. */
+  #frameOut = 0;
+  #filePos: number;
+  #raw: RawFrameDecoder | undefined;
+  /** Bytes of the current frame read from disk and not yet decoded. */
+  #src: Buffer = EMPTY;
+  #outputPending = false;
+  #zstdLeft = 0;
+  /** Bytes of the entry's tar content (header, data, padding) decoded so far. */
+  #content = 0;
+  #header: Buffer[] = [];
+  #reading = false;
+
+  constructor(fh: FileHandle, path: string, entry: LocatedEntry, frames: readonly SeekFrame[]) {
+    super({ highWaterMark: 1 << 20 });
+    this.#fh = fh;
+    this.#path = path;
+    this.#entry = entry;
+    this.#frames = frames;
+    this.#frame = entry.firstFrame;
+    this.#filePos = entry.offset;
+    this.#dctx = entry.encoding === 'zstd' ? new zstd.DCtx() : undefined;
+  }
+
+  override _read(): void {
+    if (this.#reading) return;
+    this.#reading = true;
+    this.#pump().catch((err: unknown) => this.destroy(err as Error));
+  }
+
+  /**
+   * Decode until a push reports backpressure or the entry ends. Each step decodes at most one
+   * read (raw) or one 1 MiB output buffer (zstd), so a highly compressible — or hostile — frame
+   * never inflates more than that ahead of the consumer.
+   */
+  async #pump(): Promise<void> {
+    for (;;) {
+      if (this.#frame === this.#entry.firstFrame + this.#entry.frames) {
+        this.#finish();
+        return;
+      }
+      const frame = this.#frames[this.#frame]!;
+      if (this.#src.length === 0 && !this.#outputPending) {
+        const n = Math.min(READ_CHUNK, frame.compressedSize - this.#framePos);
+        this.#src = await readExactly(this.#fh, n, this.#filePos, this.#path);
+        this.#filePos += n;
+        this.#framePos += n;
+      }
+      const pieces = this.#step();
+      for (const p of pieces) this.#frameOut += p.length;
+      if (this.#frameOut > frame.decompressedSize) throw this.#damaged(`frame ${this.#frame} is larger than the seek table says`);
+      if (this.#framePos === frame.compressedSize && this.#src.length === 0 && !this.#outputPending) this.#endFrame(frame);
+      let more = true;
+      for (const p of pieces) more = this.#route(p) && more;
+      if (!more) {
+        // Cleared in the same tick as the last push, so the next _read call is never lost.
+        this.#reading = false;
+        return;
+      }
+    }
+  }
+
+  /** Decode one step of the current frame from `#src`. */
+  #step(): Buffer[] {
+    if (this.#dctx === undefined) {
+      this.#raw ??= new RawFrameDecoder();
+      const pieces = this.#raw.push(this.#src);
+      this.#src = EMPTY;
+      return pieces;
+    }
+    const dst = Buffer.allocUnsafe(DECODE_CHUNK);
+    const [ret, produced, consumed] = this.#dctx.decompressStream(dst, this.#src);
+    this.#src = this.#src.subarray(consumed);
+    this.#zstdLeft = ret;
+    // A full output buffer may mean more output is waiting inside libzstd.
+    this.#outputPending = produced === DECODE_CHUNK;
+    if (ret === 0 && this.#src.length > 0) throw this.#damaged(`data after the end of frame ${this.#frame}`);
+    if (produced === 0) return [];
+    return [produced < DECODE_CHUNK / 4 ? Buffer.from(dst.subarray(0, produced)) : dst.subarray(0, produced)];
+  }
+
+  #endFrame(frame: SeekFrame): void {
+    if (this.#raw !== undefined) {
+      this.#raw.finish();
+      this.#raw = undefined;
+    } else if (this.#zstdLeft !== 0) {
+      throw this.#damaged(`frame ${this.#frame} is incomplete`);
+    }
+    if (this.#frameOut !== frame.decompressedSize) throw this.#damaged(`frame ${this.#frame} size differs from the seek table`);
+    this.#frame += 1;
+    this.#framePos = 0;
+    this.#frameOut = 0;
+  }
+
+  /** Send a piece of tar content where it belongs: header check, data out, padding dropped. */
+  #route(piece: Buffer): boolean {
+    let p = piece;
+    let more = true;
+    if (this.#content < TAR_BLOCK) {
+      const n = Math.min(TAR_BLOCK - this.#content, p.length);
+      this.#header.push(p.subarray(0, n));
+      this.#content += n;
+      p = p.subarray(n);
+      if (this.#content === TAR_BLOCK) this.#checkHeader(Buffer.concat(this.#header));
+    }
+    const dataLeft = TAR_BLOCK + this.#entry.size - this.#content;
+    if (p.length > 0 && dataLeft > 0) {
+      const data = p.length <= dataLeft ? p : p.subarray(0, dataLeft);
+      more = this.push(data);
+    }
+    this.#content += p.length;
+    return more;
+  }
+
+  #checkHeader(block: Buffer): void {
+    const h = decodeTarHeader(block);
+    if (h === undefined || h.path !== this.#entry.path || h.size !== this.#entry.size || h.type !== 'File') {
+      throw this.#damaged('its tar header does not match the index');
+    }
+  }
+
+  #finish(): void {
+    if (this.#content < TAR_BLOCK + this.#entry.size) throw this.#damaged('its frames end before its data');
+    this.push(null);
+  }
+
+  #damaged(why: string): AirlockError {
+    return new AirlockError('INTEGRITY', `${this.#path}: entry ${this.#entry.path} is damaged: ${why}`, {
+      subject: this.#entry.path,
+      hint: 'copy the bundle again and compare it with its .sha256 sidecar',
+    });
+  }
+}

@@ -1,0 +1,33 @@
+/** Positional reads of a bundle file that either return exactly what was asked or fail clearly. */
+import type { FileHandle } from 'node:fs/promises';
+import { AirlockError, fromFsError } from '../errors.js';
+
+/**
+ * Size of each read from a bundle: 1 MiB. Per-call costs (syscall, promise, hash update) are paid
+ * per MiB, and FACTS measured sha256 at 1.3–1.8 GB/s with 1 MiB reads against 0.6 GB/s with 64 KiB.
+ */
+export const READ_CHUNK = 1 << 20;
+
+/**
+ * Read `length` bytes at `position` into a new buffer (or `into`). A short file is INTEGRITY:
+ * the bundle is truncated.
+ */
+export async function readExactly(fh: FileHandle, length: number, position: number, path: string, into?: Buffer): Promise<Buffer> {
+  const buf = into === undefined ? Buffer.allocUnsafe(length) : into.subarray(0, length);
+  let done = 0;
+  try {
+    while (done < length) {
+      const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+      if (bytesRead === 0) {
+        throw new AirlockError('INTEGRITY', `${path}: file ends at byte ${position + done}, expected ${position + length}`, {
+          subject: path,
+          hint: 'the bundle is truncated: copy it again and compare it with its .sha256 sidecar',
+        });
+      }
+      done += bytesRead;
+    }
+  } catch (err) {
+    throw fromFsError(err, path, 'reading');
+  }
+  return buf;
+}

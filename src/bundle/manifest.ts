@@ -1,0 +1,163 @@
+/**
+ * `bundle.json`, the bundle manifest: what a bundle carries, signed by `bundle.json.sig`. Its
+ * JSON Schema is `schemas/bundle.schema.json`; {@link validateBundleManifest} adds the rules a
+ * schema cannot state (each blob once, totals that add up, images whose manifests are present).
+ * The bundle id is the sha256 digest of the exact bytes: parse them, never re-serialise.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { sha256Digest, type Digest } from '../digest/digest.js';
+import { AirlockError } from '../errors.js';
+import { BUNDLE_MEDIA_TYPE } from './format.js';
+import { MAX_BUNDLE_JSON_BYTES } from './read-head.js';
+
+export { BUNDLE_MEDIA_TYPE } from './format.js';
+
+/** An image in the bundle, under the reference it was listed as. */
+export interface BundleImage {
+  /** Full reference as listed, e.g. `quay.io/coreos/etcd:v3.3`. */
+  name: string;
+  /** Where it was pulled from (often equal to `name`). */
+  source: string;
+  /** Digest of its top manifest or index, as stored in the bundle. */
+  digest: Digest;
+  mediaType: string;
+  /** Size of the top manifest or index. */
+  size: number;
+  /** `os/arch[/variant]` of every platform carried. */
+  platforms: string[];
+  /** Bytes of every distinct blob of this image, as if it were alone. */
+  bytes?: number;
+  /** The digest the source served when it differs from `digest` (converted on the way). */
+  upstreamDigest?: Digest;
+}
+
+/** A file under `blobs/sha256/`. */
+export interface BundleBlob {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+}
+
+/** Reserved for delta bundles: a blob the images need that a parent bundle carries. */
+export interface ExternalBlob extends BundleBlob {
+  /** Id of the bundle that carries it. */
+  bundle: Digest;
+}
+
+/** Digest and size of `oci-layout` or `index.json`. */
+export interface LayoutFile {
+  digest: Digest;
+  size: number;
+}
+
+/** The content of bundle.json (schema: `schemas/bundle.schema.json`). */
+export interface BundleManifest {
+  schemaVersion: 1;
+  mediaType: typeof BUNDLE_MEDIA_TYPE;
+  /** RFC 3339 UTC, whole seconds as airlock writes it: `2024-05-01T12:00:00Z`. */
+  created: string;
+  /** e.g. `airlock/0.1.0`. */
+  creator: string;
+  images: BundleImage[];
+  /** Every blob carried, each once, in archive order. */
+  blobs: BundleBlob[];
+  layout: { 'oci-layout': LayoutFile; 'index.json': LayoutFile };
+  totals: { images: number; blobs: number; bytes: number; referencedBytes: number };
+  /** Reserved for delta bundles: ids of the bundles this one builds on. */
+  parents?: Digest[];
+  /** Reserved for delta bundles: blobs not carried here. */
+  external?: ExternalBlob[];
+}
+
+/** The schema file, found relative to this module both in `src/` (tests) and in `dist/`. */
+const SCHEMA_URL = new URL('../../schemas/bundle.schema.json', import.meta.url);
+
+let compiled: ValidateFunction | undefined;
+
+function schemaValidator(): ValidateFunction {
+  if (compiled === undefined) {
+    const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as Record<string, unknown>;
+    compiled = new Ajv2020({ strict: true, allErrors: true }).compile(schema);
+  }
+  return compiled;
+}
+
+/** Most problems listed in one error: 20, enough to see the pattern without flooding. */
+const MAX_PROBLEMS = 20;
+
+/**
+ * Every reason `doc` is not a valid bundle manifest (empty when it is): schema violations, then
+ * duplicate blobs, totals that do not add up, images whose top manifest is neither carried nor
+ * external, and a `created` that is not a real date.
+ */
+export function validateBundleManifest(doc: unknown): string[] {
+  const validate = schemaValidator();
+  if (!validate(doc)) {
+    return (validate.errors ?? []).slice(0, MAX_PROBLEMS).map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`);
+  }
+  const m = doc as BundleManifest;
+  const problems: string[] = [];
+  const carried = new Set<string>();
+  for (const b of m.blobs) {
+    if (carried.has(b.digest)) problems.push(`blob ${b.digest} is listed twice`);
+    carried.add(b.digest);
+  }
+  const external = new Set<string>();
+  for (const b of m.external ?? []) {
+    if (carried.has(b.digest) || external.has(b.digest)) problems.push(`external blob ${b.digest} is listed twice`);
+    external.add(b.digest);
+  }
+  for (const img of m.images) {
+    if (!carried.has(img.digest) && !external.has(img.digest)) problems.push(`image ${img.name}: manifest ${img.digest} is not in blobs`);
+  }
+  const bytes = m.blobs.reduce((n, b) => n + b.size, 0);
+  if (m.totals.images !== m.images.length) problems.push(`totals.images is ${m.totals.images}, images lists ${m.images.length}`);
+  if (m.totals.blobs !== m.blobs.length) problems.push(`totals.blobs is ${m.totals.blobs}, blobs lists ${m.blobs.length}`);
+  if (m.totals.bytes !== bytes) problems.push(`totals.bytes is ${m.totals.bytes}, the blobs add up to ${bytes}`);
+  if (m.totals.referencedBytes < m.totals.bytes) problems.push('totals.referencedBytes is less than totals.bytes');
+  if (!isRealDate(m.created)) problems.push(`created ${m.created} is not a valid date`);
+  return problems.slice(0, MAX_PROBLEMS);
+}
+
+/** True when an RFC 3339 UTC timestamp names a real instant (no 31 February, no hour 24). */
+function isRealDate(text: string): boolean {
+  const t = new Date(text);
+  return !Number.isNaN(t.getTime()) && t.toISOString().slice(0, 19) === text.slice(0, 19);
+}
+
+/**
+ * Parse and validate the exact bytes of a bundle.json.
+ *
+ * @param source the bundle it came from, for messages
+ * @throws INTEGRITY listing what is wrong: the manifest is part of the (signed) bundle, so a bad
+ *   one means a damaged or hostile bundle
+ */
+export function parseBundleManifest(bytes: Buffer, source: string): BundleManifest {
+  const fail = (problems: string[]): AirlockError =>
+    new AirlockError('INTEGRITY', `${source}: invalid bundle.json: ${problems.join('; ')}`, {
+      subject: source,
+      details: { problems },
+      hint: 'the bundle was not written by a compatible airlock, or it was altered',
+    });
+  if (bytes.length > MAX_BUNDLE_JSON_BYTES) throw fail([`${bytes.length} bytes, more than ${MAX_BUNDLE_JSON_BYTES}`]);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw fail([`not JSON (${(err as Error).message})`]);
+  }
+  const problems = validateBundleManifest(doc);
+  if (problems.length > 0) throw fail(problems);
+  return doc as BundleManifest;
+}
+
+/** The bytes airlock writes for a manifest: 2-space indented JSON and a newline. */
+export function serializeBundleManifest(manifest: BundleManifest): Buffer {
+  return Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
+}
+
+/** The bundle id: the sha256 digest of the exact bundle.json bytes. */
+export function bundleId(bundleJson: Buffer): Digest {
+  return sha256Digest(bundleJson);
+}

@@ -146,6 +146,7 @@ function bundleManifest(plan: BundlePlan, created: Date): BundleManifest {
       mediaType: img.mediaType,
       size: img.size,
       platforms: img.platforms,
+      bytes: img.bytes,
       ...(img.upstreamDigest === undefined ? {} : { upstreamDigest: img.upstreamDigest }),
     })),
     blobs: plan.blobs.map((b) => ({ digest: b.desc.digest, size: b.desc.size, mediaType: b.desc.mediaType })),

@@ -1,0 +1,85 @@
+/** `airlock bundle import FILE --to HOST[:PORT][/PREFIX] | oci:DIR`: a thin layer over `ops/import.ts`. */
+import { Option, type Command } from 'commander';
+import { AirlockError } from '../../errors.js';
+import { loadPublicKeys } from '../../bundle/keys.js';
+import { Layout } from '../../layout/layout.js';
+import { RegistryClient } from '../../registry/client.js';
+import { loadPolicy } from '../../policy/load.js';
+import { DEFAULT_IMPORT_CONCURRENCY, importBundle, type ImportResult } from '../../ops/import.js';
+import { parseImportTarget } from '../../ops/import-names.js';
+import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
+import { createReporter, formatBytes } from '../progress.js';
+import { printResult } from '../output.js';
+import type { CommandContext } from '../main.js';
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+interface ImportFlags extends RegistryFlags {
+  to: string;
+  trust?: string[];
+  allowUnsigned: boolean;
+  policy?: string;
+  stripHost: boolean;
+}
+
+/** The result table: image, target reference, digest, in columns. */
+function table(result: ImportResult): string[] {
+  const rows = [['IMAGE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.name, i.reference, i.digest])];
+  const widths = [0, 1].map((c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => `  ${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padEnd(widths[1]!)}  ${r[2]}`);
+}
+
+export function registerImportCommand(bundle: Command, ctx: CommandContext): void {
+  const cmd = addRegistryOptions(
+    bundle
+      .command('import')
+      .description('push the images of a bundle into a registry or an OCI layout directory; signature and manifest are checked before anything is sent')
+      .argument('<file>', 'bundle archive (.tar.zst)')
+      .requiredOption('--to <HOST[:PORT][/PREFIX]|oci:DIR>', 'target registry and optional repository prefix, or an OCI image layout directory')
+      .addOption(new Option('--trust <key.pub>', 'public key whose signatures are trusted; repeatable').argParser(collect))
+      .option('--allow-unsigned', 'accept a bundle without a (trusted) signature', false)
+      .option('--policy <file>', 'import policy (YAML or JSON, see schemas/policy.schema.json): allowed registries, repositories, signers')
+      .option('--strip-host', 'drop the upstream registry host from target names (refused if two images would collide)', false),
+  );
+  const concurrency = cmd.options.find((o) => o.long === '--concurrency');
+  if (concurrency !== undefined) concurrency.description = `blob uploads in flight at once (default ${DEFAULT_IMPORT_CONCURRENCY}: a registry's ingest is CPU-bound, a third upload rarely helps)`;
+
+  cmd.action(async (file: string, flags: ImportFlags) => {
+    const target = parseImportTarget(flags.to);
+    const uploads = parseConcurrency(flags.concurrency ?? String(DEFAULT_IMPORT_CONCURRENCY));
+    const trusted = await loadPublicKeys(flags.trust ?? []);
+    const policy = flags.policy === undefined ? undefined : await loadPolicy(flags.policy);
+    const endpoints = endpointsFrom({ ...flags, concurrency: String(uploads) });
+    const reporter = createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
+    try {
+      const client = target.kind === 'registry' ? endpoints.registry(target.host) : undefined;
+      if (client !== undefined && !(client instanceof RegistryClient)) throw new AirlockError('INTERNAL', 'registry endpoint is not a registry client');
+      const result = await importBundle({
+        path: file,
+        target,
+        sink: client ?? new Layout(target.kind === 'layout' ? target.dir : ''),
+        trusted,
+        allowUnsigned: flags.allowUnsigned,
+        ...(policy === undefined ? {} : { policy }),
+        stripHost: flags.stripHost,
+        concurrency: uploads,
+        signal: ctx.signal,
+        onProgress: reporter.listener,
+      });
+      reporter.stop(true);
+      const b = result.blobs;
+      printResult(ctx, result, [
+        `imported ${file} into ${result.target}`,
+        `  bundle id ${result.bundleId}, ${result.keyId === undefined ? 'UNSIGNED or untrusted (accepted because of --allow-unsigned)' : `signed by trusted key ${result.keyId}`}`,
+        `  ${b.distinct} blobs: ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${result.manifests} manifests`,
+        '',
+        ...table(result),
+      ]);
+    } catch (err) {
+      reporter.stop(false);
+      throw err;
+    } finally {
+      await endpoints.close();
+    }
+  });
+}

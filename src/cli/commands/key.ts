@@ -1,0 +1,21 @@
+/** `airlock key generate`: an ed25519 key pair for signing bundles. */
+import type { Command } from 'commander';
+import { generateKeyPair } from '../../bundle/keys.js';
+import type { CommandContext } from '../main.js';
+import { printResult } from '../output.js';
+
+export function registerKeyCommands(program: Command, ctx: CommandContext): void {
+  const key = program.command('key').description('manage bundle signing keys');
+  key
+    .command('generate')
+    .description('write a new ed25519 key pair: PREFIX.key (private, mode 0600) and PREFIX.pub')
+    .requiredOption('--out <prefix>', 'path prefix of the two files')
+    .action(async (opts: { out: string }) => {
+      const result = await generateKeyPair(opts.out);
+      printResult(ctx, result, [
+        `private key: ${result.privateKeyFile} (keep it on the connected side, readable only by you)`,
+        `public key:  ${result.publicKeyFile} (copy it into the air gap; verify and import trust it with --trust)`,
+        `key id:      ${result.keyId}`,
+      ]);
+    });
+}

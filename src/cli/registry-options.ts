@@ -1,0 +1,96 @@
+/**
+ * Registry connection flags shared by every command that talks to a registry, and the endpoint
+ * factory built from them.
+ */
+import { Option, type Command } from 'commander';
+import { AirlockError } from '../errors.js';
+import type { Endpoints } from '../copy/expand.js';
+import { Layout } from '../layout/layout.js';
+import { RegistryClient } from '../registry/client.js';
+import { VERSION } from '../version.js';
+
+export interface RegistryFlags {
+  creds?: string[];
+  caFile?: string[];
+  plainHttp?: boolean;
+  insecureSkipTlsVerify?: boolean;
+  concurrency?: string;
+}
+
+/** Blobs in flight per registry by default: enough to hide latency to a remote registry. */
+export const DEFAULT_CONCURRENCY = 4;
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+export function addRegistryOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--creds <[host=]user:password>', 'credentials for the registry (HOST= limits them to one host; repeatable)').argParser(collect),
+    )
+    .addOption(new Option('--ca-file <file>', 'trust this CA certificate (PEM) for TLS; repeatable').argParser(collect))
+    .option('--plain-http', 'talk plain HTTP, for registries without TLS', false)
+    .option('--insecure-skip-tls-verify', 'do not verify registry TLS certificates (unsafe)', false)
+    .option('--concurrency <n>', `blobs transferred at once per registry (default ${DEFAULT_CONCURRENCY})`);
+}
+
+interface Creds {
+  host?: string;
+  username: string;
+  password: string;
+}
+
+/** Parse `[host=]user:password`; the password may contain ':' and '='. */
+export function parseCreds(text: string): Creds {
+  const eq = text.indexOf('=');
+  const colon = text.indexOf(':');
+  const hasHost = eq > 0 && (colon === -1 || eq < colon);
+  const host = hasHost ? text.slice(0, eq) : undefined;
+  const rest = hasHost ? text.slice(eq + 1) : text;
+  const sep = rest.indexOf(':');
+  if (sep <= 0) {
+    throw new AirlockError('USAGE', '--creds must be USER:PASSWORD or HOST=USER:PASSWORD', {
+      hint: 'for example --creds registry.lan=mirror:s3cret',
+    });
+  }
+  return { ...(host === undefined ? {} : { host }), username: rest.slice(0, sep), password: rest.slice(sep + 1) };
+}
+
+export function parseConcurrency(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_CONCURRENCY;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new AirlockError('USAGE', `--concurrency ${text}: must be a whole number from 1 to 64`);
+  }
+  return n;
+}
+
+/** Build the endpoint factory; one client per host, reused for every image of that host. */
+export function endpointsFrom(flags: RegistryFlags): Endpoints & { close(): Promise<void> } {
+  const creds = (flags.creds ?? []).map(parseCreds);
+  const concurrency = parseConcurrency(flags.concurrency);
+  const clients = new Map<string, RegistryClient>();
+  return {
+    registry(host: string): RegistryClient {
+      let client = clients.get(host);
+      if (client === undefined) {
+        const c = creds.find((x) => x.host === host) ?? creds.find((x) => x.host === undefined);
+        client = new RegistryClient(host, {
+          plainHttp: flags.plainHttp === true,
+          insecureSkipTlsVerify: flags.insecureSkipTlsVerify === true,
+          caFiles: flags.caFile ?? [],
+          ...(c === undefined ? {} : { credentials: { username: c.username, password: c.password } }),
+          maxConcurrentBlobs: concurrency,
+          userAgent: `airlock/${VERSION}`,
+        });
+        clients.set(host, client);
+      }
+      return client;
+    },
+    layout(dir: string): Layout {
+      return new Layout(dir);
+    },
+    async close(): Promise<void> {
+      await Promise.all([...clients.values()].map((c) => c.close()));
+    },
+  };
+}

@@ -1,0 +1,191 @@
+/**
+ * Planning an import: from the signed bundle manifest and the archive's index to what each target
+ * repository needs — its blobs (each once), its manifests (children before their indexes) and its
+ * tags — before anything is written.
+ *
+ * The archive index is unsigned: it only says where an entry is. Every carried blob must have an
+ * entry of the signed size, and every manifest is read through a VerifyingStream against the signed
+ * digest before it is parsed; layers are verified the same way later, while they are pushed.
+ */
+import { buffer } from 'node:stream/consumers';
+import { AirlockError, isAirlockError } from '../errors.js';
+import type { Digest } from '../digest/digest.js';
+import { VerifyingStream } from '../digest/verify.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { manifestBlobs, MAX_MANIFEST_BYTES, parseManifest, type RawManifest } from '../oci/manifest.js';
+import { isManifestMediaType } from '../oci/media-types.js';
+import { blobPath } from '../layout/paths.js';
+import type { ArchiveReader } from '../bundle/archive-reader.js';
+import type { BundleBlob, BundleManifest } from '../bundle/manifest.js';
+import type { ImageMapping } from './import-names.js';
+
+/** Indexes may nest; real images use one level. Deeper nesting is refused to bound the work. */
+const MAX_INDEX_DEPTH = 4;
+
+/** One blob to bring into the target, with every repository that needs it. */
+export interface BlobUnit {
+  /** Digest, size and media type as the signed manifest lists them. */
+  desc: Descriptor;
+  /** Target repositories that need it, in plan order. */
+  repositories: string[];
+  /** Archive entry to read it from; undefined for a blob a delta bundle does not carry. */
+  entry: string | undefined;
+  /** The first image that needs it, for messages. */
+  image: string;
+}
+
+/** What one target repository receives. */
+export interface RepositoryPlan {
+  repository: string;
+  /** Manifests and indexes, each once, children before the indexes that list them. */
+  manifests: RawManifest[];
+  /** Tags applied last, after every manifest of every repository is in place. */
+  tags: Array<{ tag: string; manifest: RawManifest; image: string }>;
+  /** Top manifests of digest-only names (pushed by digest; a layout names them `repo@digest`). */
+  untagged: Array<{ manifest: RawManifest; image: string }>;
+}
+
+export interface ImportPlan {
+  /** Config and layer blobs (manifests are pushed as manifests), in bundle order. */
+  blobs: BlobUnit[];
+  repositories: RepositoryPlan[];
+  /** Bytes of every carried blob in {@link blobs}, each counted once. */
+  bytes: number;
+}
+
+function damaged(path: string, message: string, subject: string): AirlockError {
+  return new AirlockError('INTEGRITY', `${path}: ${message}`, {
+    subject,
+    hint: 'the bundle is damaged or was altered; copy it again and run bundle verify',
+  });
+}
+
+/**
+ * Check that every carried blob has an archive entry of its signed size, then read every manifest
+ * and index (at most 4 MiB each) through a VerifyingStream and parse it.
+ *
+ * @returns the manifests by digest
+ * @throws INTEGRITY naming the entry or blob
+ */
+export async function readBundleManifests(reader: ArchiveReader, manifest: BundleManifest, signal?: AbortSignal): Promise<Map<Digest, RawManifest>> {
+  for (const blob of manifest.blobs) {
+    const entry = reader.entry(blobPath(blob.digest));
+    if (entry === undefined) throw damaged(reader.path, `blob ${blob.digest} is listed in the signed manifest but missing from the archive`, blob.digest);
+    if (entry.size !== blob.size) {
+      throw damaged(reader.path, `entry ${entry.path} is ${entry.size} bytes, the signed manifest says ${blob.size}`, blob.digest);
+    }
+  }
+  const manifests = new Map<Digest, RawManifest>();
+  for (const blob of manifest.blobs.filter((b) => isManifestMediaType(b.mediaType))) {
+    signal?.throwIfAborted();
+    manifests.set(blob.digest, await readManifestBlob(reader, blob));
+  }
+  return manifests;
+}
+
+async function readManifestBlob(reader: ArchiveReader, blob: BundleBlob): Promise<RawManifest> {
+  const what = `manifest ${blob.digest} in ${reader.path}`;
+  if (blob.size > MAX_MANIFEST_BYTES) {
+    throw new AirlockError('UNSUPPORTED', `${what} is ${blob.size} bytes, over the 4 MiB limit`, { subject: blob.digest });
+  }
+  const entry = reader.openEntry(blobPath(blob.digest));
+  const verified = new VerifyingStream(blob, what);
+  entry.on('error', (err) => verified.destroy(err));
+  const bytes = await buffer(entry.pipe(verified));
+  try {
+    return parseManifest(bytes, blob.mediaType, what);
+  } catch (err) {
+    if (!isAirlockError(err, 'REGISTRY')) throw err;
+    throw damaged(reader.path, err.message, blob.digest);
+  }
+}
+
+/** Accumulates the plan while images are walked. */
+class PlanBuilder {
+  readonly units = new Map<Digest, BlobUnit>();
+  readonly repos = new Map<string, RepositoryPlan & { seen: Set<Digest> }>();
+
+  constructor(
+    readonly path: string,
+    readonly carried: ReadonlyMap<Digest, BundleBlob>,
+    readonly external: ReadonlySet<string>,
+    readonly manifests: ReadonlyMap<Digest, RawManifest>,
+  ) {}
+
+  repo(repository: string): RepositoryPlan & { seen: Set<Digest> } {
+    let r = this.repos.get(repository);
+    if (r === undefined) {
+      r = { repository, manifests: [], tags: [], untagged: [], seen: new Set() };
+      this.repos.set(repository, r);
+    }
+    return r;
+  }
+
+  blob(desc: Descriptor, repository: string, image: string): void {
+    const signed = this.carried.get(desc.digest);
+    if (signed === undefined && !this.external.has(desc.digest)) {
+      throw damaged(this.path, `image ${image} references blob ${desc.digest}, which the bundle neither carries nor lists as external`, desc.digest);
+    }
+    if (signed !== undefined && signed.size !== desc.size) {
+      throw damaged(this.path, `image ${image} references blob ${desc.digest} with size ${desc.size}, the bundle carries ${signed.size}`, desc.digest);
+    }
+    let unit = this.units.get(desc.digest);
+    if (unit === undefined) {
+      const d = signed ?? desc;
+      unit = { desc: { mediaType: d.mediaType, digest: d.digest, size: d.size }, repositories: [], entry: signed === undefined ? undefined : blobPath(d.digest), image };
+      this.units.set(desc.digest, unit);
+    }
+    if (!unit.repositories.includes(repository)) unit.repositories.push(repository);
+  }
+
+  walk(m: RawManifest, repository: string, image: string, depth: number): void {
+    const repo = this.repo(repository);
+    if (repo.seen.has(m.digest)) return;
+    if (m.kind === 'manifest') {
+      for (const b of manifestBlobs(m.parsed)) this.blob(b, repository, image);
+    } else {
+      if (depth >= MAX_INDEX_DEPTH) throw new AirlockError('UNSUPPORTED', `${image}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, { subject: image });
+      for (const child of m.parsed.manifests) this.walk(this.manifest(child, image), repository, image, depth + 1);
+    }
+    repo.seen.add(m.digest);
+    repo.manifests.push(m);
+  }
+
+  manifest(desc: Pick<Descriptor, 'digest' | 'size'>, image: string): RawManifest {
+    const m = this.manifests.get(desc.digest);
+    if (m === undefined) {
+      const why = this.external.has(desc.digest) ? 'is external (a delta bundle): import its parent bundle first' : 'is not in the bundle';
+      throw damaged(this.path, `image ${image}: manifest ${desc.digest} ${why}`, desc.digest);
+    }
+    if (m.bytes.length !== desc.size) throw damaged(this.path, `image ${image}: manifest ${desc.digest} is not ${desc.size} bytes`, desc.digest);
+    return m;
+  }
+}
+
+/**
+ * Build the plan for `images` (already mapped to target repositories).
+ *
+ * @param manifests every manifest of the bundle, verified, by digest
+ * @throws INTEGRITY when an image needs something the bundle does not carry
+ */
+export function planImport(path: string, bundle: BundleManifest, manifests: ReadonlyMap<Digest, RawManifest>, images: readonly ImageMapping[]): ImportPlan {
+  const carried = new Map(bundle.blobs.map((b) => [b.digest, b]));
+  const external = new Set((bundle.external ?? []).map((b) => b.digest));
+  const builder = new PlanBuilder(path, carried, external, manifests);
+  const signedTop = new Map(bundle.images.map((i) => [i.name, i]));
+  for (const image of images) {
+    const top = builder.manifest({ digest: image.digest, size: signedTop.get(image.name)?.size ?? NaN }, image.name);
+    builder.walk(top, image.repository, image.name, 0);
+    const repo = builder.repo(image.repository);
+    if (image.tag === undefined) repo.untagged.push({ manifest: top, image: image.name });
+    else if (!repo.tags.some((t) => t.tag === image.tag)) repo.tags.push({ tag: image.tag, manifest: top, image: image.name });
+  }
+  // Bundle order: the archive is read front to back as far as the uploads allow.
+  const order = new Map(bundle.blobs.map((b, i) => [b.digest as string, i]));
+  const blobs = [...builder.units.values()].sort((a, b) => (order.get(a.desc.digest) ?? Infinity) - (order.get(b.desc.digest) ?? Infinity));
+  return {
+    blobs,
+    repositories: [...builder.repos.values()].map(({ seen: _, ...r }) => r),
+    bytes: blobs.reduce((n, u) => n + (u.entry === undefined ? 0 : u.desc.size), 0),
+  };
+}

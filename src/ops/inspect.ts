@@ -1,0 +1,42 @@
+/**
+ * `bundle inspect`: what a bundle holds, from its head alone (bundle.json and its signature are
+ * the first entries), so it works on a partial copy of the first megabytes of an archive.
+ * The signature is reported, not checked: that is `verify`'s job.
+ */
+import { sha256Digest, type Digest } from '../digest/digest.js';
+import { readHead } from '../bundle/read-head.js';
+import { parseBundleManifest, type BundleManifest } from '../bundle/manifest.js';
+import { signatureKeyId } from '../bundle/signing.js';
+
+export interface InspectResult {
+  bundleId: Digest;
+  signed: boolean;
+  keyId?: string;
+  manifest: BundleManifest;
+  bundleJson: Buffer;
+  /** What `--json` prints. */
+  json: Record<string, unknown>;
+}
+
+export async function inspectBundle(path: string): Promise<InspectResult> {
+  const head = await readHead(path);
+  const manifest = parseBundleManifest(head.bundleJson, path);
+  const bundleId = sha256Digest(head.bundleJson);
+  const keyId = head.signature === undefined ? undefined : signatureKeyId(head.signature);
+  return {
+    bundleId,
+    signed: head.signature !== undefined,
+    ...(keyId === undefined ? {} : { keyId }),
+    manifest,
+    bundleJson: head.bundleJson,
+    json: {
+      bundleId,
+      signed: head.signature !== undefined,
+      ...(keyId === undefined ? {} : { keyId, signatureChecked: false }),
+      created: manifest.created,
+      creator: manifest.creator,
+      images: manifest.images,
+      totals: { ...manifest.totals, savedBytes: manifest.totals.referencedBytes - manifest.totals.bytes },
+    },
+  };
+}

@@ -1,0 +1,204 @@
+/**
+ * Bringing blobs from a bundle into a sink: skip what is there (HEAD), mount what sits in another
+ * repository of the target, upload the rest straight from the archive.
+ *
+ * Two phases. Checking: every blob is looked for in every repository that needs it; where one has
+ * it, the others mount it from there. Uploading: each missing blob is read from its own archive
+ * entry through a VerifyingStream against the SIGNED digest and size and uploaded once, then
+ * mounted into the other repositories that need it. A failed upload is retried whole, with a fresh
+ * entry stream (the registry client retries requests, never a body already in flight); before a
+ * retry the blob is looked for again, since a lost response to the final PUT means it landed.
+ */
+import { AirlockError, isAirlockError } from '../errors.js';
+import { shortDigest } from '../digest/digest.js';
+import { VerifyingStream } from '../digest/verify.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { RegistryHttpError } from '../registry/errors.js';
+import { backoffDelay, DEFAULT_RETRY, isTemporary } from '../registry/retry.js';
+import { canMount, type Sink } from '../transport/types.js';
+import type { ArchiveReader } from '../bundle/archive-reader.js';
+import type { ProgressListener } from '../copy/progress.js';
+import { runLimited } from './import-limit.js';
+import type { BlobUnit } from './import-plan.js';
+
+/**
+ * Existence checks (HEAD) and mounts in flight during the checking phase: 8. They carry no body,
+ * so more than the upload limit costs the registry little and hides round trips to a remote one.
+ */
+export const CHECK_CONCURRENCY = 8;
+
+/** How whole-blob uploads are retried; see {@link DEFAULT_BLOB_RETRY}. */
+export interface BlobRetry {
+  /** Attempts per blob, the first included. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random: () => number;
+}
+
+/**
+ * 4 attempts, 1 s doubling to 10 s: each request inside an attempt already rides out ~20 s of
+ * registry trouble (the client's own retries), so a whole-blob retry is for a connection lost
+ * while the body was in flight, and three of them ride out a registry restart.
+ */
+export const DEFAULT_BLOB_RETRY: BlobRetry = {
+  attempts: 4,
+  baseDelayMs: 1_000,
+  maxDelayMs: 10_000,
+  sleep: DEFAULT_RETRY.sleep,
+  random: Math.random,
+};
+
+/** What happened to one blob in one repository. */
+export interface BlobTransfer {
+  digest: string;
+  size: number;
+  repository: string;
+  action: 'present' | 'mounted' | 'uploaded';
+}
+
+export interface PushBlobsOptions {
+  sink: Sink;
+  reader: ArchiveReader;
+  /** Uploads in flight at once. */
+  concurrency: number;
+  signal?: AbortSignal;
+  progress: ProgressListener;
+  retry?: Partial<BlobRetry>;
+}
+
+/** True for failures a fresh attempt may not meet again: connection loss, 429, 5xx, an expired session. */
+export function isRetryableUpload(err: unknown): boolean {
+  if (err instanceof RegistryHttpError) {
+    if (err.status === 408 || err.status === 429 || err.status >= 500) return true;
+    return err.registryErrors.some((e) => e.code === 'BLOB_UPLOAD_INVALID' || e.code === 'BLOB_UPLOAD_UNKNOWN');
+  }
+  if (isAirlockError(err)) return err.code === 'NETWORK' || err.code === 'RATE_LIMITED';
+  return isTemporary(err, { idempotent: true, contacted: true });
+}
+
+/** A unit's state after the checking phase: where it already is and which repositories still lack it. */
+interface Checked {
+  unit: BlobUnit;
+  from: string | undefined;
+  missing: string[];
+}
+
+/**
+ * Bring every unit into every repository that needs it.
+ *
+ * @returns one record per blob and repository
+ * @throws the first failure (INTEGRITY for content that does not match the signed manifest,
+ *   AUTH/REGISTRY/NETWORK… from the sink, NOT_FOUND for an external blob the target lacks)
+ */
+export async function pushBlobs(units: readonly BlobUnit[], opts: PushBlobsOptions): Promise<BlobTransfer[]> {
+  const retry: BlobRetry = { ...DEFAULT_BLOB_RETRY, ...opts.retry };
+  const { sink, progress } = opts;
+  const perRepository = canMount(sink);
+  const transfers: BlobTransfer[] = [];
+  const record = (unit: BlobUnit, repository: string, action: BlobTransfer['action']): void => {
+    transfers.push({ digest: unit.desc.digest, size: unit.desc.size, repository, action });
+  };
+
+  progress({ kind: 'phase', phase: 'checking target', items: units.length });
+  const checked = new Map<BlobUnit, Checked>();
+  await runLimited(units, CHECK_CONCURRENCY, opts.signal, async (unit, signal) => {
+    const repos = perRepository ? unit.repositories : unit.repositories.slice(0, 1);
+    const found = await Promise.all(repos.map((r) => sink.hasBlob(r, unit.desc, { signal })));
+    const from = repos.find((_, i) => found[i]);
+    const missing: string[] = [];
+    for (const [i, repository] of repos.entries()) {
+      if (found[i]) record(unit, repository, 'present');
+      else if (from !== undefined && canMount(sink) && (await sink.mountBlob(repository, unit.desc, from, { signal }))) record(unit, repository, 'mounted');
+      else missing.push(repository);
+    }
+    progress({ kind: 'blob', digest: unit.desc.digest, size: unit.desc.size, skipped: missing.length === 0 });
+    checked.set(unit, { unit, from, missing });
+  });
+
+  // Upload in plan (bundle) order, whatever order the checks finished in.
+  const todo = units.map((u) => checked.get(u)!).filter((c) => c.missing.length > 0);
+  const absent = todo.find((c) => c.unit.entry === undefined);
+  if (absent !== undefined) {
+    throw new AirlockError('NOT_FOUND', `blob ${absent.unit.desc.digest} of ${absent.unit.image} is not in this bundle (delta) and not in ${absent.missing[0]} on ${sink.description}`, {
+      subject: absent.unit.desc.digest,
+      hint: 'import the parent bundle first, into the same target',
+    });
+  }
+  const total = todo.reduce((n, c) => n + c.unit.desc.size, 0);
+  progress({ kind: 'phase', phase: 'uploading blobs', total, items: todo.length });
+  await runLimited(todo, opts.concurrency, opts.signal, async ({ unit, missing }, signal) => {
+    const [first, ...rest] = missing as [string, ...string[]];
+    await uploadWithRetry(unit, first, opts, retry, signal);
+    record(unit, first, 'uploaded');
+    for (const repository of rest) {
+      if (canMount(sink) && (await sink.mountBlob(repository, unit.desc, first, { signal }))) {
+        record(unit, repository, 'mounted');
+      } else {
+        await uploadWithRetry(unit, repository, { ...opts, progress: () => undefined }, retry, signal);
+        record(unit, repository, 'uploaded');
+      }
+    }
+  });
+  return transfers;
+}
+
+/** Upload one blob into one repository from its archive entry; retried whole, with a fresh stream. */
+async function uploadWithRetry(unit: BlobUnit, repository: string, opts: PushBlobsOptions, retry: BlobRetry, signal: AbortSignal): Promise<void> {
+  const what = `blob ${unit.desc.digest} of ${unit.image} (${opts.reader.path})`;
+  for (let attempt = 1; ; attempt++) {
+    let sent = 0;
+    try {
+      await uploadOnce(unit, repository, opts, what, signal, (n) => {
+        sent += n;
+        opts.progress({ kind: 'bytes', bytes: n });
+      });
+      return;
+    } catch (err) {
+      // The bytes of a failed attempt are sent again: take them back from the progress count.
+      if (sent > 0) opts.progress({ kind: 'bytes', bytes: -sent });
+      if (signal.aborted || attempt >= retry.attempts || !isRetryableUpload(err)) throw err;
+      opts.progress({
+        kind: 'warning',
+        message: `upload of ${shortDigest(unit.desc.digest)} to ${repository} failed (${(err as Error).message}); retrying, attempt ${attempt + 1} of ${retry.attempts}`,
+      });
+      await retry.sleep(backoffDelay(attempt - 1, retry), signal);
+      if (await landedAnyway(opts.sink, repository, unit.desc, signal)) return;
+    }
+  }
+}
+
+/** After a lost connection the blob may have landed (the final PUT's answer was what got lost). */
+async function landedAnyway(sink: Sink, repository: string, desc: Descriptor, signal: AbortSignal): Promise<boolean> {
+  try {
+    return await sink.hasBlob(repository, desc, { signal });
+  } catch (err) {
+    if (isRetryableUpload(err) && !signal.aborted) return false;
+    throw err;
+  }
+}
+
+/**
+ * One attempt: entry → VerifyingStream (signed digest and size) → sink. A stream failure ends the
+ * attempt at once, even when the sink does not notice it (a piped source's error does not end its
+ * destination); the verifying stream holds its last chunk back, so bad content never completes.
+ */
+async function uploadOnce(unit: BlobUnit, repository: string, opts: PushBlobsOptions, what: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
+  const entry = opts.reader.openEntry(unit.entry as string);
+  const verified = new VerifyingStream(unit.desc, what, onBytes);
+  let failed: (err: unknown) => void = () => undefined;
+  const streamFailed = new Promise<never>((_, reject) => (failed = reject));
+  streamFailed.catch(() => undefined); // may fail after the race is decided: never unhandled
+  entry.on('error', (err) => verified.destroy(err));
+  verified.on('error', (err) => failed(err));
+  entry.pipe(verified);
+  const put = opts.sink.putBlob(repository, unit.desc, verified, { signal });
+  put.catch(() => undefined);
+  try {
+    await Promise.race([put, streamFailed]);
+  } finally {
+    entry.destroy();
+    verified.destroy();
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * `bundle verify`: everything the secure side can check before trusting a byte, offline, in one
+ * streaming pass over the archive (plus a whole-file hash for the sidecar on a second core).
+ *
+ * Checked: the signature (fail-closed: unsigned or untrusted is a problem unless allowed), the
+ * manifest schema, every entry's size and sha256 against the signed list, that nothing unlisted,
+ * duplicated, unsafe (links, devices, `..`, absolute paths) or missing is in the archive, that
+ * `index.json` names exactly the signed images, that every manifest finds what it references, that
+ * the random-access index agrees with the archive, and the `.sha256` sidecar when present.
+ * Every problem found is reported, not just the first.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { isAirlockError } from '../errors.js';
+import { sha256Digest, type Digest } from '../digest/digest.js';
+import { isManifestMediaType } from '../oci/media-types.js';
+import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
+import { blobPath } from '../layout/paths.js';
+import { readHead } from '../bundle/read-head.js';
+import { streamEntries } from '../bundle/entry-stream.js';
+import { ArchiveReader } from '../bundle/archive-reader.js';
+import { parseBundleManifest, type BundleManifest } from '../bundle/manifest.js';
+import { checkSignature, type TrustedKey } from '../bundle/signing.js';
+import { silent, type ProgressListener } from '../copy/progress.js';
+import { hashFileInWorker } from './file-hash.js';
+import { fileExists } from './output-file.js';
+import { problemsError, type Problem } from './problems.js';
+import { checkReferences } from './verify-references.js';
+
+export interface VerifyOptions {
+  path: string;
+  trusted: TrustedKey[];
+  allowUnsigned?: boolean;
+  /** Check `PATH.sha256` when it exists (default true). */
+  checksum?: boolean;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+export interface VerifyResult {
+  path: string;
+  bundleId: Digest;
+  keyId?: string;
+  images: number;
+  blobs: number;
+  bytes: number;
+  checksumFile?: string;
+  manifest: BundleManifest;
+}
+
+interface Expected {
+  digest: string;
+  size: number;
+  mediaType?: string;
+}
+
+export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
+  const progress = opts.onProgress ?? silent;
+  const head = await readHead(opts.path);
+  const problems: Problem[] = [];
+  const { keyId, problems: sigProblems } = checkTrust(head.bundleJson, head.signature, opts);
+  problems.push(...sigProblems);
+  const manifest = parseBundleManifest(head.bundleJson, opts.path);
+
+  const expected = new Map<string, Expected>([
+    ['oci-layout', manifest.layout['oci-layout']],
+    ['index.json', manifest.layout['index.json']],
+  ]);
+  for (const b of manifest.blobs) expected.set(blobPath(b.digest as Digest), b);
+  const sidecar = `${opts.path}.sha256`;
+  const checkSidecar = opts.checksum !== false && (await fileExists(sidecar));
+  const fileHash = checkSidecar ? hashFileInWorker(opts.path) : undefined;
+  fileHash?.catch(() => undefined);
+
+  progress({ kind: 'phase', phase: 'verifying', total: manifest.totals.bytes, items: expected.size });
+  const seen: Array<{ path: string; size: number }> = [];
+  const seenPaths = new Set<string>();
+  const manifests = new Map<string, Buffer>();
+  let indexJson: Buffer | undefined;
+  try {
+    await streamEntries(
+      opts.path,
+      async (entry, body) => {
+        seen.push({ path: entry.path, size: entry.size });
+        const position = seen.length - 1;
+        for (const why of entry.problems) problems.push({ code: 'INTEGRITY', subject: entry.path, message: `entry ${JSON.stringify(entry.path)}: ${why}` });
+        if (entry.problems.length > 0) return;
+        if (seenPaths.has(entry.path)) {
+          problems.push({ code: 'INTEGRITY', subject: entry.path, message: `entry ${entry.path} appears twice` });
+          return;
+        }
+        seenPaths.add(entry.path);
+        const headEntry = headPosition(entry.path);
+        if (headEntry !== undefined) {
+          if (position !== headEntry) problems.push({ code: 'INTEGRITY', subject: entry.path, message: `${entry.path} is not at the start of the archive` });
+          return;
+        }
+        const want = expected.get(entry.path);
+        if (want === undefined) {
+          problems.push({ code: 'INTEGRITY', subject: entry.path, message: `entry ${entry.path} is not listed in the signed bundle manifest` });
+          return;
+        }
+        const keep = (entry.path === 'index.json' || isManifestMediaType(want.mediaType ?? '')) && want.size <= MAX_MANIFEST_BYTES;
+        const hash = createHash('sha256');
+        const kept: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          hash.update(chunk);
+          size += chunk.length;
+          if (keep && size <= MAX_MANIFEST_BYTES) kept.push(chunk);
+          progress({ kind: 'bytes', bytes: chunk.length });
+        }
+        const digest = `sha256:${hash.digest('hex')}`;
+        if (size !== want.size || digest !== want.digest) {
+          problems.push({
+            code: 'INTEGRITY',
+            subject: want.digest,
+            message: `${entry.path} is damaged: expected ${want.digest} (${want.size} bytes), got ${digest} (${size} bytes)`,
+          });
+          return;
+        }
+        if (!keep) return;
+        if (entry.path === 'index.json') indexJson = Buffer.concat(kept);
+        else manifests.set(want.digest, Buffer.concat(kept));
+      },
+      { signal: opts.signal },
+    );
+  } catch (err) {
+    if (!isAirlockError(err, 'INTEGRITY')) throw err;
+    problems.push({ code: 'INTEGRITY', subject: opts.path, message: err.message });
+  }
+
+  for (const [path, want] of expected) {
+    if (!seenPaths.has(path)) problems.push({ code: 'INTEGRITY', subject: want.digest, message: `${path} is listed in the signed manifest but missing from the archive` });
+  }
+  if (head.signature === undefined ? seenPaths.has('bundle.json.sig') : !seenPaths.has('bundle.json.sig')) {
+    problems.push({ code: 'INTEGRITY', subject: 'bundle.json.sig', message: 'the signature entry and the archive head disagree' });
+  }
+  problems.push(...checkReferences(manifest, indexJson, manifests));
+  problems.push(...(await checkIndexAgrees(opts.path, seen)));
+  if (fileHash !== undefined) problems.push(...(await checkSidecarFile(opts.path, sidecar, fileHash)));
+
+  if (problems.length > 0) {
+    throw problemsError(`${opts.path} failed verification`, problems, 'do not import this bundle; copy it again from the source media or recreate it');
+  }
+  return {
+    path: opts.path,
+    bundleId: sha256Digest(head.bundleJson),
+    ...(keyId === undefined ? {} : { keyId }),
+    images: manifest.images.length,
+    blobs: manifest.blobs.length,
+    bytes: manifest.totals.bytes,
+    ...(fileHash === undefined ? {} : { checksumFile: sidecar }),
+    manifest,
+  };
+}
+
+/** Entries that must come first, at these positions. */
+function headPosition(path: string): number | undefined {
+  if (path === 'bundle.json') return 0;
+  if (path === 'bundle.json.sig') return 1;
+  return undefined;
+}
+
+function checkTrust(bundleJson: Buffer, signature: Buffer | undefined, opts: VerifyOptions): { keyId?: string; problems: Problem[] } {
+  if (signature === undefined) {
+    if (opts.allowUnsigned === true) return { problems: [] };
+    return { problems: [{ code: 'SIGNATURE', subject: opts.path, message: 'the bundle is not signed' }] };
+  }
+  try {
+    return { keyId: checkSignature(bundleJson, signature, opts.trusted).keyId, problems: [] };
+  } catch (err) {
+    if (!isAirlockError(err, 'SIGNATURE')) throw err;
+    // An untrusted (unknown) key is acceptable only when unsigned bundles are; a bad signature never is.
+    if (opts.allowUnsigned === true && err.details?.reason === 'untrusted') return { problems: [] };
+    return { problems: [{ code: 'SIGNATURE', subject: err.subject ?? opts.path, message: err.message }] };
+  }
+}
+
+/** The random-access index (used by import) must describe exactly the entries the pass saw. */
+async function checkIndexAgrees(path: string, seen: Array<{ path: string; size: number }>): Promise<Problem[]> {
+  let reader: ArchiveReader;
+  try {
+    reader = await ArchiveReader.open(path);
+  } catch (err) {
+    if (!isAirlockError(err)) throw err;
+    return [{ code: 'INTEGRITY', subject: path, message: `archive index: ${err.message}` }];
+  }
+  try {
+    const indexed = reader.entries();
+    const same = indexed.length === seen.length && indexed.every((e, i) => e.path === seen[i]?.path && e.size === seen[i]?.size);
+    return same ? [] : [{ code: 'INTEGRITY', subject: path, message: 'the archive index does not match the archive entries' }];
+  } finally {
+    await reader.close();
+  }
+}
+
+async function checkSidecarFile(path: string, sidecar: string, fileHash: Promise<string>): Promise<Problem[]> {
+  const text = (await readFile(sidecar, 'utf8')).slice(0, 4096);
+  const m = /^([a-f0-9]{64}) [ *](.+)$/m.exec(text);
+  if (m === null) return [{ code: 'INTEGRITY', subject: sidecar, message: `${sidecar} is not in sha256sum format` }];
+  if (basename(m[2]!) !== basename(path)) {
+    return [{ code: 'INTEGRITY', subject: sidecar, message: `${sidecar} is for ${m[2]}, not ${basename(path)}` }];
+  }
+  const actual = await fileHash;
+  return actual === m[1] ? [] : [{ code: 'INTEGRITY', subject: sidecar, message: `the file's sha256 ${actual} differs from ${sidecar}` }];
+}
+

@@ -102,7 +102,15 @@ export class EntryReadable extends Readable {
       return pieces;
     }
     const dst = Buffer.allocUnsafe(DECODE_CHUNK);
-    const [ret, produced, consumed] = this.#dctx.decompressStream(dst, this.#src);
+    let ret: number;
+    let produced: number;
+    let consumed: number;
+    try {
+      [ret, produced, consumed] = this.#dctx.decompressStream(dst, this.#src);
+    } catch (err) {
+      // libzstd reports corruption as a plain Error ("Data corruption detected").
+      throw this.#damaged(`frame ${this.#frame}: ${(err as Error).message}`);
+    }
     this.#src = this.#src.subarray(consumed);
     this.#zstdLeft = ret;
     // A full output buffer may mean more output is waiting inside libzstd.

@@ -39,13 +39,18 @@ interface Creds {
   password: string;
 }
 
-/** Parse `[host=]user:password`; the password may contain ':' and '='. */
+/** A registry host as written in references: `name[:port]` or `[ipv6][:port]`. */
+const HOST_RE = /^(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::\d+)?$/i;
+
+/**
+ * Parse `[host=]user:password`. The text before the first `=` is a host when it looks like one
+ * (`registry.lan`, `127.0.0.1:5000`); the password may contain `:` and `=`.
+ */
 export function parseCreds(text: string): Creds {
   const eq = text.indexOf('=');
-  const colon = text.indexOf(':');
-  const hasHost = eq > 0 && (colon === -1 || eq < colon);
-  const host = hasHost ? text.slice(0, eq) : undefined;
-  const rest = hasHost ? text.slice(eq + 1) : text;
+  const maybeHost = eq > 0 ? text.slice(0, eq) : undefined;
+  const host = maybeHost !== undefined && HOST_RE.test(maybeHost) && text.indexOf(':', eq) > eq ? maybeHost.toLowerCase() : undefined;
+  const rest = host === undefined ? text : text.slice(eq + 1);
   const sep = rest.indexOf(':');
   if (sep <= 0) {
     throw new AirlockError('USAGE', '--creds must be USER:PASSWORD or HOST=USER:PASSWORD', {

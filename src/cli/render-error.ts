@@ -29,6 +29,9 @@ export function toAirlockError(err: unknown): AirlockError {
   });
 }
 
+/** A damaged archive can have thousands of problems; the terminal gets the first ones. */
+const MAX_PROBLEM_LINES = 20;
+
 export interface RenderedError {
   lines: string[];
   json: Record<string, unknown>;
@@ -38,6 +41,11 @@ export interface RenderedError {
 export function renderError(err: unknown, debug = false): RenderedError {
   const e = toAirlockError(err);
   const lines = [`airlock: error: ${redact(e.message)}`];
+  const problems = e.details?.problems;
+  if (Array.isArray(problems) && problems.length > 1) {
+    for (const p of problems.slice(0, MAX_PROBLEM_LINES)) lines.push(`  - ${redact(String((p as { message?: unknown }).message))}`);
+    if (problems.length > MAX_PROBLEM_LINES) lines.push(`  - ... and ${problems.length - MAX_PROBLEM_LINES} more (--json lists them all)`);
+  }
   if (e.hint !== undefined) lines.push(`  hint: ${redact(e.hint)}`);
   if (debug && e.cause instanceof Error && e.cause.stack !== undefined) lines.push(redact(e.cause.stack));
   if (debug && e.code === 'INTERNAL' && e.stack !== undefined) lines.push(redact(e.stack));

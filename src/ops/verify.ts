@@ -76,8 +76,10 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
   progress({ kind: 'phase', phase: 'verifying', total: manifest.totals.bytes, items: expected.size });
   const seen: Array<{ path: string; size: number }> = [];
   const seenPaths = new Set<string>();
-  const manifests = new Map<string, Buffer>();
-  let indexJson: Buffer | undefined;
+  /** Small JSON entries (index.json, manifests) that matched their digest, by path. */
+  const kept = new Map<string, Buffer>();
+  const checked = new Set<string>();
+  let complete = false;
   try {
     await streamEntries(
       opts.path,
@@ -101,34 +103,22 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
           problems.push({ code: 'INTEGRITY', subject: entry.path, message: `entry ${entry.path} is not listed in the signed bundle manifest` });
           return;
         }
-        const keep = (entry.path === 'index.json' || isManifestMediaType(want.mediaType ?? '')) && want.size <= MAX_MANIFEST_BYTES;
-        const hash = createHash('sha256');
-        const kept: Buffer[] = [];
-        let size = 0;
-        for await (const chunk of body as AsyncIterable<Buffer>) {
-          hash.update(chunk);
-          size += chunk.length;
-          if (keep && size <= MAX_MANIFEST_BYTES) kept.push(chunk);
-          progress({ kind: 'bytes', bytes: chunk.length });
-        }
-        const digest = `sha256:${hash.digest('hex')}`;
-        if (size !== want.size || digest !== want.digest) {
-          problems.push({
-            code: 'INTEGRITY',
-            subject: want.digest,
-            message: `${entry.path} is damaged: expected ${want.digest} (${want.size} bytes), got ${digest} (${size} bytes)`,
-          });
-          return;
-        }
-        if (!keep) return;
-        if (entry.path === 'index.json') indexJson = Buffer.concat(kept);
-        else manifests.set(want.digest, Buffer.concat(kept));
+        checked.add(entry.path);
+        await checkContent(entry.path, body, want, kept, problems, progress);
       },
       { signal: opts.signal },
     );
+    complete = true;
   } catch (err) {
     if (!isAirlockError(err, 'INTEGRITY')) throw err;
-    problems.push({ code: 'INTEGRITY', subject: opts.path, message: err.message });
+    // The sequential pass cannot go past damaged zstd data. Check what it did not reach one entry
+    // at a time through the archive index, so every damaged blob is named, not just the first.
+    const rest = [...expected].filter(([path]) => !checked.has(path));
+    for (const path of await checkByIndex(opts.path, rest, kept, problems, progress)) {
+      checked.add(path);
+      seenPaths.add(path);
+    }
+    problems.push({ code: 'INTEGRITY', subject: opts.path, message: `the archive cannot be read to its end: ${err.message}` });
   }
 
   for (const [path, want] of expected) {
@@ -137,8 +127,13 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
   if (head.signature === undefined ? seenPaths.has('bundle.json.sig') : !seenPaths.has('bundle.json.sig')) {
     problems.push({ code: 'INTEGRITY', subject: 'bundle.json.sig', message: 'the signature entry and the archive head disagree' });
   }
-  problems.push(...checkReferences(manifest, indexJson, manifests));
-  problems.push(...(await checkIndexAgrees(opts.path, seen)));
+  const manifests = new Map<string, Buffer>();
+  for (const b of manifest.blobs) {
+    const bytes = kept.get(blobPath(b.digest as Digest));
+    if (bytes !== undefined) manifests.set(b.digest, bytes);
+  }
+  problems.push(...checkReferences(manifest, kept.get('index.json'), manifests));
+  if (complete) problems.push(...(await checkIndexAgrees(opts.path, seen)));
   if (fileHash !== undefined) problems.push(...(await checkSidecarFile(opts.path, sidecar, fileHash)));
 
   if (problems.length > 0) {
@@ -154,6 +149,76 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
     ...(fileHash === undefined ? {} : { checksumFile: sidecar }),
     manifest,
   };
+}
+
+/**
+ * Hash one entry's content and compare it with the signed digest and size. Small JSON entries
+ * (index.json, manifests) that match are kept for the reference checks.
+ */
+async function checkContent(
+  path: string,
+  body: AsyncIterable<Buffer>,
+  want: Expected,
+  kept: Map<string, Buffer>,
+  problems: Problem[],
+  progress: ProgressListener,
+): Promise<void> {
+  const keep = (path === 'index.json' || isManifestMediaType(want.mediaType ?? '')) && want.size <= MAX_MANIFEST_BYTES;
+  const hash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    hash.update(chunk);
+    size += chunk.length;
+    if (keep && size <= MAX_MANIFEST_BYTES) chunks.push(chunk);
+    progress({ kind: 'bytes', bytes: chunk.length });
+  }
+  const digest = `sha256:${hash.digest('hex')}`;
+  if (size !== want.size || digest !== want.digest) {
+    problems.push({
+      code: 'INTEGRITY',
+      subject: want.digest,
+      message: `${path} is damaged: expected ${want.digest} (${want.size} bytes), got ${digest} (${size} bytes)`,
+    });
+    return;
+  }
+  if (keep) kept.set(path, Buffer.concat(chunks));
+}
+
+/**
+ * Check `entries` one at a time through the archive index. Returns the paths it could read (damaged
+ * or not); entries it could not reach stay unchecked and are reported as missing by the caller.
+ */
+async function checkByIndex(
+  path: string,
+  entries: Array<[string, Expected]>,
+  kept: Map<string, Buffer>,
+  problems: Problem[],
+  progress: ProgressListener,
+): Promise<string[]> {
+  let reader: ArchiveReader;
+  try {
+    reader = await ArchiveReader.open(path);
+  } catch (err) {
+    if (isAirlockError(err)) return [];
+    throw err;
+  }
+  const reached: string[] = [];
+  try {
+    for (const [name, want] of entries) {
+      if (reader.entry(name) === undefined) continue;
+      reached.push(name);
+      try {
+        await checkContent(name, reader.openEntry(name), want, kept, problems, progress);
+      } catch (err) {
+        if (!isAirlockError(err)) throw err;
+        problems.push({ code: 'INTEGRITY', subject: want.digest, message: err.message });
+      }
+    }
+  } finally {
+    await reader.close();
+  }
+  return reached;
 }
 
 /** Entries that must come first, at these positions. */

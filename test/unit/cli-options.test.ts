@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { parseConcurrency, parseCreds } from '../../src/cli/registry-options.js';
+import { isAirlockError } from '../../src/errors.js';
+
+describe('parseCreds', () => {
+  it.each([
+    ['user:pass', { username: 'user', password: 'pass' }],
+    ['user:pa:ss=word', { username: 'user', password: 'pa:ss=word' }],
+    ['registry.lan=mirror:s3cret', { host: 'registry.lan', username: 'mirror', password: 's3cret' }],
+    ['127.0.0.1:5000=mirror:s3cret', { host: '127.0.0.1:5000', username: 'mirror', password: 's3cret' }],
+    ['[::1]:5000=a:b', { host: '[::1]:5000', username: 'a', password: 'b' }],
+    ['Registry.LAN=a:b=c', { host: 'registry.lan', username: 'a', password: 'b=c' }],
+  ])('%s', (text, expected) => {
+    expect(parseCreds(text)).toEqual(expected);
+  });
+
+  it.each(['user', ':pass', 'host=user', ''])('rejects %j', (text) => {
+    let err: unknown;
+    try {
+      parseCreds(text);
+    } catch (e) {
+      err = e;
+    }
+    expect(isAirlockError(err, 'USAGE')).toBe(true);
+    expect(String((err as Error).message)).not.toContain(text === '' ? '\u0000' : 'pass');
+  });
+});
+
+describe('parseConcurrency', () => {
+  it('defaults and bounds', () => {
+    expect(parseConcurrency(undefined)).toBe(4);
+    expect(parseConcurrency('2')).toBe(2);
+    expect(() => parseConcurrency('0')).toThrow(/1 to 64/);
+    expect(() => parseConcurrency('x')).toThrow(/1 to 64/);
+  });
+});

@@ -8,3 +8,10 @@ export function printResult(ctx: CommandContext, json: unknown, lines: string[])
   }
   for (const line of lines) process.stdout.write(`${line}\n`);
 }
+
+/** Align columns with two spaces between them; the last column is not padded. */
+export function table(rows: string[][], indent = '  '): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+}

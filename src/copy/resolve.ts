@@ -11,10 +11,14 @@ import { AirlockError } from '../errors.js';
 import type { Digest } from '../digest/digest.js';
 import { formatPlatform, platformMatches, type Descriptor, type Platform } from '../oci/descriptor.js';
 import { manifestBlobs, parseManifest, type ImageIndex, type RawManifest } from '../oci/manifest.js';
+import { MediaType } from '../oci/media-types.js';
+import { VerifyingStream } from '../digest/verify.js';
 import type { CallOptions, Source } from '../transport/types.js';
 
 /** Indexes may nest; real images use one level. Deeper nesting is refused to bound the work. */
 const MAX_INDEX_DEPTH = 4;
+/** Image configs are a few KiB; one larger than this is read for its platform no further. */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
 export interface ImageToResolve {
   /** The name the image is recorded under, e.g. `quay.io/coreos/etcd:v3.3.0`. */
@@ -82,7 +86,8 @@ async function walk(
 ): Promise<void> {
   if (manifest.kind === 'manifest') {
     out.blobs.push(...manifestBlobs(manifest.parsed));
-    if (platform !== undefined) out.platforms.push(formatPlatform(platform));
+    const p = platform ?? (await configPlatform(image, manifest.parsed.config, opts));
+    if (p !== undefined) out.platforms.push(formatPlatform(p));
     out.manifests.push(manifest);
     return;
   }
@@ -103,6 +108,28 @@ async function walk(
     await walk(image, raw, child.platform ?? platform, depth + 1, out, opts);
   }
   out.manifests.push(manifest);
+}
+
+/**
+ * The platform of a single-platform image, from its config (`os`, `architecture`, `variant`): one
+ * small extra request per such image, so `inspect` and the bundle manifest can show it. Configs
+ * that are not image configs (artifacts) or are unusually large give no platform.
+ */
+async function configPlatform(image: ImageToResolve, config: Descriptor, opts: CallOptions): Promise<Platform | undefined> {
+  if (config.mediaType !== MediaType.OciConfig && config.mediaType !== MediaType.DockerConfig) return undefined;
+  if (config.size > MAX_CONFIG_BYTES) return undefined;
+  const body = await image.source.openBlob(image.repository, config, opts);
+  const verified = body.pipe(new VerifyingStream(config, `config ${config.digest} of ${image.name}`));
+  body.on('error', (err) => verified.destroy(err));
+  const chunks: Buffer[] = [];
+  for await (const chunk of verified) chunks.push(chunk as Buffer);
+  try {
+    const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<Platform>;
+    if (typeof doc.os !== 'string' || typeof doc.architecture !== 'string') return undefined;
+    return typeof doc.variant === 'string' ? { os: doc.os, architecture: doc.architecture, variant: doc.variant } : { os: doc.os, architecture: doc.architecture };
+  } catch {
+    return undefined;
+  }
 }
 
 function selectPlatforms(index: ImageIndex, wanted: Platform[], name: string): Descriptor[] {

@@ -33,17 +33,21 @@ const layoutRef = (name?: string) => parseAnyReference(name === undefined ? `oci
 
 describe('expand, resolve, plan over an OCI layout', () => {
   it('expands a whole layout to every named image, recorded under canonical names', async () => {
-    const images = await expandImages([{ ref: layoutRef(), origin: 'test' }], endpoints);
+    const images = await expandImages([{ ref: layoutRef(), source: 'test' }], endpoints);
     expect(images.map((i) => i.name)).toEqual(corpus.images.map((i) => i.name));
   });
 
   it('resolves every image to the corpus digest and stores every blob once', async () => {
-    const images = await expandImages([{ ref: layoutRef(), origin: 'test' }], endpoints);
+    const images = await expandImages([{ ref: layoutRef(), source: 'test' }], endpoints);
     const resolved = await Promise.all(images.map((i) => resolveImage(i)));
     for (const r of resolved) {
       expect(r.top.digest).toBe(corpus.images.find((c) => c.name === r.name)?.digest);
       expect(r.manifests.at(-1)).toBe(r.top);
     }
+    // single-platform images (OCI and Docker v2) get their platform from the config
+    expect(resolved.find((r) => r.name === 'docker.io/library/busybox:musl')?.platforms).toEqual(['linux/amd64']);
+    expect(resolved.find((r) => r.name === 'quay.io/coreos/etcd:v2.3.8')?.platforms).toEqual(['linux/amd64']);
+    expect(resolved.find((r) => r.name === 'quay.io/coreos/etcd:v3.4.1-arm64')?.platforms).toEqual(['linux/arm64/v8']);
     const plan = planBundle(resolved);
     const digests = plan.blobs.map((b) => b.desc.digest);
     expect(new Set(digests).size).toBe(digests.length);
@@ -79,7 +83,7 @@ describe('expand, resolve, plan over an OCI layout', () => {
   });
 
   it('names a missing image and lists what the layout has', async () => {
-    const err = await expandImages([{ ref: layoutRef('quay.io/coreos/etcd:v9'), origin: 'test' }], endpoints)
+    const err = await expandImages([{ ref: layoutRef('quay.io/coreos/etcd:v9'), source: 'test' }], endpoints)
       .then((imgs) => resolveImage(imgs[0]!))
       .catch((e: unknown) => e);
     expect(isAirlockError(err, 'NOT_FOUND')).toBe(true);

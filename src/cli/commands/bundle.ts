@@ -9,7 +9,7 @@ import { loadSigningKey, loadPublicKeys } from '../../bundle/keys.js';
 import { addRegistryOptions, endpointsFrom, type RegistryFlags } from '../registry-options.js';
 import { createReporter } from '../progress.js';
 import type { CommandContext } from '../main.js';
-import { printResult } from '../output.js';
+import { printResult, table } from '../output.js';
 import { formatBytes } from '../progress.js';
 import { AirlockError } from '../../errors.js';
 import { registerImportCommand } from './import.js';
@@ -126,7 +126,10 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         `  created ${m.created} by ${m.creator}, ${result.signed ? `signed by key ${result.keyId ?? '?'} (not checked: run verify)` : 'UNSIGNED'}`,
         `  ${m.totals.images} images, ${m.totals.blobs} blobs, ${formatBytes(m.totals.bytes)} stored; ${formatBytes(m.totals.referencedBytes)} without dedup (${formatBytes(m.totals.referencedBytes - m.totals.bytes)} saved)`,
         '',
-        ...m.images.map((img) => `  ${img.name}  ${img.digest}  ${img.platforms.join(',') || '-'}  ${img.bytes === undefined ? '' : formatBytes(img.bytes)}`),
+        ...table([
+          ['IMAGE', 'DIGEST', 'SIZE', 'PLATFORMS'],
+          ...m.images.map((img) => [img.name, img.digest, img.bytes === undefined ? '?' : formatBytes(img.bytes), img.platforms.join(',') || '-']),
+        ]),
       ];
       printResult(ctx, result.json, lines);
     });

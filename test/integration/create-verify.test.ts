@@ -8,7 +8,6 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error plain JavaScript module shared with the demo and the benchmarks
 import { writeCorpus } from '../../samples/corpus.mjs';
 import { ArchiveReader } from '../../src/bundle/archive-reader.js';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';

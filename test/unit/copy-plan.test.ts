@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// @ts-expect-error plain JavaScript module shared with the demo and the benchmarks
 import { writeCorpus } from '../../samples/corpus.mjs';
 import { Layout } from '../../src/layout/layout.js';
 import { expandImages, recordedName, type Endpoints } from '../../src/copy/expand.js';
@@ -97,8 +96,8 @@ describe('expand, resolve, plan over an OCI layout', () => {
       const img = c.images[0]!;
       const file = `${c.dir}/blobs/sha256/${img.digest.slice(7)}`;
       const bytes = await readFile(file);
-      bytes[bytes.length - 2] ^= 1;
-      await (await import('node:fs/promises')).writeFile(file, bytes);
+      bytes[bytes.length - 2] = bytes[bytes.length - 2]! ^ 1;
+      await writeFile(file, bytes);
       const err = await resolveImage({ name: img.name, sourceRef: img.name, source: new Layout(c.dir), repository: '', reference: img.name }).catch((e: unknown) => e);
       expect(isAirlockError(err, 'INTEGRITY')).toBe(true);
     } finally {

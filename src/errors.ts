@@ -37,6 +37,8 @@ export const ErrorCodes = [
   'IO',
   /** The operation was cancelled (Ctrl-C, AbortSignal). */
   'INTERRUPTED',
+  /** The operator's import policy refuses an image or a signer. */
+  'POLICY',
   /** A bug in airlock. */
   'INTERNAL',
 ] as const;

@@ -19,5 +19,6 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   INTEGRITY: 11,
   SIGNATURE: 12,
   IO: 13,
+  POLICY: 14,
   INTERRUPTED: 130,
 };

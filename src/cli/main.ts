@@ -39,6 +39,11 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal)
 
 /** Run the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // `airlock bundle inspect X | head` closes stdout early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const controller = new AbortController();
   const program = buildProgram(controller.signal);
   const onSignal = (): void => controller.abort();

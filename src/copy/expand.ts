@@ -3,23 +3,13 @@
  * directories) to the concrete images to resolve, each with the endpoint to read it from.
  */
 import { AirlockError } from '../errors.js';
-import type { Platform } from '../oci/descriptor.js';
 import { formatReference, parseReference, type ImageReference } from '../ref/reference.js';
-import type { AnyReference } from '../ref/layout-reference.js';
-import { selectTags, type TagFilter } from '../imagelist/tag-filter.js';
+import { selectTags } from '../imagelist/tag-filter.js';
+import type { ImageListEntry } from '../imagelist/image-list.js';
 import { readIndex } from '../layout/index-file.js';
 import { REF_NAME_ANNOTATION } from '../layout/paths.js';
 import type { CallOptions, Source } from '../transport/types.js';
 import type { ImageToResolve } from './resolve.js';
-
-/** One listed item, from an image list file or the command line. */
-export interface ListedImage {
-  ref: AnyReference;
-  tagFilter?: TagFilter;
-  platforms?: Platform[];
-  /** Where it was listed, for messages: `images.yaml: images[2]`, `command line`. */
-  origin: string;
-}
 
 /** How to reach endpoints; injected so the CLI decides TLS, credentials and so on. */
 export interface Endpoints {
@@ -27,7 +17,7 @@ export interface Endpoints {
   layout(dir: string): Source;
 }
 
-export async function expandImages(listed: ListedImage[], endpoints: Endpoints, opts: CallOptions = {}): Promise<ImageToResolve[]> {
+export async function expandImages(listed: ImageListEntry[], endpoints: Endpoints, opts: CallOptions = {}): Promise<ImageToResolve[]> {
   const out: ImageToResolve[] = [];
   for (const item of listed) {
     const platforms = item.platforms === undefined ? {} : { platforms: item.platforms };
@@ -43,7 +33,7 @@ export async function expandImages(listed: ListedImage[], endpoints: Endpoints, 
     const source = endpoints.registry(ref.registry);
     if (item.tagFilter === undefined) {
       const reference = ref.digest ?? ref.tag;
-      if (reference === undefined) throw new AirlockError('INTERNAL', `${item.origin}: reference without tag or digest`);
+      if (reference === undefined) throw new AirlockError('INTERNAL', `${item.source}: reference without tag or digest`);
       const name = formatReference(ref);
       out.push({ name, sourceRef: name, source, repository: ref.repository, reference, ...platforms });
       continue;
@@ -51,7 +41,7 @@ export async function expandImages(listed: ListedImage[], endpoints: Endpoints, 
     const all = await source.listTags(ref.repository, opts);
     const tags = selectTags(all, item.tagFilter);
     if (tags.length === 0) {
-      throw new AirlockError('NOT_FOUND', `${item.origin}: no tag of ${ref.registry}/${ref.repository} matches the filter (${all.length} tags listed)`, {
+      throw new AirlockError('NOT_FOUND', `${item.source}: no tag of ${ref.registry}/${ref.repository} matches the filter (${all.length} tags listed)`, {
         subject: `${ref.registry}/${ref.repository}`,
         hint: 'check the tags filter in the image list',
       });

@@ -27,6 +27,8 @@ export interface PlannedImage {
   size: number;
   platforms: string[];
   upstreamDigest?: Digest;
+  /** Bytes of every distinct blob of this image (manifests included), as if it were alone. */
+  bytes: number;
 }
 
 export interface BundlePlan {
@@ -44,7 +46,7 @@ export function planBundle(resolved: ResolvedImage[]): BundlePlan {
   let referencedBytes = 0;
   for (const image of resolved) {
     if (images.has(image.name)) continue;
-    images.set(image.name, {
+    const planned: PlannedImage = {
       name: image.name,
       source: image.sourceRef,
       digest: image.top.digest,
@@ -52,11 +54,14 @@ export function planBundle(resolved: ResolvedImage[]): BundlePlan {
       size: image.top.bytes.length,
       platforms: [...new Set(image.platforms)],
       ...(image.upstreamDigest === undefined ? {} : { upstreamDigest: image.upstreamDigest }),
-    });
+      bytes: 0,
+    };
+    images.set(image.name, planned);
     const seenInImage = new Set<Digest>();
     const add = (target: Map<Digest, PlannedBlob>, blob: PlannedBlob): void => {
       if (!seenInImage.has(blob.desc.digest)) {
         seenInImage.add(blob.desc.digest);
+        planned.bytes += blob.desc.size;
         referencedBytes += blob.desc.size;
       }
       if (!small.has(blob.desc.digest) && !layers.has(blob.desc.digest)) target.set(blob.desc.digest, blob);

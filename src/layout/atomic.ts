@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fromFsError } from '../errors.js';
 
@@ -33,19 +33,15 @@ export async function writeFileAtomic(target: string, data: Buffer, mode = 0o644
 }
 
 /**
- * Stream `body` into `target` atomically. `body` should be a verifying stream: if it errors, the
- * temp file is removed and `target` is untouched.
+ * Stream `body` (a source and optional transforms, such as a verifying stream) into `target`
+ * atomically: if any stage errors, the temp file is removed and `target` is untouched.
  */
-export async function streamToFileAtomic(target: string, body: Readable): Promise<void> {
+export async function streamToFileAtomic(target: string, ...body: [Readable, ...Transform[]]): Promise<void> {
   const tmp = tempPathFor(target);
   try {
     const fh = await open(tmp, 'wx', 0o644);
-    try {
-      await pipeline(body, fh.createWriteStream({ autoClose: false, highWaterMark: 1 << 20 }));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    // The stream owns the handle: it fsyncs (flush) and closes it when the pipeline ends.
+    await pipeline([...body, fh.createWriteStream({ flush: true, highWaterMark: 1 << 20 })]);
     await rename(tmp, target);
   } catch (err) {
     throw fromFsError(err, target, 'writing');

@@ -113,8 +113,7 @@ export class Layout implements Source, Sink {
       body.resume();
       return;
     }
-    const verify = new VerifyingStream(desc, `blob ${desc.digest}`);
-    await streamToFileAtomic(blobFile(this.dir, desc.digest), body.pipe(verify));
+    await streamToFileAtomic(blobFile(this.dir, desc.digest), body, new VerifyingStream(desc, `blob ${desc.digest}`));
   }
 
   async putManifest(repository: string, manifest: RawManifest, tag: string | undefined): Promise<void> {

@@ -2,6 +2,7 @@
  * Running a list of jobs with at most N in flight, stopping at the first failure: the other jobs
  * get an aborted signal, are awaited (so their cleanup runs), and the first error is thrown.
  */
+import { setMaxListeners } from 'node:events';
 
 /**
  * Run `fn` over `items` with at most `limit` calls at once, in list order.
@@ -19,6 +20,9 @@ export async function runLimited<T>(
 ): Promise<void> {
   const stop = new AbortController();
   const jobSignal = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+  // Every request in flight listens on it; their number is bounded by `limit` and the clients'
+  // own limits, not by Node's default warning threshold of 10.
+  setMaxListeners(0, jobSignal);
   let next = 0;
   let failure: { err: unknown } | undefined;
   const worker = async (): Promise<void> => {

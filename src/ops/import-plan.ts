@@ -53,11 +53,17 @@ export interface ImportPlan {
   bytes: number;
 }
 
+/** What to do about a bundle whose content does not match what was signed. */
+export const DAMAGED_BUNDLE_HINT = 'the bundle is damaged or was altered after signing; nothing was tagged: copy it again (check its .sha256), run bundle verify, then import again';
+
 function damaged(path: string, message: string, subject: string): AirlockError {
-  return new AirlockError('INTEGRITY', `${path}: ${message}`, {
-    subject,
-    hint: 'the bundle is damaged or was altered; copy it again and run bundle verify',
-  });
+  return new AirlockError('INTEGRITY', `${path}: ${message}`, { subject, hint: DAMAGED_BUNDLE_HINT });
+}
+
+/** An INTEGRITY error from reading the archive, with the next step for the operator. */
+export function withDamagedHint(err: unknown): unknown {
+  if (!isAirlockError(err, 'INTEGRITY') || err.hint !== undefined) return err;
+  return new AirlockError('INTEGRITY', err.message, { ...(err.subject === undefined ? {} : { subject: err.subject }), ...(err.details === undefined ? {} : { details: err.details }), hint: DAMAGED_BUNDLE_HINT, cause: err });
 }
 
 /**
@@ -91,7 +97,12 @@ async function readManifestBlob(reader: ArchiveReader, blob: BundleBlob): Promis
   const entry = reader.openEntry(blobPath(blob.digest));
   const verified = new VerifyingStream(blob, what);
   entry.on('error', (err) => verified.destroy(err));
-  const bytes = await buffer(entry.pipe(verified));
+  let bytes: Buffer;
+  try {
+    bytes = await buffer(entry.pipe(verified));
+  } catch (err) {
+    throw withDamagedHint(err);
+  }
   try {
     return parseManifest(bytes, blob.mediaType, what);
   } catch (err) {

@@ -18,11 +18,11 @@ import { sha256Digest, type Digest } from '../digest/digest.js';
 import type { Sink } from '../transport/types.js';
 import { ArchiveReader } from '../bundle/archive-reader.js';
 import { readHead, type BundleHead } from '../bundle/read-head.js';
-import { parseBundleManifest } from '../bundle/manifest.js';
+import { parseBundleManifest, type BundleManifest } from '../bundle/manifest.js';
 import { verifySignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { checkImagesAllowed, effectiveTrust, type EffectiveTrust, type ImportPolicy } from '../policy/policy.js';
-import { mapImages, type ImportTarget } from './import-names.js';
+import { mapImages, type ImageMapping, type ImportTarget } from './import-names.js';
 import { planImport, readBundleManifests, type ImportPlan } from './import-plan.js';
 import { runLimited } from './import-limit.js';
 import { pushBlobs, type BlobRetry, type BlobTransfer } from './push-blobs.js';
@@ -127,7 +127,6 @@ async function prepareSink(sink: Sink, signal?: AbortSignal): Promise<void> {
  */
 export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   const progress = opts.onProgress ?? silent;
-  const concurrency = opts.concurrency ?? DEFAULT_IMPORT_CONCURRENCY;
   progress({ kind: 'phase', phase: 'checking bundle' });
   const head = await readHead(opts.path);
   const trust = effectiveTrust(opts.policy, opts.trusted, opts.allowUnsigned === true);
@@ -141,39 +140,65 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
 
   const reader = await ArchiveReader.open(opts.path);
   try {
-    const manifests = await readBundleManifests(reader, bundle, opts.signal);
-    const plan = planImport(opts.path, bundle, manifests, mappings);
-    for (const m of mappings) progress({ kind: 'image', name: m.name, digest: m.digest, detail: `-> ${m.reference}` });
-    await prepareSink(opts.sink, opts.signal);
-    const transfers = await pushBlobs(plan.blobs, { sink: opts.sink, reader, concurrency, progress, signal: opts.signal, ...(opts.retry === undefined ? {} : { retry: opts.retry }) });
-    const pushed = await pushManifests(plan, opts, concurrency, progress);
-    await applyTags(plan, opts, concurrency, progress);
-    const count = (action: BlobTransfer['action']): number => transfers.filter((t) => t.action === action).length;
-    return {
-      path: opts.path,
-      bundleId: sha256Digest(head.bundleJson),
-      ...(keyId === undefined ? {} : { keyId }),
-      target: describeTarget(opts.target),
-      images: mappings.map((m) => ({
-        name: m.name,
-        reference: m.reference,
-        digest: m.digest,
-        mediaType: manifests.get(m.digest)?.mediaType ?? '',
-        tagged: m.tag !== undefined,
-      })),
-      blobs: {
-        distinct: plan.blobs.length,
-        present: count('present'),
-        mounted: count('mounted'),
-        uploaded: count('uploaded'),
-        uploadedBytes: transfers.filter((t) => t.action === 'uploaded').reduce((n, t) => n + t.size, 0),
-      },
-      manifests: pushed,
-      transfers,
-    };
+    return await importContent(opts, reader, head, bundle, mappings, keyId);
+  } catch (err) {
+    throw withRerunHint(err);
   } finally {
     await reader.close();
   }
+}
+
+/** An interruption gets the next step: run again; what landed is skipped. */
+function withRerunHint(err: unknown): unknown {
+  const aborted = (err as Error | undefined)?.name === 'AbortError';
+  if (!aborted && !(isAirlockError(err, 'INTERRUPTED') && err.hint === undefined)) return err;
+  return new AirlockError('INTERRUPTED', aborted ? 'import interrupted' : (err as Error).message, {
+    hint: 'nothing was tagged; run the same command again: what already landed is skipped',
+    cause: err,
+  });
+}
+
+/** Everything after the checks: read manifests, plan, blobs, manifests, tags. */
+async function importContent(
+  opts: ImportOptions,
+  reader: ArchiveReader,
+  head: BundleHead,
+  bundle: BundleManifest,
+  mappings: ImageMapping[],
+  keyId: string | undefined,
+): Promise<ImportResult> {
+  const progress = opts.onProgress ?? silent;
+  const concurrency = opts.concurrency ?? DEFAULT_IMPORT_CONCURRENCY;
+  const manifests = await readBundleManifests(reader, bundle, opts.signal);
+  const plan = planImport(opts.path, bundle, manifests, mappings);
+  for (const m of mappings) progress({ kind: 'image', name: m.name, digest: m.digest, detail: `-> ${m.reference}` });
+  await prepareSink(opts.sink, opts.signal);
+  const transfers = await pushBlobs(plan.blobs, { sink: opts.sink, reader, concurrency, progress, signal: opts.signal, ...(opts.retry === undefined ? {} : { retry: opts.retry }) });
+  const pushed = await pushManifests(plan, opts, concurrency, progress);
+  await applyTags(plan, opts, concurrency, progress);
+  const count = (action: BlobTransfer['action']): number => transfers.filter((t) => t.action === action).length;
+  return {
+    path: opts.path,
+    bundleId: sha256Digest(head.bundleJson),
+    ...(keyId === undefined ? {} : { keyId }),
+    target: describeTarget(opts.target),
+    images: mappings.map((m) => ({
+      name: m.name,
+      reference: m.reference,
+      digest: m.digest,
+      mediaType: manifests.get(m.digest)?.mediaType ?? '',
+      tagged: m.tag !== undefined,
+    })),
+    blobs: {
+      distinct: plan.blobs.length,
+      present: count('present'),
+      mounted: count('mounted'),
+      uploaded: count('uploaded'),
+      uploadedBytes: transfers.filter((t) => t.action === 'uploaded').reduce((n, t) => n + t.size, 0),
+    },
+    manifests: pushed,
+    transfers,
+  };
 }
 
 /** Push every manifest by digest, children before indexes within each repository. */

@@ -9,6 +9,7 @@
  * entry stream (the registry client retries requests, never a body already in flight); before a
  * retry the blob is looked for again, since a lost response to the final PUT means it landed.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { AirlockError, isAirlockError } from '../errors.js';
 import { shortDigest } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
@@ -19,13 +20,19 @@ import { canMount, type Sink } from '../transport/types.js';
 import type { ArchiveReader } from '../bundle/archive-reader.js';
 import type { ProgressListener } from '../copy/progress.js';
 import { runLimited } from './import-limit.js';
-import type { BlobUnit } from './import-plan.js';
+import { withDamagedHint, type BlobUnit } from './import-plan.js';
 
 /**
  * Existence checks (HEAD) and mounts in flight during the checking phase: 8. They carry no body,
  * so more than the upload limit costs the registry little and hides round trips to a remote one.
  */
 export const CHECK_CONCURRENCY = 8;
+
+/**
+ * After the stream of a blob failed, the sink gets 5 s to notice and clean up (a registry cancels
+ * its upload session); a sink that never notices is left behind rather than waited for.
+ */
+const SINK_SETTLE_MS = 5_000;
 
 /** How whole-blob uploads are retried; see {@link DEFAULT_BLOB_RETRY}. */
 export interface BlobRetry {
@@ -71,11 +78,15 @@ export interface PushBlobsOptions {
 /** True for failures a fresh attempt may not meet again: connection loss, 429, 5xx, an expired session. */
 export function isRetryableUpload(err: unknown): boolean {
   if (err instanceof RegistryHttpError) {
-    if (err.status === 408 || err.status === 429 || err.status >= 500) return true;
-    return err.registryErrors.some((e) => e.code === 'BLOB_UPLOAD_INVALID' || e.code === 'BLOB_UPLOAD_UNKNOWN');
+    return err.status === 408 || err.status === 429 || err.status >= 500 || isExpiredSession(err);
   }
   if (isAirlockError(err)) return err.code === 'NETWORK' || err.code === 'RATE_LIMITED';
   return isTemporary(err, { idempotent: true, contacted: true });
+}
+
+/** The registry dropped or replaced the upload session: a new one will do. */
+function isExpiredSession(err: unknown): boolean {
+  return err instanceof RegistryHttpError && err.registryErrors.some((e) => e.code === 'BLOB_UPLOAD_INVALID' || e.code === 'BLOB_UPLOAD_UNKNOWN');
 }
 
 /** A unit's state after the checking phase: where it already is and which repositories still lack it. */
@@ -158,7 +169,9 @@ async function uploadWithRetry(unit: BlobUnit, repository: string, opts: PushBlo
     } catch (err) {
       // The bytes of a failed attempt are sent again: take them back from the progress count.
       if (sent > 0) opts.progress({ kind: 'bytes', bytes: -sent });
-      if (signal.aborted || attempt >= retry.attempts || !isRetryableUpload(err)) throw err;
+      // Nothing flowed: the failure was in a request the client already retried (the POST).
+      const worthIt = sent > 0 || isExpiredSession(err);
+      if (signal.aborted || attempt >= retry.attempts || !worthIt || !isRetryableUpload(err)) throw withDamagedHint(err);
       opts.progress({
         kind: 'warning',
         message: `upload of ${shortDigest(unit.desc.digest)} to ${repository} failed (${(err as Error).message}); retrying, attempt ${attempt + 1} of ${retry.attempts}`,
@@ -197,6 +210,10 @@ async function uploadOnce(unit: BlobUnit, repository: string, opts: PushBlobsOpt
   put.catch(() => undefined);
   try {
     await Promise.race([put, streamFailed]);
+  } catch (err) {
+    // Let the sink clean up (cancel its upload session) before the failure is reported.
+    await Promise.race([put.catch(() => undefined), delay(SINK_SETTLE_MS, undefined, { ref: false })]);
+    throw err;
   } finally {
     entry.destroy();
     verified.destroy();

@@ -48,3 +48,18 @@ export interface Sink {
   putManifest(repository: string, manifest: RawManifest, tag: string | undefined, opts?: CallOptions): Promise<void>;
 }
 
+
+/**
+ * Optional capability of a {@link Sink} whose blobs belong to repositories (a registry): link a
+ * blob that already sits in another repository of the same sink without sending it again
+ * (distribution's cross-repository mount). Sinks without it store each blob once for all names.
+ */
+export interface MountingSink extends Sink {
+  /** Resolves false when the sink declined (then the blob must be uploaded). */
+  mountBlob(repository: string, desc: Descriptor, fromRepository: string, opts?: CallOptions): Promise<boolean>;
+}
+
+/** True when `sink` can mount blobs across repositories (and so keeps blobs per repository). */
+export function canMount(sink: Sink): sink is MountingSink {
+  return typeof (sink as Partial<MountingSink>).mountBlob === 'function';
+}

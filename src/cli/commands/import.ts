@@ -29,6 +29,10 @@ function table(result: ImportResult): string[] {
   return rows.map((r) => `  ${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padEnd(widths[1]!)}  ${r[2]}`);
 }
 
+/**
+ * Add `import` under `bundle`. `--concurrency` (from the shared registry options) means uploads in
+ * flight here, default {@link DEFAULT_IMPORT_CONCURRENCY}.
+ */
 export function registerImportCommand(bundle: Command, ctx: CommandContext): void {
   const cmd = addRegistryOptions(
     bundle
@@ -52,12 +56,12 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
     const endpoints = endpointsFrom({ ...flags, concurrency: String(uploads) });
     const reporter = createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
     try {
-      const client = target.kind === 'registry' ? endpoints.registry(target.host) : undefined;
-      if (client !== undefined && !(client instanceof RegistryClient)) throw new AirlockError('INTERNAL', 'registry endpoint is not a registry client');
+      const sink = target.kind === 'layout' ? new Layout(target.dir) : endpoints.registry(target.host);
+      if (!(sink instanceof Layout || sink instanceof RegistryClient)) throw new AirlockError('INTERNAL', 'the target endpoint cannot be written to');
       const result = await importBundle({
         path: file,
         target,
-        sink: client ?? new Layout(target.kind === 'layout' ? target.dir : ''),
+        sink,
         trusted,
         allowUnsigned: flags.allowUnsigned,
         ...(policy === undefined ? {} : { policy }),
@@ -71,7 +75,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       printResult(ctx, result, [
         `imported ${file} into ${result.target}`,
         `  bundle id ${result.bundleId}, ${result.keyId === undefined ? 'UNSIGNED or untrusted (accepted because of --allow-unsigned)' : `signed by trusted key ${result.keyId}`}`,
-        `  ${b.distinct} blobs: ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${result.manifests} manifests`,
+        `  ${b.distinct} distinct blobs; per repository ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${result.manifests} manifests`,
         '',
         ...table(result),
       ]);

@@ -4,7 +4,8 @@
 #   2. a signing key,
 #   3. one signed bundle of those images (shared layers stored once),
 #   4. verify it as the secure side would, with only the public key,
-#   5. inspect it, and show that plain tar + zstd read it.
+#   5. inspect it, and show that plain tar + zstd read it,
+#   6. import it into an OCI image layout directory standing in for the registry inside the gap.
 # Usage: bash samples/demo.sh [WORKDIR]   (default: a fresh temp directory)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,5 +35,9 @@ step "5. bundle inspect (reads only the head of the archive)"
 step "6. standard tools read it: tar --zstd lists an OCI image layout"
 tar --zstd -tvf mirror.tar.zst | head -n 8
 echo "..."
+
+step "7. bundle import (inside the gap): here into an OCI layout; --to registry.lan for a registry"
+rm -rf imported
+"$airlock" bundle import mirror.tar.zst --to oci:imported --trust demo.pub
 echo
 echo "demo files are in $work"

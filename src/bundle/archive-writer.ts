@@ -6,6 +6,7 @@
  * Entries are added one at a time, in archive order; the writer does not reorder or check the
  * order of bundle.json, bundle.json.sig, oci-layout, index.json, blobs (the caller owns that).
  */
+import type { Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { AirlockError } from '../errors.js';
 import { encodeIndex, type EntryEncoding, type IndexEntry } from './airlock-index.js';
@@ -13,7 +14,7 @@ import { BatchOutput } from './batch-output.js';
 import { AIRLOCK_INDEX_MAGIC, MAX_FRAME_CONTENT, TAR_BLOCK, TAR_END_SIZE } from './format.js';
 import { DEFAULT_LEVEL, DEFAULT_WORKERS, RawFrameEncoder, ZstdFrameEncoder, type FrameEncoder } from './frame-encoders.js';
 import { encodeSeekTable, type SeekFrame } from './seek-table.js';
-import { encodeTarHeader, tarPadding } from './tar-entry.js';
+import { encodeTarHeader, tarEntrySize, tarPadding } from './tar-entry.js';
 import { skippableFrame } from './zstd-frames.js';
 
 /** Options of {@link ArchiveWriter.create}. */
@@ -26,6 +27,17 @@ export interface ArchiveWriterOptions {
   workers?: number | undefined;
   /** Largest decompressed frame; default (and maximum) {@link MAX_FRAME_CONTENT}. Tests use small values. */
   maxFrameContent?: number | undefined;
+}
+
+/** The complete entries already in a file that {@link ArchiveWriter.append} continues. */
+export interface ArchivePrefix {
+  /** File bytes they take: the file is cut there. */
+  bytes: number;
+  /** sha256 state holding exactly those bytes. */
+  sha256: Hash;
+  entries: readonly IndexEntry[];
+  /** Their frames, in order. */
+  frames: readonly SeekFrame[];
 }
 
 /** Options of one entry. */
@@ -73,7 +85,31 @@ export class ArchiveWriter {
    * const { sha256, bytes } = await w.finish();
    */
   static async create(path: string, opts: ArchiveWriterOptions): Promise<ArchiveWriter> {
-    const out = await BatchOutput.create(path);
+    return ArchiveWriter.#over(await BatchOutput.create(path), opts);
+  }
+
+  /**
+   * Continue `path` after `prefix` (cutting off whatever follows it): the index, seek table and
+   * sha256 will cover the prefix's entries as if this writer had written them. `resumeArchive`
+   * (archive-resume.ts) finds and checks the prefix.
+   */
+  static async append(path: string, opts: ArchiveWriterOptions, prefix: ArchivePrefix): Promise<ArchiveWriter> {
+    const stored = prefix.frames.reduce((n, f) => n + f.compressedSize, 0);
+    const framed = prefix.entries.reduce((n, e) => n + e.frames, 0);
+    if (stored !== prefix.bytes || framed !== prefix.frames.length) {
+      throw new AirlockError('INTERNAL', `archive prefix of ${prefix.bytes} bytes does not match its frames`);
+    }
+    const w = await ArchiveWriter.#over(await BatchOutput.append(path, prefix.bytes, prefix.sha256), opts);
+    for (const e of prefix.entries) {
+      w.#entries.push({ ...e });
+      w.#names.add(e.path);
+      w.#tarOffset += tarEntrySize(e.size);
+    }
+    w.#frames.push(...prefix.frames);
+    return w;
+  }
+
+  static async #over(out: BatchOutput, opts: ArchiveWriterOptions): Promise<ArchiveWriter> {
     try {
       return new ArchiveWriter(out, opts);
     } catch (err) {
@@ -112,10 +148,22 @@ export class ArchiveWriter {
     });
   }
 
-  /** Close the file as it is, leaving it to the caller to delete or resume. Never throws. */
-  async abort(): Promise<void> {
+  /**
+   * Close the file as it is, leaving it to the caller to delete or resume. With `flush`, what is
+   * still buffered (up to 8 MiB: complete entries, then part of one) is written first, so a resume
+   * finds them. Never throws.
+   */
+  async abort(opts: { flush?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (opts.flush === true && !this.#busy) {
+      try {
+        await this.#out.close();
+        return;
+      } catch {
+        // fall through: close what is left
+      }
+    }
     await this.#out.abandon();
   }
 

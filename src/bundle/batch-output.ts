@@ -31,7 +31,7 @@ export const YIELD_AFTER_MS = 10;
 export class BatchOutput {
   readonly path: string;
   readonly #fh: FileHandle;
-  readonly #hash: Hash = createHash('sha256');
+  readonly #hash: Hash;
   #current: Buffer = Buffer.allocUnsafe(OUTPUT_BUFFER_SIZE);
   #spare: Buffer = Buffer.allocUnsafe(OUTPUT_BUFFER_SIZE);
   #fill = 0;
@@ -40,9 +40,11 @@ export class BatchOutput {
   #inFlight: Promise<void> = Promise.resolve();
   #lastYield = performance.now();
 
-  private constructor(path: string, fh: FileHandle) {
+  private constructor(path: string, fh: FileHandle, start = 0, hash: Hash = createHash('sha256')) {
     this.path = path;
     this.#fh = fh;
+    this.#flushed = start;
+    this.#hash = hash;
   }
 
   /** Create (or truncate) `path` for writing. */
@@ -52,6 +54,26 @@ export class BatchOutput {
     } catch (err) {
       throw fromFsError(err, path, 'creating');
     }
+  }
+
+  /**
+   * Continue an existing file: cut it to `start` bytes and append from there. `hash` must already
+   * hold those `start` bytes (the caller read them), so {@link close} reports the whole file's sha256.
+   */
+  static async append(path: string, start: number, hash: Hash): Promise<BatchOutput> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r+');
+    } catch (err) {
+      throw fromFsError(err, path, 'opening');
+    }
+    try {
+      await fh.truncate(start);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw fromFsError(err, path, 'truncating');
+    }
+    return new BatchOutput(path, fh, start, hash);
   }
 
   /** Bytes handed to the output so far: the file offset of the next byte. */

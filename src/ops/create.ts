@@ -5,8 +5,13 @@
  * is read; then blobs stream one after another from the source, through size and digest
  * verification, into the archive. Nothing is held in memory but manifests. The archive is written
  * as `OUT.partial` and renamed only when complete, next to its `.sha256` sidecar.
+ *
+ * An interrupted run (crash, Ctrl-C, network failure) leaves `OUT.partial`. The next run with the
+ * same images and content continues it: it reuses the old bundle.json bytes (and so its `created`
+ * time), reads back and checks every complete entry (`resumeArchive`), and fetches only the blobs
+ * that are not already there. Anything else about the partial file means starting over.
  */
-import { rename } from 'node:fs/promises';
+import { rename, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { AirlockError, fromFsError } from '../errors.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
@@ -15,12 +20,14 @@ import { isCompressedMediaType } from '../oci/media-types.js';
 import { blobPath, OCI_LAYOUT_CONTENT } from '../layout/paths.js';
 import { writeFileAtomic } from '../layout/atomic.js';
 import { ArchiveWriter } from '../bundle/archive-writer.js';
-import { BUNDLE_MEDIA_TYPE, type BundleManifest } from '../bundle/manifest.js';
+import { resumeArchive, type PlannedEntry } from '../bundle/archive-resume.js';
+import { BUNDLE_MEDIA_TYPE, serializeBundleManifest, type BundleManifest } from '../bundle/manifest.js';
+import { readHead } from '../bundle/read-head.js';
 import { signBundle, type SigningKey } from '../bundle/signing.js';
 import { resolveImage, type ImageToResolve, type ResolvedImage } from '../copy/resolve.js';
-import { planBundle, type BundlePlan, type PlannedImage } from '../copy/plan.js';
+import { planBundle, type BundlePlan, type PlannedBlob, type PlannedImage } from '../copy/plan.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
-import { checkOutputFree, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
+import { checkOutputFree, fileExists, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
 import { VERSION } from '../version.js';
 
 export interface CreateOptions {
@@ -36,6 +43,11 @@ export interface CreateOptions {
   onProgress?: ProgressListener;
   /** Injected clock, for reproducible tests. */
   now?: () => Date;
+  /**
+   * Continue `OUT.partial` left by an interrupted run with the same images (default true);
+   * false starts over.
+   */
+  resume?: boolean;
 }
 
 export interface CreateResult {
@@ -49,6 +61,9 @@ export interface CreateResult {
   totals: BundlePlan['totals'];
   archiveBytes: number;
   sha256: string;
+  /** Blobs, and their bytes, taken from `OUT.partial` of an interrupted run instead of the source. */
+  reusedBlobs: number;
+  reusedBytes: number;
 }
 
 export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
@@ -72,24 +87,26 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     progress({ kind: 'image', name: r.name, digest: r.top.digest, detail: r.platforms.join(',') || undefined });
   }
   const plan = planBundle(resolved);
-  const created = opts.now?.() ?? new Date();
-  created.setMilliseconds(0);
-  const manifest = bundleManifest(plan, created);
-  const head = Buffer.from(JSON.stringify(manifest, null, 2) + '\n');
-  const signature = opts.signingKey === undefined ? undefined : signBundle(head, opts.signingKey);
-
   const partial = opts.output + PARTIAL_SUFFIX;
-  const writer = await ArchiveWriter.create(partial, { mtime: created, level: opts.level });
+  const { writer, head, signature, kept } = await startArchive(plan, partial, opts);
+  const heads = headEntries(plan, head, signature?.bytes);
+  const skip = Math.max(0, kept - heads.length);
+  const reusedBytes = plan.blobs.slice(0, skip).reduce((n, b) => n + b.desc.size, 0);
   let result: { sha256: string; bytes: number };
   try {
-    await writer.addBuffer('bundle.json', head, { compress: true });
-    if (signature !== undefined) await writer.addBuffer('bundle.json.sig', signature.bytes, { compress: true });
-    await writer.addBuffer('oci-layout', OCI_LAYOUT_CONTENT, { compress: true });
-    await writer.addBuffer('index.json', plan.indexJson, { compress: true });
-    progress({ kind: 'phase', phase: 'copying blobs', total: plan.totals.bytes, items: plan.blobs.length });
-    for (const blob of plan.blobs) {
+    for (const e of heads.slice(kept)) await writer.addBuffer(e.path, e.bytes, { compress: true });
+    if (skip > 0) {
+      const mib = (reusedBytes / 2 ** 20).toFixed(1);
+      progress({ kind: 'warning', message: `continuing ${partial}: ${skip} of ${plan.blobs.length} blobs (${mib} MiB) are already there` });
+    }
+    progress({ kind: 'phase', phase: 'copying blobs', total: plan.totals.bytes - reusedBytes, items: plan.blobs.length - skip });
+    for (const [i, blob] of plan.blobs.entries()) {
       opts.signal?.throwIfAborted();
       const path = blobPath(blob.desc.digest);
+      if (i < skip) {
+        progress({ kind: 'blob', digest: blob.desc.digest, size: blob.desc.size, skipped: true });
+        continue;
+      }
       progress({ kind: 'blob', digest: blob.desc.digest, size: blob.desc.size });
       if (blob.manifest !== undefined) {
         await writer.addBuffer(path, blob.manifest.bytes, { compress: true });
@@ -101,16 +118,16 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       const verified = body.pipe(new VerifyingStream(blob.desc, what, (n) => progress({ kind: 'bytes', bytes: n })));
       body.on('error', (err) => verified.destroy(err));
       try {
-        await writer.addStream(path, blob.desc.size, verified, { compress: !isCompressedMediaType(blob.desc.mediaType) });
+        await writer.addStream(path, blob.desc.size, verified, { compress: compressed(blob) });
       } finally {
         body.destroy();
       }
     }
     result = await writer.finish();
   } catch (err) {
-    await writer.abort();
-    await removeQuietly(partial);
-    throw err;
+    // Keep what was written: the next run continues from it (see the module comment).
+    await writer.abort({ flush: true });
+    throw resumable(err, partial, opts.signal);
   }
   const checksumFile = `${opts.output}.sha256`;
   try {
@@ -130,7 +147,125 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     totals: plan.totals,
     archiveBytes: result.bytes,
     sha256: result.sha256,
+    reusedBlobs: skip,
+    reusedBytes,
   };
+}
+
+/** The archive to write into, with the head that goes (or already is) at its start. */
+interface Started {
+  writer: ArchiveWriter;
+  head: Buffer;
+  signature: { bytes: Buffer; keyId: string } | undefined;
+  /** Entries (head entries, then blobs in plan order) already in the file. */
+  kept: number;
+}
+
+/** Continue `partial` when it was started for the same plan and signer; else start a new file. */
+async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptions): Promise<Started> {
+  const progress = opts.onProgress ?? silent;
+  const fresh = async (): Promise<Started> => {
+    const created = opts.now?.() ?? new Date();
+    created.setMilliseconds(0);
+    const head = serializeBundleManifest(bundleManifest(plan, created));
+    const signature = opts.signingKey === undefined ? undefined : signBundle(head, opts.signingKey);
+    const writer = await ArchiveWriter.create(partial, { mtime: created, level: opts.level });
+    return { writer, head, signature, kept: 0 };
+  };
+  if (opts.resume === false || !(await fileExists(partial))) return fresh();
+  const restart = (why: string): Promise<Started> => {
+    progress({ kind: 'warning', message: `not continuing ${partial}: ${why}; starting over` });
+    return fresh();
+  };
+  const old = await reusableHead(plan, partial, opts.signingKey);
+  if (typeof old === 'string') return restart(old);
+  try {
+    const size = (await stat(partial)).size;
+    progress({ kind: 'phase', phase: `checking ${basename(partial)} from an interrupted run`, total: size });
+    const r = await resumeArchive(partial, {
+      mtime: old.created,
+      level: opts.level,
+      planned: plannedEntries(plan, old.head, old.signature?.bytes),
+      signal: opts.signal,
+      onBytes: (n) => progress({ kind: 'bytes', bytes: n }),
+    });
+    return { writer: r.writer, head: old.head, signature: old.signature, kept: r.kept };
+  } catch (err) {
+    if (opts.signal?.aborted === true) throw err;
+    return restart((err as Error).message);
+  }
+}
+
+/**
+ * The head of `partial` if this run would write exactly it: bundle.json is what this plan gives
+ * with the old `created` time (so images, blobs, order and layout are all the same), and the
+ * signature is what the current key (or none) gives. Otherwise why not.
+ */
+async function reusableHead(
+  plan: BundlePlan,
+  partial: string,
+  key: SigningKey | undefined,
+): Promise<{ created: Date; head: Buffer; signature: { bytes: Buffer; keyId: string } | undefined } | string> {
+  let old: Awaited<ReturnType<typeof readHead>>;
+  try {
+    old = await readHead(partial);
+  } catch (err) {
+    return `its head cannot be read (${(err as Error).message})`;
+  }
+  let created: unknown;
+  try {
+    created = (JSON.parse(old.bundleJson.toString('utf8')) as { created?: unknown }).created;
+  } catch {
+    return 'its bundle.json is not JSON';
+  }
+  const date = typeof created === 'string' ? new Date(created) : undefined;
+  if (date === undefined || Number.isNaN(date.getTime())) return 'its bundle.json has no valid creation time';
+  if (!serializeBundleManifest(bundleManifest(plan, date)).equals(old.bundleJson)) {
+    return 'it was started for other images or other image content';
+  }
+  if (key === undefined) return old.signature === undefined ? { created: date, head: old.bundleJson, signature: undefined } : 'it is signed, this bundle is not';
+  if (old.signature === undefined) return 'it is unsigned, this bundle is signed';
+  const signature = signBundle(old.bundleJson, key);
+  if (!signature.bytes.equals(old.signature)) return 'it was signed with another key';
+  return { created: date, head: old.bundleJson, signature };
+}
+
+/** bundle.json, bundle.json.sig (signed bundles), oci-layout, index.json: the entries before the blobs. */
+function headEntries(plan: BundlePlan, head: Buffer, signature: Buffer | undefined): Array<{ path: string; bytes: Buffer }> {
+  return [
+    { path: 'bundle.json', bytes: head },
+    ...(signature === undefined ? [] : [{ path: 'bundle.json.sig', bytes: signature }]),
+    { path: 'oci-layout', bytes: OCI_LAYOUT_CONTENT },
+    { path: 'index.json', bytes: plan.indexJson },
+  ];
+}
+
+/** Every entry this run writes, in order, as {@link resumeArchive} checks them. */
+function plannedEntries(plan: BundlePlan, head: Buffer, signature: Buffer | undefined): PlannedEntry[] {
+  return [
+    ...headEntries(plan, head, signature).map((e) => ({ path: e.path, size: e.bytes.length, digest: sha256Digest(e.bytes), compress: true })),
+    ...plan.blobs.map((b) => ({ path: blobPath(b.desc.digest), size: b.desc.size, digest: b.desc.digest, compress: compressed(b) })),
+  ];
+}
+
+/** Manifests and uncompressed blobs are zstd-compressed; gzip/zstd layers are stored as they are. */
+function compressed(blob: PlannedBlob): boolean {
+  return blob.manifest !== undefined || !isCompressedMediaType(blob.desc.mediaType);
+}
+
+/** A failure after writing started: `partial` is kept, and the hint says how to continue. */
+function resumable(err: unknown, partial: string, signal: AbortSignal | undefined): unknown {
+  const next = `run the same command again to continue from ${partial}`;
+  if (signal?.aborted === true && !(err instanceof AirlockError)) {
+    return new AirlockError('INTERRUPTED', 'interrupted while writing the bundle', { subject: partial, hint: next, cause: err });
+  }
+  if (!(err instanceof AirlockError)) return err;
+  return new AirlockError(err.code, err.message, {
+    hint: err.hint === undefined ? next : `${err.hint}; then ${next}`,
+    ...(err.subject === undefined ? {} : { subject: err.subject }),
+    ...(err.details === undefined ? {} : { details: err.details }),
+    cause: err,
+  });
 }
 
 function bundleManifest(plan: BundlePlan, created: Date): BundleManifest {

@@ -8,10 +8,10 @@
  * not landed, and anyone could have changed it since. So every kept byte is read: its frames are
  * decoded (Raw blocks checked, zstd frames decompressed at most 1 MiB at a time and no further
  * than their recorded size), the tar header must be the one the writer would write now, the
- * padding zeros, and the data must have the planned size and sha256. The same pass feeds the
- * whole-file sha256 that the writer continues for the `.sha256` sidecar.
+ * padding zeros, and the data must have the planned size and sha256. (The whole-file sha256 for
+ * the `.sha256` sidecar is the writer's business: its hasher reads the kept part back itself.)
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Digest } from '../digest/digest.js';
 import { fromFsError, isAirlockError } from '../errors.js';
@@ -79,7 +79,6 @@ export async function resumeArchive(path: string, opts: ResumeOptions): Promise<
   } catch (err) {
     throw fromFsError(err, path, 'opening');
   }
-  let fileHash = createHash('sha256');
   const kept: IndexEntry[] = [];
   let keptBytes = 0;
   let reusedBytes = 0;
@@ -89,10 +88,8 @@ export async function resumeArchive(path: string, opts: ResumeOptions): Promise<
     for (let i = 0; i < scan.entries.length; i++) {
       const found = scan.entries[i]!;
       const planned = opts.planned[i];
-      const before = fileHash.copy();
-      const problem = planned === undefined ? `${found.path} is not planned there` : await checker.check(found, planned, fileHash);
+      const problem = planned === undefined ? `${found.path} is not planned there` : await checker.check(found, planned);
       if (problem !== undefined) {
-        fileHash = before;
         stopped = problem;
         break;
       }
@@ -104,7 +101,7 @@ export async function resumeArchive(path: string, opts: ResumeOptions): Promise<
     await fh.close().catch(() => undefined);
   }
   const frames = scan.entries.slice(0, kept.length).flatMap((e) => e.frameSizes);
-  const writer = await ArchiveWriter.append(path, opts, { bytes: keptBytes, sha256: fileHash, entries: kept, frames });
+  const writer = await ArchiveWriter.append(path, opts, { bytes: keptBytes, entries: kept, frames });
   return { writer, kept: kept.length, keptBytes, reusedBytes, stopped };
 }
 
@@ -128,8 +125,8 @@ class EntryChecker {
     this.#opts = opts;
   }
 
-  /** Why `found` is not `planned`, or undefined when it is; `fileHash` gets every byte read. */
-  async check(found: ScannedEntry, planned: PlannedEntry, fileHash: Hash): Promise<string | undefined> {
+  /** Why `found` is not `planned`, or undefined when it is. */
+  async check(found: ScannedEntry, planned: PlannedEntry): Promise<string | undefined> {
     if (found.path !== planned.path) return `${found.path} found where ${planned.path} was planned`;
     if (found.size !== planned.size) return `${found.path} has ${found.size} bytes, ${planned.size} planned`;
     if ((found.encoding === 'zstd') !== planned.compress) return `${found.path} is stored as ${found.encoding}, not as planned`;
@@ -143,7 +140,6 @@ class EntryChecker {
         while (left > 0) {
           this.#opts.signal?.throwIfAborted();
           const chunk = await readExactly(this.#fh, Math.min(left, READ_CHUNK), pos, this.#path, this.#buf);
-          fileHash.update(chunk);
           pos += chunk.length;
           left -= chunk.length;
           out += decode.push(chunk, left === 0, frame.decompressedSize - out, (piece) => sink.write(piece));

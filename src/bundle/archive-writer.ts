@@ -1,12 +1,11 @@
 /**
  * Writes a bundle file: tar entries, each starting a new zstd frame (compressed, or Raw blocks for
  * already-compressed blobs), the tar end frame, the airlock index and the seek table. The
- * whole-file sha256 for the `.sha256` sidecar is computed on the way out: no second read.
+ * whole-file sha256 for the `.sha256` sidecar is computed by a worker trailing the writes.
  *
  * Entries are added one at a time, in archive order; the writer does not reorder or check the
  * order of bundle.json, bundle.json.sig, oci-layout, index.json, blobs (the caller owns that).
  */
-import type { Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { AirlockError } from '../errors.js';
 import { encodeIndex, type EntryEncoding, type IndexEntry } from './airlock-index.js';
@@ -33,8 +32,6 @@ export interface ArchiveWriterOptions {
 export interface ArchivePrefix {
   /** File bytes they take: the file is cut there. */
   bytes: number;
-  /** sha256 state holding exactly those bytes. */
-  sha256: Hash;
   entries: readonly IndexEntry[];
   /** Their frames, in order. */
   frames: readonly SeekFrame[];
@@ -99,7 +96,7 @@ export class ArchiveWriter {
     if (stored !== prefix.bytes || framed !== prefix.frames.length) {
       throw new AirlockError('INTERNAL', `archive prefix of ${prefix.bytes} bytes does not match its frames`);
     }
-    const w = await ArchiveWriter.#over(await BatchOutput.append(path, prefix.bytes, prefix.sha256), opts);
+    const w = await ArchiveWriter.#over(await BatchOutput.append(path, prefix.bytes), opts);
     for (const e of prefix.entries) {
       w.#entries.push({ ...e });
       w.#names.add(e.path);

@@ -22,7 +22,14 @@ export const DEFAULT_CONCURRENCY = 4;
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
-export function addRegistryOptions(cmd: Command): Command {
+/**
+ * Add the registry flags to `cmd`. `concurrency` describes what `--concurrency` means for this
+ * command and its default (blobs per registry for create; uploads in flight for import).
+ */
+export function addRegistryOptions(
+  cmd: Command,
+  concurrency = { what: 'blobs transferred at once per registry', defaultValue: DEFAULT_CONCURRENCY },
+): Command {
   return cmd
     .addOption(
       new Option('--creds <[host=]user:password>', 'credentials for the registry (HOST= limits them to one host; repeatable)').argParser(collect),
@@ -30,7 +37,7 @@ export function addRegistryOptions(cmd: Command): Command {
     .addOption(new Option('--ca-file <file>', 'trust this CA certificate (PEM) for TLS; repeatable').argParser(collect))
     .option('--plain-http', 'talk plain HTTP, for registries without TLS', false)
     .option('--insecure-skip-tls-verify', 'do not verify registry TLS certificates (unsafe)', false)
-    .option('--concurrency <n>', `blobs transferred at once per registry (default ${DEFAULT_CONCURRENCY})`);
+    .option('--concurrency <n>', `${concurrency.what} (default ${concurrency.defaultValue})`);
 }
 
 interface Creds {
@@ -60,8 +67,8 @@ export function parseCreds(text: string): Creds {
   return { ...(host === undefined ? {} : { host }), username: rest.slice(0, sep), password: rest.slice(sep + 1) };
 }
 
-export function parseConcurrency(text: string | undefined): number {
-  if (text === undefined) return DEFAULT_CONCURRENCY;
+export function parseConcurrency(text: string | undefined, defaultValue = DEFAULT_CONCURRENCY): number {
+  if (text === undefined) return defaultValue;
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 64) {
     throw new AirlockError('USAGE', `--concurrency ${text}: must be a whole number from 1 to 64`);

@@ -5,11 +5,11 @@ import { loadPublicKeys } from '../../bundle/keys.js';
 import { Layout } from '../../layout/layout.js';
 import { RegistryClient } from '../../registry/client.js';
 import { loadPolicy } from '../../policy/load.js';
-import { DEFAULT_IMPORT_CONCURRENCY, importBundle, type ImportResult } from '../../ops/import.js';
+import { DEFAULT_IMPORT_CONCURRENCY, importBundle } from '../../ops/import.js';
 import { parseImportTarget } from '../../ops/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter, formatBytes } from '../progress.js';
-import { printResult } from '../output.js';
+import { printResult, table } from '../output.js';
 import type { CommandContext } from '../main.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -20,13 +20,6 @@ interface ImportFlags extends RegistryFlags {
   allowUnsigned: boolean;
   policy?: string;
   stripHost: boolean;
-}
-
-/** The result table: image, target reference, digest, in columns. */
-function table(result: ImportResult): string[] {
-  const rows = [['IMAGE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.name, i.reference, i.digest])];
-  const widths = [0, 1].map((c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => `  ${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padEnd(widths[1]!)}  ${r[2]}`);
 }
 
 /**
@@ -44,13 +37,12 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       .option('--allow-unsigned', 'accept a bundle without a (trusted) signature', false)
       .option('--policy <file>', 'import policy (YAML or JSON, see schemas/policy.schema.json): allowed registries, repositories, signers')
       .option('--strip-host', 'drop the upstream registry host from target names (refused if two images would collide)', false),
+    { what: "blob uploads in flight at once (a registry's ingest is CPU-bound: a third upload rarely helps)", defaultValue: DEFAULT_IMPORT_CONCURRENCY },
   );
-  const concurrency = cmd.options.find((o) => o.long === '--concurrency');
-  if (concurrency !== undefined) concurrency.description = `blob uploads in flight at once (default ${DEFAULT_IMPORT_CONCURRENCY}: a registry's ingest is CPU-bound, a third upload rarely helps)`;
 
   cmd.action(async (file: string, flags: ImportFlags) => {
     const target = parseImportTarget(flags.to);
-    const uploads = parseConcurrency(flags.concurrency ?? String(DEFAULT_IMPORT_CONCURRENCY));
+    const uploads = parseConcurrency(flags.concurrency, DEFAULT_IMPORT_CONCURRENCY);
     const trusted = await loadPublicKeys(flags.trust ?? []);
     const policy = flags.policy === undefined ? undefined : await loadPolicy(flags.policy);
     const endpoints = endpointsFrom({ ...flags, concurrency: String(uploads) });
@@ -77,7 +69,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         `  bundle id ${result.bundleId}, ${result.keyId === undefined ? 'UNSIGNED or untrusted (accepted because of --allow-unsigned)' : `signed by trusted key ${result.keyId}`}`,
         `  ${b.distinct} distinct blobs; per repository ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${result.manifests} manifests`,
         '',
-        ...table(result),
+        ...table([['IMAGE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.name, i.reference, i.digest])]),
       ]);
     } catch (err) {
       reporter.stop(false);

@@ -39,10 +39,25 @@ export interface BundleBlob {
   mediaType: string;
 }
 
-/** Reserved for delta bundles: a blob the images need that a parent bundle carries. */
+/**
+ * A blob the images of a delta bundle need but the bundle does not carry: one of its parents
+ * delivered it, and the target must already hold it.
+ */
 export interface ExternalBlob extends BundleBlob {
-  /** Id of the bundle that carries it. */
+  /** Id of the parent that delivered it: a bundle id, or an inventory id. */
   bundle: Digest;
+}
+
+/** What a delta bundle was made against (`bundle create --since`). */
+export interface BundleParent {
+  /** Bundle id (sha256 of its bundle.json) or inventory id (sha256 of its payload). */
+  id: Digest;
+  /** The parent's own `created`. */
+  created: string;
+  /** Key id of the parent's signer, when it was signed (and checked, for a signed delta). */
+  keyId?: string;
+  /** `bundle`: an earlier bundle (its head or exported bundle.json); `inventory`: a target's inventory. */
+  kind: 'bundle' | 'inventory';
 }
 
 /** Digest and size of `oci-layout` or `index.json`. */
@@ -63,11 +78,28 @@ export interface BundleManifest {
   /** Every blob carried, each once, in archive order. */
   blobs: BundleBlob[];
   layout: { 'oci-layout': LayoutFile; 'index.json': LayoutFile };
-  totals: { images: number; blobs: number; bytes: number; referencedBytes: number };
-  /** Reserved for delta bundles: ids of the bundles this one builds on. */
-  parents?: Digest[];
-  /** Reserved for delta bundles: blobs not carried here. */
+  totals: BundleTotals;
+  /** Delta bundles only: what it was made against, oldest first. */
+  parents?: BundleParent[];
+  /** Delta bundles only: blobs the images need that a parent delivered, not carried here. */
   external?: ExternalBlob[];
+}
+
+export interface BundleTotals {
+  images: number;
+  /** Blobs carried. */
+  blobs: number;
+  /** Bytes carried: the sum of `blobs[].size`. */
+  bytes: number;
+  /** What the images would take without deduplication, external blobs included. */
+  referencedBytes: number;
+  /** Delta bundles only: the sum of `external[].size`. */
+  externalBytes?: number;
+}
+
+/** True when the manifest describes a delta bundle (made with `--since`). */
+export function isDelta(m: BundleManifest): boolean {
+  return m.parents !== undefined;
 }
 
 /** The schema file, found relative to this module both in `src/` (tests) and in `dist/`. */
@@ -108,6 +140,7 @@ export function validateBundleManifest(doc: unknown): string[] {
     if (carried.has(b.digest) || external.has(b.digest)) problems.push(`external blob ${b.digest} is listed twice`);
     external.add(b.digest);
   }
+  problems.push(...deltaProblems(m));
   for (const img of m.images) {
     if (!carried.has(img.digest) && !external.has(img.digest)) problems.push(`image ${img.name}: manifest ${img.digest} is not in blobs`);
   }
@@ -115,9 +148,34 @@ export function validateBundleManifest(doc: unknown): string[] {
   if (m.totals.images !== m.images.length) problems.push(`totals.images is ${m.totals.images}, images lists ${m.images.length}`);
   if (m.totals.blobs !== m.blobs.length) problems.push(`totals.blobs is ${m.totals.blobs}, blobs lists ${m.blobs.length}`);
   if (m.totals.bytes !== bytes) problems.push(`totals.bytes is ${m.totals.bytes}, the blobs add up to ${bytes}`);
-  if (m.totals.referencedBytes < m.totals.bytes) problems.push('totals.referencedBytes is less than totals.bytes');
+  if (m.totals.referencedBytes < m.totals.bytes + (m.totals.externalBytes ?? 0)) {
+    problems.push('totals.referencedBytes is less than the carried and external bytes');
+  }
   if (!isRealDate(m.created)) problems.push(`created ${m.created} is not a valid date`);
   return problems.slice(0, MAX_PROBLEMS);
+}
+
+/** A delta names each parent once, and every external blob names one of its parents. */
+function deltaProblems(m: BundleManifest): string[] {
+  const problems: string[] = [];
+  if (m.parents === undefined) {
+    if (m.external !== undefined || m.totals.externalBytes !== undefined) problems.push('external blobs or totals.externalBytes without parents');
+    return problems;
+  }
+  const ids = new Set<string>();
+  for (const p of m.parents) {
+    if (ids.has(p.id)) problems.push(`parent ${p.id} is listed twice`);
+    ids.add(p.id);
+    if (!isRealDate(p.created)) problems.push(`parent ${p.id}: created ${p.created} is not a valid date`);
+  }
+  for (const b of m.external ?? []) {
+    if (!ids.has(b.bundle)) problems.push(`external blob ${b.digest} names ${b.bundle}, which is not a parent`);
+  }
+  const externalBytes = (m.external ?? []).reduce((n, b) => n + b.size, 0);
+  if ((m.totals.externalBytes ?? 0) !== externalBytes) {
+    problems.push(`totals.externalBytes is ${m.totals.externalBytes ?? 'absent'}, the external blobs add up to ${externalBytes}`);
+  }
+  return problems;
 }
 
 /** True when an RFC 3339 UTC timestamp names a real instant (no 31 February, no hour 24). */

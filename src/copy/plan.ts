@@ -1,14 +1,22 @@
 /**
  * Planning: from resolved images to the exact content of a bundle — every blob once, in archive
  * order, with the source to read it from, and the `index.json` that names every image.
+ *
+ * For a delta (`delivered` given), configs and layers the target already holds become `external`
+ * instead of carried; manifests and indexes are always carried (they are small, and import needs
+ * them to tag the images). The plan is a pure function of its inputs, so an interrupted delta
+ * resumes like any bundle.
  */
+import { AirlockError } from '../errors.js';
 import type { Digest } from '../digest/digest.js';
+import type { BundleParent, BundleTotals, ExternalBlob } from '../bundle/manifest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { RawManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
 import { CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION } from '../layout/paths.js';
 import type { Source } from '../transport/types.js';
 import type { ResolvedImage } from './resolve.js';
+import type { DeliveredSet } from './since.js';
 
 export interface PlannedBlob {
   desc: Descriptor;
@@ -33,13 +41,26 @@ export interface PlannedImage {
 
 export interface BundlePlan {
   images: PlannedImage[];
-  /** Every blob exactly once: manifests and configs first (small), then layers. */
+  /** Every blob carried, exactly once: manifests and configs first (small), then layers. */
   blobs: PlannedBlob[];
+  /** Delta only: what the parents made it against, oldest first. */
+  parents?: BundleParent[];
+  /** Delta only: blobs the images need that a parent delivered, in the same order rule. */
+  external?: ExternalBlob[];
   indexJson: Buffer;
-  totals: { images: number; blobs: number; bytes: number; referencedBytes: number };
+  /** `bytes` counts carried blobs only; `externalBytes` (delta only) the external ones. */
+  totals: BundleTotals;
 }
 
-export function planBundle(resolved: ResolvedImage[]): BundlePlan {
+export interface PlanOptions {
+  /** What the target already holds (`--since`): makes the plan a delta. */
+  delivered?: DeliveredSet;
+}
+
+/**
+ * @throws INPUT_INVALID when a delivered blob has another size than the image's manifest says
+ */
+export function planBundle(resolved: ResolvedImage[], opts: PlanOptions = {}): BundlePlan {
   const small = new Map<Digest, PlannedBlob>();
   const layers = new Map<Digest, PlannedBlob>();
   const images = new Map<string, PlannedImage>();
@@ -75,7 +96,8 @@ export function planBundle(resolved: ResolvedImage[]): BundlePlan {
       add(configs.has(desc.digest) ? small : layers, { desc: plainDescriptor(desc), source: image.source, repository: image.repository });
     }
   }
-  const blobs = [...small.values(), ...layers.values()];
+  const all = [...small.values(), ...layers.values()];
+  const { carried: blobs, external } = splitDelivered(all, opts.delivered);
   const index = {
     schemaVersion: 2,
     mediaType: MediaType.OciIndex,
@@ -89,14 +111,38 @@ export function planBundle(resolved: ResolvedImage[]): BundlePlan {
   return {
     images: [...images.values()],
     blobs,
+    ...(opts.delivered === undefined ? {} : { parents: opts.delivered.parents, external }),
     indexJson: Buffer.from(JSON.stringify(index, null, 2) + '\n'),
     totals: {
       images: images.size,
       blobs: blobs.length,
       bytes: blobs.reduce((n, b) => n + b.desc.size, 0),
       referencedBytes,
+      ...(opts.delivered === undefined ? {} : { externalBytes: external.reduce((n, b) => n + b.size, 0) }),
     },
   };
+}
+
+/** Configs and layers the target holds become external; manifests are always carried. */
+function splitDelivered(all: PlannedBlob[], delivered: DeliveredSet | undefined): { carried: PlannedBlob[]; external: ExternalBlob[] } {
+  if (delivered === undefined) return { carried: all, external: [] };
+  const carried: PlannedBlob[] = [];
+  const external: ExternalBlob[] = [];
+  for (const blob of all) {
+    const have = blob.manifest === undefined ? delivered.blobs.get(blob.desc.digest) : undefined;
+    if (have === undefined) {
+      carried.push(blob);
+      continue;
+    }
+    if (have.size !== blob.desc.size) {
+      throw new AirlockError('INPUT_INVALID', `mismatched base: ${blob.desc.digest} is ${blob.desc.size} bytes in ${blob.source.description}/${blob.repository}, but ${have.size} bytes in --since ${have.bundle}`, {
+        subject: blob.desc.digest,
+        hint: 'the --since file describes other content under this digest: check that it is genuine',
+      });
+    }
+    external.push({ digest: blob.desc.digest, size: blob.desc.size, mediaType: blob.desc.mediaType, bundle: have.bundle });
+  }
+  return { carried, external };
 }
 
 /** Only what identifies content: annotations, URLs and platforms belong to the referrer. */

@@ -10,6 +10,10 @@
  * same images and content continues it: it reuses the old bundle.json bytes (and so its `created`
  * time), reads back and checks every complete entry (`resumeArchive`), and fetches only the blobs
  * that are not already there. Anything else about the partial file means starting over.
+ *
+ * With `since` (earlier bundles, their heads or manifests, or inventories of the target: see
+ * `copy/since.ts`) the bundle is a delta: it carries every manifest but only the configs and
+ * layers none of them delivered. The PREVs are read and checked before anything is fetched.
  */
 import { rename, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -21,14 +25,16 @@ import { blobPath, OCI_LAYOUT_CONTENT } from '../layout/paths.js';
 import { writeFileAtomic } from '../layout/atomic.js';
 import { ArchiveWriter } from '../bundle/archive-writer.js';
 import { resumeArchive, type PlannedEntry } from '../bundle/archive-resume.js';
-import { BUNDLE_MEDIA_TYPE, serializeBundleManifest, type BundleManifest } from '../bundle/manifest.js';
+import { serializeBundleManifest, type BundleParent } from '../bundle/manifest.js';
 import { readHead } from '../bundle/read-head.js';
-import { signBundle, type SigningKey } from '../bundle/signing.js';
+import { signBundle, type SigningKey, type TrustedKey } from '../bundle/signing.js';
 import { resolveImage, type ImageToResolve, type ResolvedImage } from '../copy/resolve.js';
 import { planBundle, type BundlePlan, type PlannedBlob, type PlannedImage } from '../copy/plan.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
+import { BlobFeed } from '../copy/blob-feed.js';
+import { loadSince } from '../copy/since.js';
+import { bundleManifest } from './bundle-manifest.js';
 import { checkOutputFree, fileExists, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
-import { VERSION } from '../version.js';
 
 export interface CreateOptions {
   images: ImageToResolve[];
@@ -39,6 +45,8 @@ export interface CreateOptions {
   force?: boolean;
   /** zstd level for compressible entries. */
   level?: number;
+  /** Blobs opened ahead of the one being copied (default DEFAULT_OPEN_AHEAD; see blob-feed.ts). */
+  openAhead?: number;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   /** Injected clock, for reproducible tests. */
@@ -48,6 +56,12 @@ export interface CreateOptions {
    * false starts over.
    */
   resume?: boolean;
+  /** `--since` files: make a delta of what they say the target holds. */
+  since?: readonly string[];
+  /** Keys whose inventory signatures are accepted (`--since have.json`). */
+  inventoryTrust?: readonly TrustedKey[];
+  /** Oldest `--since` inventory accepted, in ms. */
+  maxInventoryAgeMs?: number;
 }
 
 export interface CreateResult {
@@ -64,6 +78,8 @@ export interface CreateResult {
   /** Blobs, and their bytes, taken from `OUT.partial` of an interrupted run instead of the source. */
   reusedBlobs: number;
   reusedBytes: number;
+  /** Set for a delta: its parents, and what it expects the target to hold. */
+  delta?: { parents: BundleParent[]; externalBlobs: number; externalBytes: number };
 }
 
 export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
@@ -77,6 +93,16 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     throw new AirlockError('USAGE', 'no images to bundle', { hint: 'pass image references or -f images.yaml' });
   }
   await checkOutputFree(opts.output, opts.force === true);
+  const delivered =
+    opts.since === undefined || opts.since.length === 0
+      ? undefined
+      : await loadSince(opts.since, {
+          ...(opts.signingKey === undefined ? {} : { signingKey: opts.signingKey }),
+          ...(opts.inventoryTrust === undefined ? {} : { inventoryTrust: opts.inventoryTrust }),
+          ...(opts.maxInventoryAgeMs === undefined ? {} : { maxInventoryAgeMs: opts.maxInventoryAgeMs }),
+          now: opts.now?.() ?? new Date(),
+          onProgress: progress,
+        });
 
   progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length });
   const resolved: ResolvedImage[] = [];
@@ -86,13 +112,14 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     resolved.push(r);
     progress({ kind: 'image', name: r.name, digest: r.top.digest, detail: r.platforms.join(',') || undefined });
   }
-  const plan = planBundle(resolved);
+  const plan = planBundle(resolved, delivered === undefined ? {} : { delivered });
   const partial = opts.output + PARTIAL_SUFFIX;
   const { writer, head, signature, kept } = await startArchive(plan, partial, opts);
   const heads = headEntries(plan, head, signature?.bytes);
   const skip = Math.max(0, kept - heads.length);
   const reusedBytes = plan.blobs.slice(0, skip).reduce((n, b) => n + b.desc.size, 0);
   let result: { sha256: string; bytes: number };
+  let feed: BlobFeed | undefined;
   try {
     for (const e of heads.slice(kept)) await writer.addBuffer(e.path, e.bytes, { compress: true });
     if (skip > 0) {
@@ -100,6 +127,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       progress({ kind: 'warning', message: `continuing ${partial}: ${skip} of ${plan.blobs.length} blobs (${mib} MiB) are already there` });
     }
     progress({ kind: 'phase', phase: 'copying blobs', total: plan.totals.bytes - reusedBytes, items: plan.blobs.length - skip });
+    feed = new BlobFeed(plan.blobs.slice(skip).filter((b) => b.manifest === undefined), opts.openAhead, opts.signal);
     for (const [i, blob] of plan.blobs.entries()) {
       opts.signal?.throwIfAborted();
       const path = blobPath(blob.desc.digest);
@@ -113,7 +141,9 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         progress({ kind: 'bytes', bytes: blob.desc.size });
         continue;
       }
-      const body = await blob.source.openBlob(blob.repository, blob.desc, { signal: opts.signal });
+      const next = await feed.next();
+      if (next?.blob !== blob) throw new AirlockError('INTERNAL', `blob feed out of order at ${blob.desc.digest}`);
+      const body = next.body;
       const what = `blob ${blob.desc.digest} of ${blob.source.description}/${blob.repository}`;
       const verified = body.pipe(new VerifyingStream(blob.desc, what, (n) => progress({ kind: 'bytes', bytes: n })));
       body.on('error', (err) => verified.destroy(err));
@@ -125,6 +155,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     }
     result = await writer.finish();
   } catch (err) {
+    await feed?.close();
     // Keep what was written: the next run continues from it (see the module comment).
     await writer.abort({ flush: true });
     throw resumable(err, partial, opts.signal);
@@ -149,6 +180,9 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     sha256: result.sha256,
     reusedBlobs: skip,
     reusedBytes,
+    ...(plan.parents === undefined
+      ? {}
+      : { delta: { parents: plan.parents, externalBlobs: plan.external?.length ?? 0, externalBytes: plan.totals.externalBytes ?? 0 } }),
   };
 }
 
@@ -266,29 +300,4 @@ function resumable(err: unknown, partial: string, signal: AbortSignal | undefine
     ...(err.details === undefined ? {} : { details: err.details }),
     cause: err,
   });
-}
-
-function bundleManifest(plan: BundlePlan, created: Date): BundleManifest {
-  return {
-    schemaVersion: 1,
-    mediaType: BUNDLE_MEDIA_TYPE,
-    created: created.toISOString().replace('.000Z', 'Z'),
-    creator: `airlock/${VERSION}`,
-    images: plan.images.map((img) => ({
-      name: img.name,
-      source: img.source,
-      digest: img.digest,
-      mediaType: img.mediaType,
-      size: img.size,
-      platforms: img.platforms,
-      bytes: img.bytes,
-      ...(img.upstreamDigest === undefined ? {} : { upstreamDigest: img.upstreamDigest }),
-    })),
-    blobs: plan.blobs.map((b) => ({ digest: b.desc.digest, size: b.desc.size, mediaType: b.desc.mediaType })),
-    layout: {
-      'oci-layout': { digest: sha256Digest(OCI_LAYOUT_CONTENT), size: OCI_LAYOUT_CONTENT.length },
-      'index.json': { digest: sha256Digest(plan.indexJson), size: plan.indexJson.length },
-    },
-    totals: plan.totals,
-  };
 }

@@ -1,7 +1,8 @@
 /**
  * `bundle inspect`: what a bundle holds, from its head alone (bundle.json and its signature are
  * the first entries), so it works on a partial copy of the first megabytes of an archive.
- * The signature is reported, not checked: that is `verify`'s job.
+ * The signature is reported, not checked: that is `verify`'s job. A delta bundle shows its parents
+ * and what it carries against what it expects the target to hold.
  */
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { readHead } from '../bundle/read-head.js';
@@ -14,6 +15,8 @@ export interface InspectResult {
   keyId?: string;
   manifest: BundleManifest;
   bundleJson: Buffer;
+  /** The exact bytes of bundle.json.sig, when signed. */
+  signature?: Buffer;
   /** What `--json` prints. */
   json: Record<string, unknown>;
 }
@@ -29,6 +32,7 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
     ...(keyId === undefined ? {} : { keyId }),
     manifest,
     bundleJson: head.bundleJson,
+    ...(head.signature === undefined ? {} : { signature: head.signature }),
     json: {
       bundleId,
       signed: head.signature !== undefined,
@@ -36,7 +40,10 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
       created: manifest.created,
       creator: manifest.creator,
       images: manifest.images,
-      totals: { ...manifest.totals, savedBytes: manifest.totals.referencedBytes - manifest.totals.bytes },
+      ...(manifest.parents === undefined
+        ? {}
+        : { delta: { parents: manifest.parents, externalBlobs: manifest.external?.length ?? 0, externalBytes: manifest.totals.externalBytes ?? 0 } }),
+      totals: { ...manifest.totals, savedBytes: manifest.totals.referencedBytes - manifest.totals.bytes - (manifest.totals.externalBytes ?? 0) },
     },
   };
 }

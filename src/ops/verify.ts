@@ -8,6 +8,9 @@
  * `index.json` names exactly the signed images, that every manifest finds what it references, that
  * the random-access index agrees with the archive, and the `.sha256` sidecar when present.
  * Every problem found is reported, not just the first.
+ *
+ * A delta bundle is checked the same way for everything it carries; the blobs it does not carry
+ * (`external`) cannot be checked here and are returned as `expects`: the target must hold them.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -20,7 +23,7 @@ import { blobPath } from '../layout/paths.js';
 import { readHead } from '../bundle/read-head.js';
 import { streamEntries } from '../bundle/entry-stream.js';
 import { ArchiveReader } from '../bundle/archive-reader.js';
-import { parseBundleManifest, type BundleManifest } from '../bundle/manifest.js';
+import { parseBundleManifest, type BundleManifest, type BundleParent, type ExternalBlob } from '../bundle/manifest.js';
 import { checkSignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { hashFileInWorker } from './file-hash.js';
@@ -47,6 +50,10 @@ export interface VerifyResult {
   bytes: number;
   checksumFile?: string;
   manifest: BundleManifest;
+  /** Delta only: the bundles (and inventories) it was made against. */
+  parents?: BundleParent[];
+  /** Blobs the images need that the bundle does not carry: the target must already hold them (empty for a full bundle). */
+  expects: ExternalBlob[];
 }
 
 interface Expected {
@@ -148,6 +155,8 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
     bytes: manifest.totals.bytes,
     ...(fileHash === undefined ? {} : { checksumFile: sidecar }),
     manifest,
+    ...(manifest.parents === undefined ? {} : { parents: manifest.parents }),
+    expects: manifest.external ?? [],
   };
 }
 

@@ -40,8 +40,20 @@ function good(): BundleManifest {
 describe('bundle manifest', () => {
   it('accepts a good manifest, with and without the delta fields', () => {
     expect(validateBundleManifest(good())).toEqual([]);
-    const delta = { ...good(), parents: [d('parent')], external: [{ digest: d('ext'), size: 1, mediaType: 'application/octet-stream', bundle: d('parent') }] };
+    const delta = {
+      ...good(),
+      totals: { ...good().totals, referencedBytes: 106, externalBytes: 1 },
+      parents: [{ id: d('parent'), created: '2024-04-01T12:00:00Z', keyId: d('key'), kind: 'bundle' as const }],
+      external: [{ digest: d('ext'), size: 1, mediaType: 'application/octet-stream', bundle: d('parent') }],
+    };
     expect(validateBundleManifest(delta)).toEqual([]);
+    expect(validateBundleManifest({ ...delta, parents: [{ ...delta.parents[0], kind: 'other' }] }).join()).toMatch(/kind/);
+    expect(validateBundleManifest({ ...delta, parents: [d('parent')] }).join()).toMatch(/parents\/0/);
+    expect(validateBundleManifest({ ...delta, parents: [{ ...delta.parents[0], id: d('other') }] }).join()).toMatch(/which is not a parent/);
+    expect(validateBundleManifest({ ...delta, parents: [delta.parents[0], delta.parents[0]] }).join()).toMatch(/listed twice/);
+    expect(validateBundleManifest({ ...delta, totals: { ...delta.totals, externalBytes: 5 } }).join()).toMatch(/externalBytes is 5/);
+    const { parents: _p, ...orphan } = delta;
+    expect(validateBundleManifest(orphan).join()).toMatch(/external blobs or totals.externalBytes without parents/);
     const bytes = serializeBundleManifest(good());
     expect(parseBundleManifest(bytes, 'b.tar.zst')).toEqual(good());
     expect(bundleId(bytes)).toBe(sha256Digest(bytes));

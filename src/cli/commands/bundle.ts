@@ -1,8 +1,10 @@
-/** `airlock bundle create | verify | inspect`: thin layers over `src/ops/`. */
+/** `airlock bundle create | verify | inspect | diff`: thin layers over `src/ops/`. */
 import { Option, type Command } from 'commander';
 import { createBundle } from '../../ops/create.js';
 import { verifyBundle } from '../../ops/verify.js';
 import { inspectBundle } from '../../ops/inspect.js';
+import { diffBundles, type DiffResult } from '../../ops/diff.js';
+import type { BundleParent } from '../../bundle/manifest.js';
 import { expandImages } from '../../copy/expand.js';
 import { listedImages } from '../image-args.js';
 import { loadSigningKey, loadPublicKeys } from '../../bundle/keys.js';
@@ -24,6 +26,14 @@ interface CreateFlags extends RegistryFlags {
   force: boolean;
   platform?: string[];
   level: string;
+  since?: string[];
+  trust?: string[];
+  maxInventoryAge?: string;
+}
+
+/** `  delta of 2 parents: sha256:… (bundle, 2026-…), …` */
+function parentsLine(parents: readonly BundleParent[]): string {
+  return `  delta of ${parents.length} parent${parents.length === 1 ? '' : 's'}: ${parents.map((p) => `${p.id} (${p.kind}, ${p.created})`).join(', ')}`;
 }
 
 export function registerBundleCommands(program: Command, ctx: CommandContext): void {
@@ -40,14 +50,28 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       .option('--unsigned', 'create an unsigned bundle (verify and import will refuse it unless told otherwise)', false)
       .addOption(new Option('--platform <os/arch[/variant]>', 'only these platforms of multi-arch images; repeatable').argParser(collect))
       .option('--level <n>', 'zstd level for content that is not already compressed (1 is fastest; 3 saves ~12% of that part for 1.8x the CPU)', '1')
-      .option('--force', 'replace an existing output file', false),
+      .option('--force', 'replace an existing output file', false)
+      .addOption(
+        new Option(
+          '--since <file>',
+          'make a delta: ship only blobs this earlier bundle (or its first megabytes, or its bundle.json) or target inventory did not deliver; repeatable',
+        ).argParser(collect),
+      )
+      .addOption(new Option('--trust <key.pub>', 'with --since INVENTORY: public key whose inventory signatures are accepted; repeatable').argParser(collect))
+      .option('--max-inventory-age <days>', 'with --since INVENTORY: oldest inventory accepted, in days (default 30)'),
   ).action(async (refs: string[], flags: CreateFlags) => {
     if (flags.signKey !== undefined && flags.unsigned) {
       throw new AirlockError('USAGE', '--sign-key and --unsigned exclude each other');
     }
     const level = Number(flags.level);
     if (!Number.isInteger(level) || level < 1 || level > 19) throw new AirlockError('USAGE', `--level ${flags.level}: must be 1 to 19`);
+    const maxAgeDays = flags.maxInventoryAge === undefined ? undefined : Number(flags.maxInventoryAge);
+    if (maxAgeDays !== undefined && !(maxAgeDays > 0)) throw new AirlockError('USAGE', `--max-inventory-age ${flags.maxInventoryAge}: must be a number of days above 0`);
+    if ((flags.trust !== undefined || maxAgeDays !== undefined) && flags.since === undefined) {
+      throw new AirlockError('USAGE', '--trust and --max-inventory-age only apply with --since');
+    }
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
+    const inventoryTrust = await loadPublicKeys(flags.trust ?? []);
     const listed = await listedImages(refs, flags.file ?? [], flags.platform ?? []);
     const endpoints = endpointsFrom(flags);
     const reporter = createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
@@ -60,14 +84,21 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         unsigned: flags.unsigned,
         force: flags.force,
         level,
+        since: flags.since ?? [],
+        inventoryTrust,
+        ...(maxAgeDays === undefined ? {} : { maxInventoryAgeMs: maxAgeDays * 86_400_000 }),
         signal: ctx.signal,
         onProgress: reporter.listener,
       });
       reporter.stop(true);
-      const saved = result.totals.referencedBytes - result.totals.bytes;
+      const delta = result.delta;
+      const saved = result.totals.referencedBytes - result.totals.bytes - (delta?.externalBytes ?? 0);
       printResult(ctx, result, [
         `wrote ${result.path} (${formatBytes(result.archiveBytes)}) and ${result.checksumFile}`,
         `  ${result.totals.images} images, ${result.totals.blobs} blobs, ${formatBytes(result.totals.bytes)} of content (${formatBytes(saved)} saved by storing shared blobs once)`,
+        ...(delta === undefined
+          ? []
+          : [parentsLine(delta.parents), `  not carried: ${delta.externalBlobs} blobs (${formatBytes(delta.externalBytes)}) the target must already hold`]),
         `  bundle id ${result.bundleId}`,
         result.signed ? `  signed with key ${result.keyId}` : '  UNSIGNED: verify and import will refuse it without --allow-unsigned',
       ]);
@@ -100,6 +131,11 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         printResult(ctx, result, [
           `${file}: OK`,
           `  ${result.images} images, ${result.blobs} blobs, ${formatBytes(result.bytes)} verified`,
+          ...(result.parents === undefined
+            ? []
+            : [
+                `  delta: expects ${result.expects.length} blobs (${formatBytes(result.expects.reduce((n, b) => n + b.size, 0))}) already at the target, from ${result.parents.length} parent${result.parents.length === 1 ? '' : 's'} (--json lists them)`,
+              ]),
           result.keyId === undefined ? '  unsigned (accepted because of --allow-unsigned)' : `  signed by trusted key ${result.keyId}`,
           ...(result.checksumFile === undefined ? [] : [`  ${result.checksumFile} matches`]),
         ]);
@@ -114,17 +150,30 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     .description('show the images, platforms and sizes of a bundle from its head (reads only the first frames)')
     .argument('<file>', 'bundle archive (.tar.zst), or just its first megabytes')
     .option('--manifest', 'print the signed bundle manifest (bundle.json) exactly as stored', false)
-    .action(async (file: string, flags: { manifest: boolean }) => {
+    .option('--signature', 'print its signature (bundle.json.sig) exactly as stored: keep it as MANIFEST.sig beside an exported manifest', false)
+    .action(async (file: string, flags: { manifest: boolean; signature: boolean }) => {
+      if (flags.manifest && flags.signature) throw new AirlockError('USAGE', '--manifest and --signature exclude each other');
       const result = await inspectBundle(file);
       if (flags.manifest) {
         process.stdout.write(result.bundleJson);
+        return;
+      }
+      if (flags.signature) {
+        if (result.signature === undefined) throw new AirlockError('SIGNATURE', `${file} is not signed`, { subject: file });
+        process.stdout.write(result.signature);
         return;
       }
       const m = result.manifest;
       const lines = [
         `bundle ${result.bundleId}`,
         `  created ${m.created} by ${m.creator}, ${result.signed ? `signed by key ${result.keyId ?? '?'} (not checked: run verify)` : 'UNSIGNED'}`,
-        `  ${m.totals.images} images, ${m.totals.blobs} blobs, ${formatBytes(m.totals.bytes)} stored; ${formatBytes(m.totals.referencedBytes)} without dedup (${formatBytes(m.totals.referencedBytes - m.totals.bytes)} saved)`,
+        `  ${m.totals.images} images, ${m.totals.blobs} blobs, ${formatBytes(m.totals.bytes)} stored; ${formatBytes(m.totals.referencedBytes)} without dedup (${formatBytes(m.totals.referencedBytes - m.totals.bytes - (m.totals.externalBytes ?? 0))} saved)`,
+        ...(m.parents === undefined
+          ? []
+          : [
+              parentsLine(m.parents),
+              `  carries ${m.totals.blobs} blobs (${formatBytes(m.totals.bytes)}); expects ${m.external?.length ?? 0} blobs (${formatBytes(m.totals.externalBytes ?? 0)}) already at the target`,
+            ]),
         '',
         ...table([
           ['IMAGE', 'DIGEST', 'SIZE', 'PLATFORMS'],
@@ -134,5 +183,32 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       printResult(ctx, result.json, lines);
     });
 
+  bundle
+    .command('diff')
+    .description('what changed from bundle A to bundle B: images added, removed, retagged; blobs and bytes new in B (reads only their heads)')
+    .argument('<a>', 'the older bundle (.tar.zst, its first megabytes, or its bundle.json)')
+    .argument('<b>', 'the newer bundle')
+    .action(async (a: string, b: string) => {
+      const result = await diffBundles(a, b);
+      printResult(ctx, result, diffLines(result));
+    });
+
   registerImportCommand(bundle, ctx);
+}
+
+function diffLines(d: DiffResult): string[] {
+  const related = { same: ' (the same bundle)', 'b-builds-on-a': ' (B is a delta of A)', 'a-builds-on-b': ' (A is a delta of B)', unrelated: '' }[d.relation];
+  const carried = d.newBlobs.filter((x) => x.carried);
+  return [
+    `A ${d.a.bundleId} (${d.a.created}${d.a.delta ? ', delta' : ''})`,
+    `B ${d.b.bundleId} (${d.b.created}${d.b.delta ? ', delta' : ''})${related}`,
+    `  images: ${d.added.length} added, ${d.removed.length} removed, ${d.retagged.length} retagged, ${d.unchanged} unchanged`,
+    `  blobs new in B: ${d.newBlobs.length} (${formatBytes(d.newBytes)}), ${carried.length} of them carried by B; ${d.droppedBlobs} of A's (${formatBytes(d.droppedBytes)}) no longer needed`,
+    ...(d.added.length + d.removed.length + d.retagged.length === 0 ? [] : ['']),
+    ...table([
+      ...d.added.map((i) => ['+', i.name, i.digest]),
+      ...d.removed.map((i) => ['-', i.name, i.digest]),
+      ...d.retagged.map((i) => ['~', i.name, `${i.from} -> ${i.to}`]),
+    ]),
+  ];
 }

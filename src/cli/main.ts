@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerBundleCommands } from './commands/bundle.js';
 import { registerKeyCommands } from './commands/key.js';
+import { registerInventoryCommand } from './commands/inventory.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { renderError } from './render-error.js';
 import { VERSION } from '../version.js';
@@ -34,6 +35,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal)
   const ctx: CommandContext = { signal, globals: () => program.opts<GlobalOptions>() };
   registerKeyCommands(program, ctx);
   registerBundleCommands(program, ctx);
+  registerInventoryCommand(program, ctx);
   return program;
 }
 

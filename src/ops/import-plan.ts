@@ -16,7 +16,7 @@ import { manifestBlobs, MAX_MANIFEST_BYTES, parseManifest, type RawManifest } fr
 import { isManifestMediaType } from '../oci/media-types.js';
 import { blobPath } from '../layout/paths.js';
 import type { ArchiveReader } from '../bundle/archive-reader.js';
-import type { BundleBlob, BundleManifest } from '../bundle/manifest.js';
+import type { BundleBlob, BundleManifest, ExternalBlob } from '../bundle/manifest.js';
 import type { ImageMapping } from './import-names.js';
 
 /** Indexes may nest; real images use one level. Deeper nesting is refused to bound the work. */
@@ -32,6 +32,8 @@ export interface BlobUnit {
   entry: string | undefined;
   /** The first image that needs it, for messages. */
   image: string;
+  /** For a blob a delta does not carry: the parent (bundle or inventory id) that delivered it. */
+  parent?: Digest;
 }
 
 /** What one target repository receives. */
@@ -119,7 +121,7 @@ class PlanBuilder {
   constructor(
     readonly path: string,
     readonly carried: ReadonlyMap<Digest, BundleBlob>,
-    readonly external: ReadonlySet<string>,
+    readonly external: ReadonlyMap<string, ExternalBlob>,
     readonly manifests: ReadonlyMap<Digest, RawManifest>,
   ) {}
 
@@ -134,16 +136,24 @@ class PlanBuilder {
 
   blob(desc: Descriptor, repository: string, image: string): void {
     const signed = this.carried.get(desc.digest);
-    if (signed === undefined && !this.external.has(desc.digest)) {
+    const external = this.external.get(desc.digest);
+    if (signed === undefined && external === undefined) {
       throw damaged(this.path, `image ${image} references blob ${desc.digest}, which the bundle neither carries nor lists as external`, desc.digest);
     }
-    if (signed !== undefined && signed.size !== desc.size) {
-      throw damaged(this.path, `image ${image} references blob ${desc.digest} with size ${desc.size}, the bundle carries ${signed.size}`, desc.digest);
+    const listed = (signed ?? external)!;
+    if (listed.size !== desc.size) {
+      throw damaged(this.path, `image ${image} references blob ${desc.digest} with size ${desc.size}, the bundle ${signed === undefined ? 'lists it as external with' : 'carries'} ${listed.size}`, desc.digest);
     }
     let unit = this.units.get(desc.digest);
     if (unit === undefined) {
-      const d = signed ?? desc;
-      unit = { desc: { mediaType: d.mediaType, digest: d.digest, size: d.size }, repositories: [], entry: signed === undefined ? undefined : blobPath(d.digest), image };
+      const d = listed;
+      unit = {
+        desc: { mediaType: d.mediaType, digest: d.digest, size: d.size },
+        repositories: [],
+        entry: signed === undefined ? undefined : blobPath(d.digest),
+        image,
+        ...(external === undefined ? {} : { parent: external.bundle }),
+      };
       this.units.set(desc.digest, unit);
     }
     if (!unit.repositories.includes(repository)) unit.repositories.push(repository);
@@ -164,10 +174,15 @@ class PlanBuilder {
 
   manifest(desc: Pick<Descriptor, 'digest' | 'size'>, image: string): RawManifest {
     const m = this.manifests.get(desc.digest);
-    if (m === undefined) {
-      const why = this.external.has(desc.digest) ? 'is external (a delta bundle): import its parent bundle first' : 'is not in the bundle';
-      throw damaged(this.path, `image ${image}: manifest ${desc.digest} ${why}`, desc.digest);
+    if (m === undefined && this.external.has(desc.digest)) {
+      // A delta carries every manifest (its external list holds configs and layers): the images
+      // are tagged from the manifests this signed bundle vouches for.
+      throw new AirlockError('UNSUPPORTED', `${this.path}: image ${image}: manifest ${desc.digest} is listed as external; airlock delta bundles carry every manifest`, {
+        subject: desc.digest,
+        hint: 'create the bundle with a compatible airlock, or import a full bundle',
+      });
     }
+    if (m === undefined) throw damaged(this.path, `image ${image}: manifest ${desc.digest} is not in the bundle`, desc.digest);
     if (m.bytes.length !== desc.size) throw damaged(this.path, `image ${image}: manifest ${desc.digest} is not ${desc.size} bytes`, desc.digest);
     return m;
   }
@@ -181,7 +196,7 @@ class PlanBuilder {
  */
 export function planImport(path: string, bundle: BundleManifest, manifests: ReadonlyMap<Digest, RawManifest>, images: readonly ImageMapping[]): ImportPlan {
   const carried = new Map(bundle.blobs.map((b) => [b.digest, b]));
-  const external = new Set((bundle.external ?? []).map((b) => b.digest));
+  const external = new Map((bundle.external ?? []).map((b) => [b.digest as string, b]));
   const builder = new PlanBuilder(path, carried, external, manifests);
   const signedTop = new Map(bundle.images.map((i) => [i.name, i]));
   for (const image of images) {

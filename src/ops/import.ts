@@ -4,7 +4,10 @@
  * Before a single byte is sent: the signature is checked against the trusted keys (and the
  * policy's signers), the signed manifest is validated, every image name is mapped to its target
  * and checked against the policy, every carried blob is found in the archive index at its signed
- * size, and every manifest is read, verified and parsed. Then, in order:
+ * size, and every manifest is read, verified and parsed. Then the target is checked (HEAD, nothing
+ * written): for a delta bundle, every blob it does not carry must already be in the target
+ * (import-external.ts), else the import stops naming each missing blob and the bundle to import
+ * first. Then, in order:
  * 1. blobs: skipped when the target has them, mounted from another of its repositories, or
  *    uploaded straight from their own archive entries (several at once), each through a
  *    VerifyingStream against the signed digest and size;
@@ -25,7 +28,8 @@ import { checkImagesAllowed, effectiveTrust, type EffectiveTrust, type ImportPol
 import { mapImages, type ImageMapping, type ImportTarget } from './import-names.js';
 import { planImport, readBundleManifests, type ImportPlan } from './import-plan.js';
 import { runLimited } from './import-limit.js';
-import { pushBlobs, type BlobRetry, type BlobTransfer } from './push-blobs.js';
+import { absentBlobs, checkBlobs, transferBlobs, type BlobRetry, type BlobTransfer } from './push-blobs.js';
+import { missingContentError, TargetSearch } from './import-external.js';
 
 /**
  * Two uploads in flight by default. The target registry is CPU-bound on ingest (distribution 2.8
@@ -108,19 +112,24 @@ function checkTrust(path: string, head: BundleHead, trust: EffectiveTrust, polic
   }
 }
 
-/** Optional steps a sink may need before the first write: a reachability and login check, a skeleton. */
-async function prepareSink(sink: Sink, signal?: AbortSignal): Promise<void> {
-  const s = sink as Sink & { ping?: (o: { signal?: AbortSignal }) => Promise<void>; init?: () => Promise<void> };
-  if (typeof s.ping === 'function') await s.ping({ ...(signal === undefined ? {} : { signal }) });
-  if (typeof s.init === 'function') await s.init();
+/** Optional steps of a sink: a reachability and login check (writes nothing), a skeleton (the first write). */
+type PreparedSink = Sink & { ping?: (o: { signal?: AbortSignal }) => Promise<void>; init?: () => Promise<void> };
+
+async function pingSink(sink: PreparedSink, signal?: AbortSignal): Promise<void> {
+  if (typeof sink.ping === 'function') await sink.ping({ ...(signal === undefined ? {} : { signal }) });
+}
+
+async function initSink(sink: PreparedSink): Promise<void> {
+  if (typeof sink.init === 'function') await sink.init();
 }
 
 /**
  * Import a bundle.
  *
  * @throws SIGNATURE (unsigned, untrusted, bad signature), INTEGRITY (damaged or altered bundle),
- *   INPUT_INVALID (a name that does not map, a policy refusal), USAGE (colliding names), and the
- *   target's errors (AUTH, NETWORK, TLS, REGISTRY, RATE_LIMITED, IO); in every case no tag is written
+ *   INPUT_INVALID (a name that does not map, a policy refusal), USAGE (colliding names), NOT_FOUND
+ *   (a delta whose external blobs the target lacks: nothing is written), and the target's errors
+ *   (AUTH, NETWORK, TLS, REGISTRY, RATE_LIMITED, IO); in every case no tag is written
  * @example
  * const result = await importBundle({ path: 'images.tar.zst', target, sink, trusted: [key] });
  * for (const image of result.images) console.log(image.name, '→', image.reference);
@@ -172,8 +181,27 @@ async function importContent(
   const manifests = await readBundleManifests(reader, bundle, opts.signal);
   const plan = planImport(opts.path, bundle, manifests, mappings);
   for (const m of mappings) progress({ kind: 'image', name: m.name, digest: m.digest, detail: `-> ${m.reference}` });
-  await prepareSink(opts.sink, opts.signal);
-  const transfers = await pushBlobs(plan.blobs, { sink: opts.sink, reader, concurrency, progress, signal: opts.signal, ...(opts.retry === undefined ? {} : { retry: opts.retry }) });
+  await pingSink(opts.sink, opts.signal);
+  const target = opts.target;
+  const search = new TargetSearch(opts.sink, {
+    prefix: target.kind === 'registry' ? target.prefix : '',
+    known: plan.repositories.map((r) => r.repository),
+    ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+  });
+  const checked = await checkBlobs(plan.blobs, { sink: opts.sink, progress, search, ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
+  const absent = absentBlobs(checked);
+  if (absent.length > 0) {
+    throw missingContentError({
+      path: opts.path,
+      target: describeTarget(target),
+      bundle,
+      missing: absent.map((c) => ({ desc: c.unit.desc, image: c.unit.image, repositories: c.unit.repositories, parent: c.unit.parent })),
+      search: search.report.probes > 0 || search.report.catalog !== undefined || search.report.catalogError !== undefined ? search.report : undefined,
+      inventoryArgs: target.kind === 'layout' ? `--layout ${target.dir}` : `--registry ${describeTarget(target)}`,
+    });
+  }
+  await initSink(opts.sink);
+  const transfers = await transferBlobs(checked, { sink: opts.sink, reader, concurrency, progress, signal: opts.signal, ...(opts.retry === undefined ? {} : { retry: opts.retry }) });
   const pushed = await pushManifests(plan, opts, concurrency, progress);
   await applyTags(plan, opts, concurrency, progress);
   const count = (action: BlobTransfer['action']): number => transfers.filter((t) => t.action === action).length;

@@ -2,10 +2,12 @@
  * Bringing blobs from a bundle into a sink: skip what is there (HEAD), mount what sits in another
  * repository of the target, upload the rest straight from the archive.
  *
- * Two phases. Checking: every blob is looked for in every repository that needs it; where one has
- * it, the others mount it from there. Uploading: each missing blob is read from its own archive
- * entry through a VerifyingStream against the SIGNED digest and size and uploaded once, then
- * mounted into the other repositories that need it. A failed upload is retried whole, with a fresh
+ * Two phases. Checking, which writes nothing: every blob is looked for (HEAD) in every repository
+ * that needs it, and a blob a delta does not carry, when none of them has it, further in the target
+ * (import-external.ts); the caller stops there if such a blob is nowhere. Writing: where one
+ * repository has a blob, the others mount it from there; each missing blob is read from its own
+ * archive entry through a VerifyingStream against the SIGNED digest and size and uploaded once,
+ * then mounted into the other repositories that need it. A failed upload is retried whole, with a fresh
  * entry stream (the registry client retries requests, never a body already in flight); before a
  * retry the blob is looked for again, since a lost response to the final PUT means it landed.
  */
@@ -21,6 +23,7 @@ import type { ArchiveReader } from '../bundle/archive-reader.js';
 import type { ProgressListener } from '../copy/progress.js';
 import { runLimited } from './import-limit.js';
 import { withDamagedHint, type BlobUnit } from './import-plan.js';
+import type { TargetSearch } from './import-external.js';
 
 /**
  * Existence checks (HEAD) and mounts in flight during the checking phase: 8. They carry no body,
@@ -90,10 +93,56 @@ function isExpiredSession(err: unknown): boolean {
 }
 
 /** A unit's state after the checking phase: where it already is and which repositories still lack it. */
-interface Checked {
+export interface CheckedBlob {
   unit: BlobUnit;
+  /** Repositories that need it and hold it. */
+  present: string[];
+  /** A repository of the target holding it to mount from (one that needs it, or one a search found). */
   from: string | undefined;
+  /** Repositories that need it and lack it. */
   missing: string[];
+}
+
+export interface CheckBlobsOptions {
+  sink: Sink;
+  signal?: AbortSignal;
+  progress: ProgressListener;
+  /** Where to look further for blobs the bundle does not carry (a delta's external blobs). */
+  search?: TargetSearch;
+}
+
+/**
+ * The checking phase, which writes nothing: every unit is looked for (HEAD) in every repository
+ * that needs it (a sink without repositories: once); an external blob found in none of them is
+ * then looked for by `search`.
+ */
+export async function checkBlobs(units: readonly BlobUnit[], opts: CheckBlobsOptions): Promise<CheckedBlob[]> {
+  const { sink, progress } = opts;
+  const perRepository = canMount(sink);
+  progress({ kind: 'phase', phase: 'checking target', items: units.length });
+  const checked = new Map<BlobUnit, CheckedBlob>();
+  await runLimited(units, CHECK_CONCURRENCY, opts.signal, async (unit, signal) => {
+    const repos = perRepository ? unit.repositories : unit.repositories.slice(0, 1);
+    const found = await Promise.all(repos.map((r) => sink.hasBlob(r, unit.desc, { signal })));
+    const present = repos.filter((_, i) => found[i]);
+    checked.set(unit, { unit, present, from: present[0], missing: repos.filter((_, i) => !found[i]) });
+    progress({ kind: 'blob', digest: unit.desc.digest, size: unit.desc.size, skipped: present.length === repos.length });
+  });
+  const all = units.map((u) => checked.get(u)!);
+  const search = opts.search;
+  const lost = all.filter((c) => c.unit.entry === undefined && c.from === undefined);
+  if (search !== undefined && lost.length > 0 && perRepository) {
+    progress({ kind: 'phase', phase: 'searching the target for blobs the bundle does not carry', items: lost.length });
+    await runLimited(lost, CHECK_CONCURRENCY, opts.signal, async (c) => {
+      c.from = await search.locate(c.unit.desc, c.unit.repositories, c.unit.repositories[0] ?? '');
+    });
+  }
+  return all;
+}
+
+/** External blobs (not in the bundle) that the checks found nowhere in the target. */
+export function absentBlobs(checked: readonly CheckedBlob[]): CheckedBlob[] {
+  return checked.filter((c) => c.unit.entry === undefined && c.from === undefined && c.missing.length > 0);
 }
 
 /**
@@ -103,38 +152,51 @@ interface Checked {
  * @throws the first failure (INTEGRITY for content that does not match the signed manifest,
  *   AUTH/REGISTRY/NETWORK… from the sink, NOT_FOUND for an external blob the target lacks)
  */
-export async function pushBlobs(units: readonly BlobUnit[], opts: PushBlobsOptions): Promise<BlobTransfer[]> {
+export async function pushBlobs(units: readonly BlobUnit[], opts: PushBlobsOptions & { search?: TargetSearch }): Promise<BlobTransfer[]> {
+  const checked = await checkBlobs(units, opts);
+  const absent = absentBlobs(checked)[0];
+  if (absent !== undefined) {
+    throw new AirlockError('NOT_FOUND', `blob ${absent.unit.desc.digest} of ${absent.unit.image} is not in this bundle (delta) and not in ${absent.missing[0]} on ${opts.sink.description}`, {
+      subject: absent.unit.desc.digest,
+      hint: 'import the parent bundle first, into the same target',
+    });
+  }
+  return transferBlobs(checked, opts);
+}
+
+/**
+ * The writing phase, after {@link checkBlobs}: mount what the target holds elsewhere, then upload
+ * the rest from the archive (once, then mounted into the other repositories that need it).
+ */
+export async function transferBlobs(checked: readonly CheckedBlob[], opts: PushBlobsOptions): Promise<BlobTransfer[]> {
   const retry: BlobRetry = { ...DEFAULT_BLOB_RETRY, ...opts.retry };
   const { sink, progress } = opts;
-  const perRepository = canMount(sink);
   const transfers: BlobTransfer[] = [];
   const record = (unit: BlobUnit, repository: string, action: BlobTransfer['action']): void => {
     transfers.push({ digest: unit.desc.digest, size: unit.desc.size, repository, action });
   };
+  for (const c of checked) for (const repository of c.present) record(c.unit, repository, 'present');
 
-  progress({ kind: 'phase', phase: 'checking target', items: units.length });
-  const checked = new Map<BlobUnit, Checked>();
-  await runLimited(units, CHECK_CONCURRENCY, opts.signal, async (unit, signal) => {
-    const repos = perRepository ? unit.repositories : unit.repositories.slice(0, 1);
-    const found = await Promise.all(repos.map((r) => sink.hasBlob(r, unit.desc, { signal })));
-    const from = repos.find((_, i) => found[i]);
-    const missing: string[] = [];
-    for (const [i, repository] of repos.entries()) {
-      if (found[i]) record(unit, repository, 'present');
-      else if (from !== undefined && canMount(sink) && (await sink.mountBlob(repository, unit.desc, from, { signal }))) record(unit, repository, 'mounted');
-      else missing.push(repository);
+  const mountable = checked.filter((c) => c.from !== undefined && c.missing.length > 0);
+  if (mountable.length > 0) progress({ kind: 'phase', phase: 'mounting blobs', items: mountable.length });
+  // Mounted where possible; what a registry declined to mount is uploaded with the rest.
+  const declined = new Map<CheckedBlob, string[]>();
+  await runLimited(mountable, CHECK_CONCURRENCY, opts.signal, async (c, signal) => {
+    for (const repository of c.missing) {
+      if (canMount(sink) && (await sink.mountBlob(repository, c.unit.desc, c.from!, { signal }))) record(c.unit, repository, 'mounted');
+      else declined.set(c, [...(declined.get(c) ?? []), repository]);
     }
-    progress({ kind: 'blob', digest: unit.desc.digest, size: unit.desc.size, skipped: missing.length === 0 });
-    checked.set(unit, { unit, from, missing });
   });
 
   // Upload in plan (bundle) order, whatever order the checks finished in.
-  const todo = units.map((u) => checked.get(u)!).filter((c) => c.missing.length > 0);
+  const todo = checked
+    .map((c) => ({ unit: c.unit, missing: c.from === undefined ? c.missing : (declined.get(c) ?? []) }))
+    .filter((c) => c.missing.length > 0);
   const absent = todo.find((c) => c.unit.entry === undefined);
   if (absent !== undefined) {
-    throw new AirlockError('NOT_FOUND', `blob ${absent.unit.desc.digest} of ${absent.unit.image} is not in this bundle (delta) and not in ${absent.missing[0]} on ${sink.description}`, {
+    throw new AirlockError('NOT_FOUND', `blob ${absent.unit.desc.digest} of ${absent.unit.image} is not in this bundle (delta), and ${sink.description} declined to mount it into ${absent.missing[0]}`, {
       subject: absent.unit.desc.digest,
-      hint: 'import the parent bundle first, into the same target',
+      hint: 'import the parent bundle again, into the same target, then this one',
     });
   }
   const total = todo.reduce((n, c) => n + c.unit.desc.size, 0);

@@ -9,6 +9,7 @@ import type { RawManifest } from '../oci/manifest.js';
 import type { CallOptions, Sink, Source } from '../transport/types.js';
 import { Authenticator } from './auth.js';
 import { hasBlob, openBlob } from './blobs.js';
+import { listRepositories, type Catalog, type CatalogOptions } from './catalog.js';
 import type { HelperRunner } from './credential-helper.js';
 import { resolveCredentials, type Credentials } from './credentials.js';
 import { apiHostFor, RegistryHttp } from './http.js';
@@ -176,6 +177,11 @@ export class RegistryClient implements Source, Sink {
 
   listTags(repository: string, opts: CallOptions = {}): Promise<string[]> {
     return listTags(this.#http, repository, opts.signal);
+  }
+
+  /** Repositories of the catalog (every page), optionally only those under a prefix, up to a limit. */
+  listRepositories(opts: CatalogOptions = {}): Promise<Catalog> {
+    return listRepositories(this.#http, opts);
   }
 
   hasBlob(repository: string, desc: Descriptor, opts: CallOptions = {}): Promise<boolean> {

@@ -14,3 +14,4 @@ export { DEFAULT_RETRY, isTemporary, parseRetryAfter, backoffDelay, type RetryOp
 export { RegistryHttpError, type RegistryErrorEntry } from './errors.js';
 export { parseWwwAuthenticate, type Challenge } from './www-authenticate.js';
 export { parseLinkNext } from './tags.js';
+export { listRepositories, underPrefix, type Catalog, type CatalogOptions } from './catalog.js';

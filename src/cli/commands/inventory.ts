@@ -1,0 +1,85 @@
+/**
+ * `airlock inventory --registry HOST[:PORT][/PREFIX] | --layout DIR`: a thin layer over
+ * `ops/inventory.ts`. The inventory file goes to stdout (for `> have.json`) or, with `-o`, to a
+ * file written atomically; progress and the summary go to stderr.
+ */
+import type { Command } from 'commander';
+import { AirlockError } from '../../errors.js';
+import { loadSigningKey } from '../../bundle/keys.js';
+import { RegistryClient } from '../../registry/client.js';
+import { DEFAULT_INVENTORY_CONCURRENCY, makeInventory, type InventoryResult, type InventoryTarget } from '../../ops/inventory.js';
+import { parseImportTarget } from '../../ops/import-names.js';
+import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
+import { createReporter, formatBytes } from '../progress.js';
+import { printResult } from '../output.js';
+import type { CommandContext } from '../main.js';
+
+interface InventoryFlags extends RegistryFlags {
+  registry?: string;
+  layout?: string;
+  signKey?: string;
+  output?: string;
+  force: boolean;
+}
+
+function summary(r: InventoryResult): string {
+  const where = r.output === undefined ? '' : ` into ${r.output}`;
+  return `inventory ${r.id} of ${r.target}${where}: ${r.images} images, ${r.manifests} manifests, ${r.blobs} blobs (${formatBytes(r.bytes)}), ${r.signed ? `signed with key ${r.keyId}` : 'UNSIGNED'}`;
+}
+
+export function registerInventoryCommand(program: Command, ctx: CommandContext): void {
+  const cmd = addRegistryOptions(
+    program
+      .command('inventory')
+      .description('list what a registry (or OCI layout) holds, for bundle create --since on the connected side')
+      .option('--registry <HOST[:PORT][/PREFIX]>', 'the registry to list, optionally only repositories under a prefix')
+      .option('--layout <dir>', 'the OCI image layout directory to list')
+      .option('--sign-key <file>', 'sign the inventory with this ed25519 private key')
+      .option('-o, --output <file>', 'write the inventory to this file (atomically) instead of stdout')
+      .option('--force', 'replace an existing output file', false),
+  );
+  const concurrency = cmd.options.find((o) => o.long === '--concurrency');
+  if (concurrency !== undefined) concurrency.description = `registry requests in flight at once (default ${DEFAULT_INVENTORY_CONCURRENCY})`;
+
+  cmd.action(async (flags: InventoryFlags) => {
+    if ((flags.registry === undefined) === (flags.layout === undefined)) {
+      throw new AirlockError('USAGE', 'give exactly one of --registry HOST[/PREFIX] and --layout DIR', { hint: 'e.g. airlock inventory --registry registry.lan/mirror > have.json' });
+    }
+    const parsed = flags.registry === undefined ? undefined : parseImportTarget(flags.registry);
+    if (parsed?.kind === 'layout') throw new AirlockError('USAGE', `--registry ${flags.registry}: for a layout use --layout DIR`);
+    const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
+    const requests = parseConcurrency(flags.concurrency ?? String(DEFAULT_INVENTORY_CONCURRENCY));
+    const endpoints = endpointsFrom({ ...flags, concurrency: String(requests) });
+    const reporter = createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
+    try {
+      let target: InventoryTarget = { kind: 'layout', dir: flags.layout ?? '' };
+      if (parsed !== undefined) {
+        const registry = endpoints.registry(parsed.host);
+        if (!(registry instanceof RegistryClient)) throw new AirlockError('INTERNAL', 'the registry endpoint cannot list its catalog');
+        target = { kind: 'registry', host: parsed.host, prefix: parsed.prefix, registry };
+      }
+      const result = await makeInventory({
+        target,
+        ...(signingKey === undefined ? {} : { signingKey }),
+        concurrency: requests,
+        ...(flags.output === undefined ? {} : { output: flags.output }),
+        force: flags.force,
+        signal: ctx.signal,
+        onProgress: reporter.listener,
+      });
+      reporter.stop(true);
+      if (result.output === undefined) {
+        process.stdout.write(result.file);
+        if (!ctx.globals().quiet) process.stderr.write(`${summary(result)}\n`);
+        return;
+      }
+      const { file: _, ...rest } = result;
+      printResult(ctx, rest, [summary(result)]);
+    } catch (err) {
+      reporter.stop(false);
+      throw err;
+    } finally {
+      await endpoints.close();
+    }
+  });
+}

@@ -26,8 +26,9 @@ import { verifySignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { checkImagesAllowed, effectiveTrust, type EffectiveTrust, type ImportPolicy } from '../policy/policy.js';
 import { mapImages, type ImageMapping, type ImportTarget } from './import-names.js';
-import { planImport, readBundleManifests, type ImportPlan } from './import-plan.js';
-import { runLimited } from './import-limit.js';
+import { planImport, readBundleManifests, type ImportPlan, type RepositoryPlan } from './import-plan.js';
+import { runLimited, SMALL_REQUESTS_IN_FLIGHT } from './import-limit.js';
+import type { RawManifest } from '../oci/manifest.js';
 import { absentBlobs, checkBlobs, transferBlobs, type BlobRetry, type BlobTransfer } from './push-blobs.js';
 import { missingContentError, TargetSearch } from './import-external.js';
 
@@ -202,8 +203,8 @@ async function importContent(
   }
   await initSink(opts.sink);
   const transfers = await transferBlobs(checked, { sink: opts.sink, reader, concurrency, progress, signal: opts.signal, ...(opts.retry === undefined ? {} : { retry: opts.retry }) });
-  const pushed = await pushManifests(plan, opts, concurrency, progress);
-  await applyTags(plan, opts, concurrency, progress);
+  const pushed = await pushManifests(plan, opts, progress);
+  await applyTags(plan, opts, progress);
   const count = (action: BlobTransfer['action']): number => transfers.filter((t) => t.action === action).length;
   return {
     path: opts.path,
@@ -229,24 +230,35 @@ async function importContent(
   };
 }
 
-/** Push every manifest by digest, children before indexes within each repository. */
-async function pushManifests(plan: ImportPlan, opts: ImportOptions, concurrency: number, progress: ProgressListener): Promise<number> {
-  const total = plan.repositories.reduce((n, r) => n + r.manifests.length, 0);
+/**
+ * Push every manifest by digest, children before indexes within each repository; a manifest only
+ * tagged (no index in the repository needs it first) is stored by its tag push instead, one
+ * request instead of two. Returns how many manifests are stored, by either push.
+ */
+async function pushManifests(plan: ImportPlan, opts: ImportOptions, progress: ProgressListener): Promise<number> {
+  const byDigest = plan.repositories.map((repo) => ({ repo, manifests: repo.manifests.filter((m) => !storedByTag(repo, m)) }));
+  const total = byDigest.reduce((n, r) => n + r.manifests.length, 0);
   progress({ kind: 'phase', phase: 'pushing manifests', items: total });
-  await runLimited(plan.repositories, concurrency, opts.signal, async (repo, signal) => {
-    for (const m of repo.manifests) {
+  await runLimited(byDigest, SMALL_REQUESTS_IN_FLIGHT, opts.signal, async ({ repo, manifests }, signal) => {
+    for (const m of manifests) {
       await opts.sink.putManifest(repo.repository, m, undefined, { signal });
       progress({ kind: 'blob', digest: m.digest, size: m.bytes.length });
     }
   });
-  return total;
+  return plan.repositories.reduce((n, r) => n + r.manifests.length, 0);
+}
+
+/** True when `m` is tagged in `repo` and no index of `repo` refers to it (so no push must precede). */
+function storedByTag(repo: RepositoryPlan, m: RawManifest): boolean {
+  if (!repo.tags.some((t) => t.manifest.digest === m.digest)) return false;
+  return !repo.manifests.some((other) => other.kind === 'index' && other.parsed.manifests.some((d) => d.digest === m.digest));
 }
 
 /**
  * Tag last. A layout also names digest-only images (`repo@sha256:…`) in its index.json, since a
  * manifest a layout does not name cannot be found by tools that read it.
  */
-async function applyTags(plan: ImportPlan, opts: ImportOptions, concurrency: number, progress: ProgressListener): Promise<void> {
+async function applyTags(plan: ImportPlan, opts: ImportOptions, progress: ProgressListener): Promise<void> {
   const layout = opts.target.kind === 'layout';
   const jobs = plan.repositories.flatMap((repo) => [
     ...repo.tags.map((t) => ({ repository: repo.repository, manifest: t.manifest, reference: t.tag })),
@@ -254,7 +266,7 @@ async function applyTags(plan: ImportPlan, opts: ImportOptions, concurrency: num
   ]);
   progress({ kind: 'phase', phase: 'tagging', items: jobs.length });
   // One at a time into a layout: its index.json then lists the names in the same order every run.
-  await runLimited(jobs, layout ? 1 : concurrency, opts.signal, async (job, signal) => {
+  await runLimited(jobs, layout ? 1 : SMALL_REQUESTS_IN_FLIGHT, opts.signal, async (job, signal) => {
     await opts.sink.putManifest(job.repository, job.manifest, job.reference, { signal });
   });
 }

@@ -21,7 +21,8 @@ import { backoffDelay, DEFAULT_RETRY, isTemporary } from '../registry/retry.js';
 import { canMount, type Sink } from '../transport/types.js';
 import type { ArchiveReader } from '../bundle/archive-reader.js';
 import type { ProgressListener } from '../copy/progress.js';
-import { runLimited } from './import-limit.js';
+import { Semaphore } from '../registry/semaphore.js';
+import { LARGE_BLOB_BYTES, runLimited, SMALL_REQUESTS_IN_FLIGHT } from './import-limit.js';
 import { withDamagedHint, type BlobUnit } from './import-plan.js';
 import type { TargetSearch } from './import-external.js';
 
@@ -201,9 +202,17 @@ export async function transferBlobs(checked: readonly CheckedBlob[], opts: PushB
   }
   const total = todo.reduce((n, c) => n + c.unit.desc.size, 0);
   progress({ kind: 'phase', phase: 'uploading blobs', total, items: todo.length });
-  await runLimited(todo, opts.concurrency, opts.signal, async ({ unit, missing }, signal) => {
+  // Large uploads are bounded by `concurrency` (the registry's ingest is the limit); small ones,
+  // bound by round trips, run more at once.
+  const large = new Semaphore(opts.concurrency);
+  await runLimited(todo, Math.max(opts.concurrency, SMALL_REQUESTS_IN_FLIGHT), opts.signal, async ({ unit, missing }, signal) => {
     const [first, ...rest] = missing as [string, ...string[]];
-    await uploadWithRetry(unit, first, opts, retry, signal);
+    const release = unit.desc.size >= LARGE_BLOB_BYTES ? await large.acquire(signal) : () => undefined;
+    try {
+      await uploadWithRetry(unit, first, opts, retry, signal);
+    } finally {
+      release();
+    }
     record(unit, first, 'uploaded');
     for (const repository of rest) {
       if (canMount(sink) && (await sink.mountBlob(repository, unit.desc, first, { signal }))) {

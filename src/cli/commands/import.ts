@@ -6,6 +6,7 @@ import { Layout } from '../../layout/layout.js';
 import { RegistryClient } from '../../registry/client.js';
 import { loadPolicy } from '../../policy/load.js';
 import { DEFAULT_IMPORT_CONCURRENCY, importBundle } from '../../ops/import.js';
+import { SMALL_REQUESTS_IN_FLIGHT } from '../../ops/import-limit.js';
 import { parseImportTarget } from '../../ops/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter, formatBytes } from '../progress.js';
@@ -45,7 +46,8 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
     const uploads = parseConcurrency(flags.concurrency, DEFAULT_IMPORT_CONCURRENCY);
     const trusted = await loadPublicKeys(flags.trust ?? []);
     const policy = flags.policy === undefined ? undefined : await loadPolicy(flags.policy);
-    const endpoints = endpointsFrom({ ...flags, concurrency: String(uploads) });
+    // The client must allow the small requests the engine runs at once; the engine bounds large uploads.
+    const endpoints = endpointsFrom({ ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) });
     const reporter = createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
     try {
       const sink = target.kind === 'layout' ? new Layout(target.dir) : endpoints.registry(target.host);

@@ -64,7 +64,7 @@ export function summarize(s) {
 /**
  * Write latest.json, latest.md and chart.svg into `dir`.
  * @param {string} dir
- * @param {{ machine: Record<string, unknown>, notes: string[], steps: ReturnType<typeof summarize>[] }} results
+ * @param {{ machine: Record<string, unknown>, notes: string[], steps: ReturnType<typeof summarize>[], delta?: Record<string, any> }} results
  */
 export async function writeReport(dir, results) {
   await mkdir(dir, { recursive: true });
@@ -82,6 +82,18 @@ const spread = (m, digits = 2) => (m ? `${f(m.median, digits)} (${f(m.min, digit
 const ms = (s) => (s === undefined ? undefined : s * 1000);
 /** @param {number | undefined} bytes */
 const size = (bytes) => (bytes === undefined ? '–' : bytes >= MiB ? `${(bytes / MiB).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`);
+
+/** The delta bundle against the full one, for the set with one layer changed. @param {Record<string, any> | undefined} d */
+function deltaSection(d) {
+  if (d === undefined) return [];
+  if (d.error) return ['## Delta bundle', '', `FAILED: ${d.error}`, ''];
+  return [
+    '## Delta bundle (the set with one layer changed)',
+    '',
+    `${d.change}. Full bundle of the new set: ${size(d.fullArchiveBytes)}; delta \`--since\` last week's full bundle: ${size(d.deltaArchiveBytes)} (${(100 * d.ratio).toFixed(2)} % of the full one), carrying ${size(d.deltaCarriedBytes)} of content and pointing at ${size(d.deltaExternalBytes)} delivered before.`,
+    '',
+  ];
+}
 
 /** @param {Parameters<typeof writeReport>[1]} r */
 function markdown(r) {
@@ -119,6 +131,7 @@ function markdown(r) {
     ...rows,
     '',
     ...(problems.length ? ['## Failures and skipped steps', '', ...problems, ''] : []),
+    ...deltaSection(r.delta),
     '## Notes',
     '',
     ...r.notes.map((n) => `- ${n}`),

@@ -19,6 +19,7 @@ import { alternate, runTimed } from './measure.mjs';
 import { catalog, manifestDigest, startRegistry } from './registry.mjs';
 import { summarize, writeReport } from './report.mjs';
 import { seedRegistry } from './seed.mjs';
+import { measureDelta } from './delta.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..');
@@ -66,6 +67,16 @@ async function main() {
     steps.push({ id: 'create', label: `create (${corpus.main.length} tags)`, target: TARGETS.create, bytes: corpus.mainBytes, result: mainSet.result, archives: await mainSet.sizes() });
     steps.push({ id: 'verify', label: 'verify', target: TARGETS.verify, bytes: corpus.mainBytes, result: await bench.verifyPair(mainSet) });
     steps.push({ id: 'import', label: 'import', target: TARGETS.import, bytes: corpus.mainBytes, result: await bench.importPair('import', mainSet, corpus.main, importSkip) });
+    /** @type {Awaited<ReturnType<typeof measureDelta>> | { error: string } | undefined} */
+    let delta;
+    if (mainSet.ok.airlock) {
+      try {
+        const mainRefs = corpus.main.map((i) => `${source.host}/${i.repository}:${i.tag}`);
+        delta = await measureDelta({ repo: REPO, dir: runDir, scale, source, fullArchive: mainSet.out.airlock, mainRefs, log });
+      } catch (err) {
+        delta = { error: String(/** @type {Error} */ (err).message) };
+      }
+    }
 
     const tinySet = await bench.createPair('tiny-create', corpus.tiny);
     const tiny = { target: TARGETS.tiny, bytes: corpus.tinyBytes, images: corpus.tiny.length };
@@ -77,11 +88,13 @@ async function main() {
       corpus: { dir: corpus.dir, cached: corpus.cached, tags: corpus.main.length, mainMiB: corpus.mainBytes / 2 ** 20, tinyImages: corpus.tiny.length, tinyKiB: corpus.tinyBytes / 1024 },
       notes: notes(corpus),
       steps: steps.map(summarize),
+      ...(delta === undefined ? {} : { delta }),
     };
     await writeReport(RESULTS, results);
     log(`wrote ${RESULTS}/latest.json, latest.md, chart.svg`);
     process.stdout.write(await readFile(join(RESULTS, 'latest.md'), 'utf8'));
     const failed = results.steps.flatMap((s) => [s.airlock.error && `${s.label} (airlock)`, s.baseline.error && `${s.label} (baseline)`].filter(Boolean));
+    if (delta !== undefined && 'error' in delta) failed.push('delta');
     if (failed.length) {
       log(`FAILED: ${failed.join(', ')}; see bench/results/latest.md`);
       process.exitCode = 1;

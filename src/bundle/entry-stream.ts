@@ -7,7 +7,7 @@
  * entry that was read completely.
  */
 import { once } from 'node:events';
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
@@ -37,7 +37,7 @@ export async function streamEntries(path: string, onEntry: OnEntry, opts: { sign
   const pass = new Pass(path, onEntry);
   try {
     await pipeline(
-      createReadStream(path, { highWaterMark: READ_CHUNK }),
+      readReusing(path),
       decompressFrames,
       (decoded: AsyncIterable<Buffer>) => pass.feed(decoded),
       { signal: opts.signal },
@@ -48,6 +48,26 @@ export async function streamEntries(path: string, onEntry: OnEntry, opts: { sign
     throw failure;
   }
   await pass.settle();
+}
+
+/**
+ * The file's bytes, read into one reused buffer. Safe because `decompressFrames` asks for the next
+ * piece only after libzstd has consumed (copied out of) the previous one; it halves the buffers
+ * allocated per MiB, and with them the garbage collector's work (measured: GC was a quarter of the
+ * CPU time of `bundle verify`).
+ */
+async function* readReusing(path: string): AsyncGenerator<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(READ_CHUNK);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The error to report for a failed pipeline. */

@@ -50,7 +50,8 @@ export class TrailingHasher {
   /** Start hashing `path`, which must exist (it may still be empty). */
   constructor(path: string) {
     this.#path = path;
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path } });
+    // execArgv: [] so a parent started with --input-type=module does not make this CommonJS source ESM.
+    this.#worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { path } });
     this.#result = new Promise<string>((resolve, reject) => {
       this.#worker.on('message', (m: { hex?: string; error?: string }) => {
         if (m.hex !== undefined) resolve(m.hex);

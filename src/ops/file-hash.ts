@@ -29,7 +29,7 @@ try {
 /** Resolves to the lower-case hex sha256 of the file at `path`. */
 export function hashFileInWorker(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path } });
+    const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { path } });
     worker.once('message', (m: { hex?: string; error?: string }) => {
       if (m.hex !== undefined) resolve(m.hex);
       else reject(new Error(m.error ?? 'hash worker failed'));

@@ -17,6 +17,7 @@ import type { DiffResult } from '../../src/ops/diff.js';
 import { airlock } from '../support/cli.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { seedRegistry } from '../support/seed.js';
+import { skopeoInspectRaw } from '../support/skopeo.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
 const KiB = 1024;
@@ -191,5 +192,51 @@ describe('delta bundles over three generations', () => {
     expect(r.code, r.stderr).toBe(0);
     expect((JSON.parse(r.stdout) as { reusedBlobs: number }).reusedBlobs).toBeGreaterThan(0);
     expect((await readFile(out)).equals(await readFile(path('gen3.tar.zst')))).toBe(true);
+  });
+});
+
+describe('importing the three generations', () => {
+  const importInto = (target: TestRegistry, file: string) =>
+    airlock(['--json', 'bundle', 'import', path(file), '--to', target.host, '--plain-http', '--trust', path('signer.pub'), '-q']);
+  /** Tag → digest of every image the three generations name, as the target serves them (skopeo). */
+  async function served(target: TestRegistry): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const ref of ['app/web:v1', 'app/web:stable', 'app/db:v1', 'app/cache:v1']) {
+      const name = `${target.host}/${reg.host.replace(':', '_')}/${ref}`;
+      out[ref] = await skopeoInspectRaw(`docker://${name}`, { tlsVerify: false }).then((r) => r.digest, () => 'absent');
+    }
+    return out;
+  }
+
+  it('gen3 before gen2 is refused with the missing blobs and gen2 named; in order it equals one full gen3 bundle', async () => {
+    const inOrder = await startRegistry();
+    const full = await startRegistry();
+    try {
+      expect((await importInto(inOrder, 'gen1.tar.zst')).code).toBe(0);
+      const before = await served(inOrder);
+      const early = await importInto(inOrder, 'gen3.tar.zst');
+      expect(early.code).toBe(EXIT_CODES.NOT_FOUND);
+      const gen2 = await manifestOf(path('gen2.tar.zst'));
+      const gen2Id = (await readHeadFile(path('gen2.tar.zst'))).id;
+      const error = JSON.parse(early.stdout) as { error: { message: string; hint: string; details: { missing: Array<{ digest: string }> } } };
+      expect(error.error.hint).toContain(gen2Id);
+      const carriedByGen2 = new Set<string>(gen2.blobs.map((b) => b.digest));
+      expect(error.error.details.missing.length).toBeGreaterThan(0);
+      for (const m of error.error.details.missing) expect(carriedByGen2.has(m.digest)).toBe(true);
+      expect(await served(inOrder)).toEqual(before); // nothing moved
+
+      expect((await importInto(inOrder, 'gen2.tar.zst')).code).toBe(0);
+      expect((await importInto(inOrder, 'gen3.tar.zst')).code).toBe(0);
+      // One full bundle of gen3, made from the same registry state, into an empty registry.
+      const made = await create(path('gen3-full.tar.zst'));
+      expect(made.code, made.stderr).toBe(0);
+      expect((await importInto(full, 'gen3-full.tar.zst')).code).toBe(0);
+      const a = await served(inOrder);
+      expect(a).toEqual(await served(full));
+      expect(a['app/web:stable']).toBe(corpora[2]!.images[0]!.digest);
+    } finally {
+      await inOrder.stop();
+      await full.stop();
+    }
   });
 });

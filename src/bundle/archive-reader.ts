@@ -3,12 +3,12 @@
  * checked against each other and the file size, then any entry can be streamed on its own by
  * reading only its frames. Several entries may be read at once (positional reads share the file).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { AirlockError, fromFsError } from '../errors.js';
+import { AirlockError } from '../errors.js';
 import { decodeIndex, locateEntries, MAX_INDEX_BYTES, type IndexEntry, type LocatedEntry } from './airlock-index.js';
 import { EntryReadable } from './entry-reader.js';
-import { readExactly } from './file-read.js';
+import { openForReading, readExactly } from './file-read.js';
 import { AIRLOCK_INDEX_MAGIC, notABundle } from './format.js';
 import { decodeSeekTable, parseSeekFooter, SEEK_FOOTER_SIZE, type SeekFrame } from './seek-table.js';
 
@@ -42,12 +42,7 @@ export class ArchiveReader {
    * try { await pipeline(reader.openEntry('index.json'), verifier, sink); } finally { await reader.close(); }
    */
   static async open(path: string): Promise<ArchiveReader> {
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'r');
-    } catch (err) {
-      throw fromFsError(err, path, 'opening');
-    }
+    const fh = await openForReading(path);
     try {
       const { size } = await fh.stat();
       if (size < SEEK_FOOTER_SIZE) throw notABundle(path, 'file too small');

@@ -1,5 +1,5 @@
 /** Positional reads of a bundle file that either return exactly what was asked or fail clearly. */
-import type { FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { AirlockError, fromFsError } from '../errors.js';
 
 /**
@@ -30,4 +30,13 @@ export async function readExactly(fh: FileHandle, length: number, position: numb
     throw fromFsError(err, path, 'reading');
   }
   return buf;
+}
+
+/** Open a bundle file for reading; a missing or unreadable file is a clear error naming it. */
+export async function openForReading(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (err) {
+    throw fromFsError(err, path, 'opening');
+  }
 }

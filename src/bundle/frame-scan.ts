@@ -11,7 +11,8 @@
  * (their block headers sit every 128 KiB); the resume step reads every kept byte anyway and checks
  * blocks and content there (see `archive-resume.ts`).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { openForReading } from './file-read.js';
 import { fromFsError } from '../errors.js';
 import type { EntryEncoding, IndexEntry } from './airlock-index.js';
 import { MAX_FRAME_CONTENT, TAR_BLOCK, ZSTD_FRAME_MAGIC } from './format.js';
@@ -81,12 +82,7 @@ class Stop {
  * @throws IO / INPUT_INVALID when the file cannot be opened or read (not for damage: damage ends the prefix)
  */
 export async function scanFrames(path: string, opts: { signal?: AbortSignal | undefined } = {}): Promise<FrameScan> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    throw fromFsError(err, path, 'opening');
-  }
+  const fh = await openForReading(path);
   try {
     const fileSize = (await fh.stat()).size;
     const cursor = new Cursor(fh, fileSize, path);

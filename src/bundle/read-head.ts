@@ -4,9 +4,9 @@
  * table nor the rest of the file, so it works on the first megabytes of a bundle too (a partial
  * copy, or the head fetched on its own to decide whether the rest is worth moving).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { AirlockError, fromFsError } from '../errors.js';
-import { READ_CHUNK } from './file-read.js';
+import { openForReading, READ_CHUNK } from './file-read.js';
 import { BUNDLE_JSON, BUNDLE_SIG, TAR_BLOCK } from './format.js';
 import { decodeTarHeader, tarPadding } from './tar-entry.js';
 import { zstd } from './zstd-binding.js';
@@ -33,12 +33,7 @@ export interface BundleHead {
  *   file ends before the head is complete
  */
 export async function readHead(path: string, maxBytes = MAX_BUNDLE_JSON_BYTES): Promise<BundleHead> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    throw fromFsError(err, path, 'opening');
-  }
+  const fh = await openForReading(path);
   try {
     return await decodeHead(fh, path, maxBytes);
   } finally {

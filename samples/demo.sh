@@ -33,8 +33,9 @@ step "5. bundle inspect (reads only the head of the archive)"
 "$airlock" bundle inspect mirror.tar.zst
 
 step "6. standard tools read it: tar --zstd lists an OCI image layout"
-tar --zstd -tvf mirror.tar.zst | head -n 8
-echo "..."
+tar --zstd -tvf mirror.tar.zst > listing.txt   # (not piped into head: pipefail would stop the demo)
+head -n 8 listing.txt
+echo "... $(wc -l < listing.txt) entries"
 
 step "7. bundle import (inside the gap): here into an OCI layout; --to registry.lan for a registry"
 rm -rf imported

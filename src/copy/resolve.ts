@@ -14,6 +14,7 @@ import { manifestBlobs, parseManifest, type ImageIndex, type RawManifest } from 
 import { MediaType } from '../oci/media-types.js';
 import { VerifyingStream } from '../digest/verify.js';
 import type { CallOptions, Source } from '../transport/types.js';
+import { runLimited } from './run-limited.js';
 
 /** Indexes may nest; real images use one level. Deeper nesting is refused to bound the work. */
 const MAX_INDEX_DEPTH = 4;
@@ -148,4 +149,25 @@ function filteredIndex(upstream: RawManifest & { kind: 'index' }, selected: Desc
   const doc: ImageIndex = { ...upstream.parsed, manifests: selected };
   const bytes = Buffer.from(JSON.stringify(doc));
   return parseManifest(bytes, upstream.mediaType, name);
+}
+
+/**
+ * Images resolved at once by default: 4. Each resolution is a few small requests; against a
+ * remote registry their round trips, not bytes, are the cost, so several run together. The
+ * result keeps the input order, whatever order they finish in.
+ */
+export const RESOLVE_CONCURRENCY = 4;
+
+/** Resolve every image, `concurrency` at a time; `onResolved` sees them in input order. */
+export async function resolveAll(
+  images: readonly ImageToResolve[],
+  opts: CallOptions & { concurrency?: number; onResolved?: (r: ResolvedImage) => void } = {},
+): Promise<ResolvedImage[]> {
+  const results: Array<ResolvedImage | undefined> = new Array<ResolvedImage | undefined>(images.length);
+  let reported = 0;
+  await runLimited(images.map((image, i) => ({ image, i })), opts.concurrency ?? RESOLVE_CONCURRENCY, opts.signal, async ({ image, i }, signal) => {
+    results[i] = await resolveImage(image, { signal });
+    while (reported < results.length && results[reported] !== undefined) opts.onResolved?.(results[reported++]!);
+  });
+  return results as ResolvedImage[];
 }

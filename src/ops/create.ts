@@ -28,7 +28,7 @@ import { resumeArchive, type PlannedEntry } from '../bundle/archive-resume.js';
 import { serializeBundleManifest, type BundleParent } from '../bundle/manifest.js';
 import { readHead } from '../bundle/read-head.js';
 import { signBundle, type SigningKey, type TrustedKey } from '../bundle/signing.js';
-import { resolveImage, type ImageToResolve, type ResolvedImage } from '../copy/resolve.js';
+import { resolveAll, type ImageToResolve } from '../copy/resolve.js';
 import { planBundle, type BundlePlan, type PlannedBlob, type PlannedImage } from '../copy/plan.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { BlobFeed } from '../copy/blob-feed.js';
@@ -105,13 +105,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         });
 
   progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length });
-  const resolved: ResolvedImage[] = [];
-  for (const image of opts.images) {
-    opts.signal?.throwIfAborted();
-    const r = await resolveImage(image, { signal: opts.signal });
-    resolved.push(r);
-    progress({ kind: 'image', name: r.name, digest: r.top.digest, detail: r.platforms.join(',') || undefined });
-  }
+  const resolved = await resolveAll(opts.images, {
+    ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    onResolved: (r) => progress({ kind: 'image', name: r.name, digest: r.top.digest, detail: r.platforms.join(',') || undefined }),
+  });
   const plan = planBundle(resolved, delivered === undefined ? {} : { delivered });
   const partial = opts.output + PARTIAL_SUFFIX;
   const { writer, head, signature, kept } = await startArchive(plan, partial, opts);

@@ -27,7 +27,7 @@ import type { Catalog, CatalogOptions } from '../registry/catalog.js';
 import type { CallOptions, Source } from '../transport/types.js';
 import { MAX_INVENTORY_BYTES, writeInventory, type InventoryPayload } from '../inventory/format.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
-import { runLimited } from './import-limit.js';
+import { runLimited } from '../copy/run-limited.js';
 import { checkOutputFree } from './output-file.js';
 
 /**

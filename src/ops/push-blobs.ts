@@ -22,7 +22,8 @@ import { canMount, type Sink } from '../transport/types.js';
 import type { ArchiveReader } from '../bundle/archive-reader.js';
 import type { ProgressListener } from '../copy/progress.js';
 import { Semaphore } from '../registry/semaphore.js';
-import { LARGE_BLOB_BYTES, runLimited, SMALL_REQUESTS_IN_FLIGHT } from './import-limit.js';
+import { runLimited } from '../copy/run-limited.js';
+import { LARGE_BLOB_BYTES, SMALL_REQUESTS_IN_FLIGHT } from './import-limit.js';
 import { withDamagedHint, type BlobUnit } from './import-plan.js';
 import type { TargetSearch } from './import-external.js';
 

@@ -151,6 +151,18 @@ describe('bundle create continues an interrupted run', () => {
     expect(unsigned.stderr).toMatch(/not continuing .*it is signed, this bundle is not; starting over/);
     expect((await airlock(['bundle', 'verify', out, '--allow-unsigned'])).code).toBe(0);
   });
+
+  it('--no-resume starts over and fetches everything again', async () => {
+    const out = `${tmp.path}/fresh.tar.zst`;
+    const partial = `${out}.partial`;
+    await interrupt(createArgs(out, '-q'), partial, 12 * MiB, 'SIGKILL');
+    expect(existsSync(partial)).toBe(true);
+    proxy.served = 0;
+    const rerun = await airlock(createArgs(out, '--json', '--no-resume'));
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect((JSON.parse(rerun.stdout) as { reusedBlobs: number }).reusedBlobs).toBe(0);
+    expect(proxy.served).toBeGreaterThanOrEqual(blobBytes);
+  });
 });
 
 /** A TCP proxy in front of the registry that counts the bytes it serves and can throttle them. */

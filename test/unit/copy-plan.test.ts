@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCorpus } from '../../samples/corpus.mjs';
 import { Layout } from '../../src/layout/layout.js';
 import { expandImages, recordedName, type Endpoints } from '../../src/copy/expand.js';
-import { resolveImage } from '../../src/copy/resolve.js';
+import { resolveAll, resolveImage } from '../../src/copy/resolve.js';
 import { planBundle } from '../../src/copy/plan.js';
 import { parseAnyReference } from '../../src/ref/index.js';
 import { parsePlatform, type Platform } from '../../src/oci/descriptor.js';
@@ -58,6 +58,14 @@ describe('expand, resolve, plan over an OCI layout', () => {
     expect(plan.blobs.slice(firstLayer).every((b) => b.manifest === undefined)).toBe(true);
     const index = JSON.parse(plan.indexJson.toString()) as { manifests: Array<{ digest: string; annotations: Record<string, string> }> };
     expect(index.manifests.map((m) => m.annotations['org.opencontainers.image.ref.name'])).toEqual(corpus.images.map((i) => i.name));
+  });
+
+  it('resolves several at once, reporting and returning them in input order', async () => {
+    const images = await expandImages([{ ref: layoutRef(), source: 'test' }], endpoints);
+    const seen: string[] = [];
+    const all = await resolveAll(images, { concurrency: 3, onResolved: (r) => seen.push(r.name) });
+    expect(all.map((r) => r.name)).toEqual(images.map((i) => i.name));
+    expect(seen).toEqual(images.map((i) => i.name));
   });
 
   it('keeps an index whole when every platform is selected and filters it otherwise', async () => {

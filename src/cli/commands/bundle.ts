@@ -20,6 +20,7 @@ const collect = (value: string, previous: string[] | undefined): string[] => [..
 
 interface CreateFlags extends RegistryFlags {
   file?: string[];
+  resume: boolean;
   output: string;
   signKey?: string;
   unsigned: boolean;
@@ -51,6 +52,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       .addOption(new Option('--platform <os/arch[/variant]>', 'only these platforms of multi-arch images; repeatable').argParser(collect))
       .option('--level <n>', 'zstd level for content that is not already compressed (1 is fastest; 3 saves ~12% of that part for 1.8x the CPU)', '1')
       .option('--force', 'replace an existing output file', false)
+      .option('--no-resume', 'start over instead of continuing OUT.partial left by an interrupted run')
       .addOption(
         new Option(
           '--since <file>',
@@ -83,6 +85,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         ...(signingKey === undefined ? {} : { signingKey }),
         unsigned: flags.unsigned,
         force: flags.force,
+        resume: flags.resume,
         level,
         since: flags.since ?? [],
         inventoryTrust,

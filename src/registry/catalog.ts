@@ -9,7 +9,7 @@ import { AirlockError } from '../errors.js';
 import { BodyTooLargeError, readCapped } from './body.js';
 import type { Subject } from './errors.js';
 import type { RegistryHttp } from './http.js';
-import { parseLinkNext, TAGS_PAGE_SIZE } from './tags.js';
+import { parseLinkNext, parseNamesPage, TAGS_PAGE_SIZE } from './tags.js';
 
 /** The token scope the catalog needs (distribution's `registry:catalog:*`). */
 export const CATALOG_SCOPE = 'registry:catalog:*';
@@ -36,20 +36,6 @@ export interface CatalogOptions {
 export interface Catalog {
   repositories: string[];
   complete: boolean;
-}
-
-function parsePage(body: Buffer, host: string): string[] {
-  let doc: { repositories?: unknown };
-  try {
-    doc = JSON.parse(body.toString('utf8')) as typeof doc;
-  } catch {
-    doc = { repositories: 'invalid' };
-  }
-  if (doc.repositories === null || doc.repositories === undefined) return [];
-  if (!Array.isArray(doc.repositories) || !doc.repositories.every((r) => typeof r === 'string')) {
-    throw new AirlockError('REGISTRY', `registry ${host} sent an invalid repository catalog`, { subject: host });
-  }
-  return doc.repositories as string[];
 }
 
 /** True when `repository` is `prefix` or lies under it. */
@@ -93,7 +79,7 @@ export async function listRepositories(http: RegistryHttp, opts: CatalogOptions 
           throw new AirlockError('UNSUPPORTED', `registry ${http.host} sent a catalog page over ${MAX_CATALOG_PAGE_BYTES} bytes`, { subject: http.host });
         }
         const next = parseLinkNext(res.headers.link);
-        return { names: parsePage(body, http.host), next: next === undefined ? undefined : new URL(next, pageUrl) };
+        return { names: parseNamesPage(body, 'repositories', () => new AirlockError('REGISTRY', `registry ${http.host} sent an invalid repository catalog`, { subject: http.host })), next: next === undefined ? undefined : new URL(next, pageUrl) };
       },
     );
     for (const name of page.names) {

@@ -44,18 +44,21 @@ export function parseLinkNext(value: string | readonly string[] | undefined): st
   return undefined;
 }
 
-function parseTagsPage(body: Buffer, subject: Subject): string[] {
-  let doc: { tags?: unknown };
+/**
+ * The string array `field` of a JSON page (`tags` of a tag list, `repositories` of the catalog);
+ * `null` or absent is empty (distribution lists an empty repository as `null`).
+ * @throws the error `invalid()` makes, for anything else
+ */
+export function parseNamesPage(body: Buffer, field: string, invalid: () => AirlockError): string[] {
+  let value: unknown;
   try {
-    doc = JSON.parse(body.toString('utf8')) as typeof doc;
+    value = (JSON.parse(body.toString('utf8')) as Record<string, unknown>)[field];
   } catch {
-    doc = { tags: 'invalid' };
+    throw invalid();
   }
-  if (doc.tags === null || doc.tags === undefined) return []; // an empty repository lists `null`
-  if (!Array.isArray(doc.tags) || !doc.tags.every((t) => typeof t === 'string')) {
-    throw new AirlockError('REGISTRY', `registry ${subject.host} sent an invalid tag list for ${subject.repository}`, { subject: subject.what });
-  }
-  return doc.tags as string[];
+  if (value === null || value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((t) => typeof t === 'string')) throw invalid();
+  return value as string[];
 }
 
 /** Every tag of `repository`, in the registry's order, without duplicates. */
@@ -88,7 +91,7 @@ export async function listTags(http: RegistryHttp, repository: string, signal?: 
           throw new AirlockError('UNSUPPORTED', `registry ${http.host} sent a tag list page over ${MAX_TAGS_PAGE_BYTES} bytes for ${repository}`, { subject: subject.what });
         }
         const next = parseLinkNext(res.headers.link);
-        return { tags: parseTagsPage(body, subject), next: next === undefined ? undefined : new URL(next, pageUrl) };
+        return { tags: parseNamesPage(body, 'tags', () => new AirlockError('REGISTRY', `registry ${subject.host} sent an invalid tag list for ${subject.repository}`, { subject: subject.what })), next: next === undefined ? undefined : new URL(next, pageUrl) };
       },
     );
     for (const tag of page.tags) tags.add(tag);

@@ -6,7 +6,6 @@
  * Entries are added one at a time, in archive order; the writer does not reorder or check the
  * order of bundle.json, bundle.json.sig, oci-layout, index.json, blobs (the caller owns that).
  */
-import type { Readable } from 'node:stream';
 import { AirlockError } from '../errors.js';
 import { encodeIndex, type EntryEncoding, type IndexEntry } from './airlock-index.js';
 import { BatchOutput } from './batch-output.js';
@@ -122,10 +121,10 @@ export class ArchiveWriter {
 
   /**
    * Add an entry whose `size` bytes come from `body`. Fails with INTEGRITY if the body yields
-   * more or fewer bytes; errors of the body (e.g. a VerifyingStream's digest mismatch) propagate.
+   * more or fewer bytes; errors of the body (e.g. verifiedChunks' digest mismatch) propagate.
    * After any failure the writer refuses further calls: {@link abort} it.
    */
-  async addStream(name: string, size: number, body: Readable, opts: AddOptions): Promise<void> {
+  async addStream(name: string, size: number, body: AsyncIterable<Buffer>, opts: AddOptions): Promise<void> {
     await this.#guard(() => this.#addEntry(name, size, body, opts));
   }
 

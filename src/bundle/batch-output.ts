@@ -27,6 +27,14 @@ export const MIN_FREE = 256 << 10;
  */
 export const YIELD_AFTER_MS = 10;
 
+/**
+ * Written bytes after which the writer asks the kernel to start putting them on disk (an
+ * fdatasync in the background, one at a time): 64 MiB. Otherwise a bundle sits in the page cache
+ * as dirty pages (the kernel's background writeback starts at 10 % of RAM) and the fsync before the
+ * rename waits for all of it: ~0.3 s for 1 GB here, now ~10 ms for the tail.
+ */
+export const SYNC_EVERY = 64 << 20;
+
 /** The output file with its double buffer and trailing sha256. */
 export class BatchOutput {
   readonly path: string;
@@ -39,6 +47,9 @@ export class BatchOutput {
   #flushed = 0;
   #inFlight: Promise<void> = Promise.resolve();
   #lastYield = performance.now();
+  /** File bytes covered by the last background datasync started, and that sync while it runs. */
+  #synced = 0;
+  #syncing: Promise<void> | undefined;
 
   private constructor(path: string, fh: FileHandle, start = 0) {
     this.path = path;
@@ -127,6 +138,7 @@ export class BatchOutput {
     const write = this.#writeAll(chunk, this.#flushed).then(async () => {
       await previous;
       this.#hasher.advance(end);
+      this.#syncBehind(end);
     });
     // Keep the rejection observable by whoever awaits next, without an unhandled rejection now.
     write.catch(() => undefined);
@@ -142,6 +154,7 @@ export class BatchOutput {
     try {
       await this.flush();
       await this.#inFlight;
+      await this.#syncing;
       await this.#fh.sync();
     } catch (err) {
       await this.#hasher.abort();
@@ -160,8 +173,26 @@ export class BatchOutput {
   /** Close without flushing what is buffered; never throws. */
   async abandon(): Promise<void> {
     await this.#inFlight.catch(() => undefined);
+    await this.#syncing?.catch(() => undefined);
     await this.#hasher.abort();
     await this.#fh.close().catch(() => undefined);
+  }
+
+  /** Start a background datasync once {@link SYNC_EVERY} bytes were written since the last one. */
+  #syncBehind(written: number): void {
+    if (this.#syncing !== undefined || written - this.#synced < SYNC_EVERY) return;
+    this.#synced = written;
+    const sync = this.#fh.datasync().then(
+      () => {
+        this.#syncing = undefined;
+      },
+      (err: unknown) => {
+        // Kept pending as a rejection: close() awaits it and reports the error.
+        throw fromFsError(err, this.path, 'writing');
+      },
+    );
+    sync.catch(() => undefined);
+    this.#syncing = sync;
   }
 
   async #writeAll(chunk: Buffer, position: number): Promise<void> {

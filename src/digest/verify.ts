@@ -1,9 +1,12 @@
 /**
- * A pass-through stream that hashes and counts what flows through it and fails if the content
- * is longer than expected or, at the end, has the wrong size or digest.
+ * Content checked against its digest and size while it flows: {@link VerifyingStream} (a
+ * pass-through stream) and {@link verifiedChunks} (the same check over an async iterable, without a
+ * stream stage: the create path's hot loop). Both fail as soon as the content is longer than
+ * expected and, at the end, if it has the wrong size or digest.
  *
  * As in containers/image's digesting reader, the final chunk is held back until the digest has
- * been checked: a consumer that commits on 'finish' never sees the last bytes of bad content.
+ * been checked: a consumer that commits on 'finish' (or on the iterable's end) never sees the last
+ * bytes of bad content.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -26,12 +29,65 @@ export function integrityError(what: string, expected: Expected, got: { digest?:
   });
 }
 
-export class VerifyingStream extends Transform {
+/** Hashes and counts content; the one check behind both forms. */
+class Check {
   readonly #expected: Expected;
   readonly #what: string;
-  readonly #hash: Hash;
+  readonly #hash: Hash = createHash('sha256');
+  seen = 0;
+
+  constructor(expected: Expected, what: string) {
+    this.#expected = expected;
+    this.#what = what;
+  }
+
+  /** Take a chunk in; an error when the content is now longer than expected. */
+  update(chunk: Buffer): AirlockError | undefined {
+    this.seen += chunk.length;
+    if (this.seen > this.#expected.size) return integrityError(this.#what, this.#expected, { size: this.seen });
+    this.#hash.update(chunk);
+    return undefined;
+  }
+
+  /** The content has ended: an error unless size and digest match. */
+  finish(): AirlockError | undefined {
+    if (this.seen !== this.#expected.size) return integrityError(this.#what, this.#expected, { size: this.seen });
+    const got = `sha256:${this.#hash.digest('hex')}`;
+    if (got !== this.#expected.digest) return integrityError(this.#what, this.#expected, { digest: got, size: this.seen });
+    return undefined;
+  }
+}
+
+/**
+ * Yields the chunks of `source` once they are hashed, the last one only after size and digest
+ * matched; throws INTEGRITY otherwise. `onBytes` is called with the size of every chunk.
+ *
+ * @example
+ * for await (const chunk of verifiedChunks(body, desc, `blob ${desc.digest}`)) await sink.write(chunk);
+ */
+export async function* verifiedChunks(
+  source: AsyncIterable<Buffer>,
+  expected: Expected,
+  what: string,
+  onBytes?: (n: number) => void,
+): AsyncGenerator<Buffer, void, undefined> {
+  const check = new Check(expected, what);
+  let held: Buffer | undefined;
+  for await (const chunk of source) {
+    const tooLong = check.update(chunk);
+    if (tooLong !== undefined) throw tooLong;
+    onBytes?.(chunk.length);
+    if (held !== undefined) yield held;
+    held = chunk;
+  }
+  const bad = check.finish();
+  if (bad !== undefined) throw bad;
+  if (held !== undefined) yield held;
+}
+
+export class VerifyingStream extends Transform {
+  readonly #check: Check;
   readonly #onBytes: ((n: number) => void) | undefined;
-  #seen = 0;
   #held: Buffer | undefined;
 
   /**
@@ -41,23 +97,20 @@ export class VerifyingStream extends Transform {
    */
   constructor(expected: Expected, what: string, onBytes?: (n: number) => void) {
     super({ highWaterMark: 1 << 20 });
-    this.#expected = expected;
-    this.#what = what;
-    this.#hash = createHash('sha256');
+    this.#check = new Check(expected, what);
     this.#onBytes = onBytes;
   }
 
   get bytesSeen(): number {
-    return this.#seen;
+    return this.#check.seen;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#seen += chunk.length;
-    if (this.#seen > this.#expected.size) {
-      cb(integrityError(this.#what, this.#expected, { size: this.#seen }));
+    const tooLong = this.#check.update(chunk);
+    if (tooLong !== undefined) {
+      cb(tooLong);
       return;
     }
-    this.#hash.update(chunk);
     this.#onBytes?.(chunk.length);
     const previous = this.#held;
     this.#held = chunk;
@@ -65,13 +118,9 @@ export class VerifyingStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    const got = `sha256:${this.#hash.digest('hex')}`;
-    if (this.#seen !== this.#expected.size) {
-      cb(integrityError(this.#what, this.#expected, { size: this.#seen }));
-      return;
-    }
-    if (got !== this.#expected.digest) {
-      cb(integrityError(this.#what, this.#expected, { digest: got, size: this.#seen }));
+    const bad = this.#check.finish();
+    if (bad !== undefined) {
+      cb(bad);
       return;
     }
     cb(null, this.#held);

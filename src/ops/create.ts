@@ -19,7 +19,7 @@ import { rename, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { AirlockError, fromFsError } from '../errors.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
-import { VerifyingStream } from '../digest/verify.js';
+import { verifiedChunks } from '../digest/verify.js';
 import { isCompressedMediaType } from '../oci/media-types.js';
 import { blobPath, OCI_LAYOUT_CONTENT } from '../layout/paths.js';
 import { writeFileAtomic } from '../layout/atomic.js';
@@ -142,8 +142,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       if (next?.blob !== blob) throw new AirlockError('INTERNAL', `blob feed out of order at ${blob.desc.digest}`);
       const body = next.body;
       const what = `blob ${blob.desc.digest} of ${blob.source.description}/${blob.repository}`;
-      const verified = body.pipe(new VerifyingStream(blob.desc, what, (n) => progress({ kind: 'bytes', bytes: n })));
-      body.on('error', (err) => verified.destroy(err));
+      const verified = verifiedChunks(body, blob.desc, what, (n) => progress({ kind: 'bytes', bytes: n }));
       try {
         await writer.addStream(path, blob.desc.size, verified, { compress: compressed(blob) });
       } finally {

@@ -2,7 +2,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { parseDigest, sha256Digest } from '../../src/digest/digest.js';
-import { VerifyingStream } from '../../src/digest/verify.js';
+import { VerifyingStream, verifiedChunks } from '../../src/digest/verify.js';
 import { isAirlockError } from '../../src/errors.js';
 
 function chunks(data: Buffer, size: number): Buffer[] {
@@ -11,7 +11,9 @@ function chunks(data: Buffer, size: number): Buffer[] {
   return out;
 }
 
-async function run(data: Buffer, expected: { digest: string; size: number }): Promise<{ got: Buffer; err: unknown }> {
+type Run = (data: Buffer, expected: { digest: string; size: number }) => Promise<{ got: Buffer; err: unknown }>;
+
+async function runStream(data: Buffer, expected: { digest: string; size: number }): Promise<{ got: Buffer; err: unknown }> {
   const got: Buffer[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -24,7 +26,20 @@ async function run(data: Buffer, expected: { digest: string; size: number }): Pr
   return { got: Buffer.concat(got), err };
 }
 
-describe('VerifyingStream', () => {
+async function runChunks(data: Buffer, expected: { digest: string; size: number }): Promise<{ got: Buffer; err: unknown }> {
+  const got: Buffer[] = [];
+  try {
+    for await (const chunk of verifiedChunks(Readable.from(chunks(data, 1000)), expected as never, 'blob under test')) got.push(chunk);
+    return { got: Buffer.concat(got), err: undefined };
+  } catch (err) {
+    return { got: Buffer.concat(got), err };
+  }
+}
+
+describe.each<[string, Run]>([
+  ['VerifyingStream', runStream],
+  ['verifiedChunks', runChunks],
+])('%s', (_name, run) => {
   const data = Buffer.from('x'.repeat(10_000));
   const good = { digest: sha256Digest(data), size: data.length };
 

@@ -1,11 +1,12 @@
 /**
  * The airlock side of each pair: the command lines, run from the repository root with the built CLI
- * (`npm run bench` builds first). `-q` keeps progress output out of the measurement.
+ * (`npm run bench` builds first). `-q` keeps progress output out of the measurement. `bin/airlock`
+ * runs as an operator's `airlock` does, executed directly, so the node flags of its shebang apply.
  */
 import { spawnCollect } from './measure.mjs';
 
 /** @param {string} repoDir */
-const cli = (repoDir) => ['node', `${repoDir}/bin/airlock`, '-q', 'bundle'];
+const cli = (repoDir) => [`${repoDir}/bin/airlock`, '-q', 'bundle'];
 
 /**
  * @param {string} repoDir @param {string} out @param {string[]} refs `127.0.0.1:PORT/REPO:TAG`

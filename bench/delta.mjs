@@ -36,7 +36,7 @@ export async function measureDelta(o) {
   const repository = image.repository.slice(image.repository.indexOf('/') + 1);
   await seedRegistry(o.source, corpus.dir, [{ name: image.name, repository, tag: image.tag, digest: image.digest, mediaType: image.mediaType }], { skopeo: true });
   const refs = [...o.mainRefs, `${o.source.host}/${repository}:${image.tag}`];
-  const cli = ['node', `${o.repo}/bin/airlock`, '-q', 'bundle', 'create', '--plain-http', '--unsigned'];
+  const cli = [`${o.repo}/bin/airlock`, '-q', 'bundle', 'create', '--plain-http', '--unsigned'];
   const full = join(o.dir, 'next-full.tar.zst');
   const delta = join(o.dir, 'next-delta.tar.zst');
   for (const [out, extra] of /** @type {Array<[string, string[]]>} */ ([[full, []], [delta, ['--since', o.fullArchive]]])) {

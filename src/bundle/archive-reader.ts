@@ -15,6 +15,12 @@ import { decodeSeekTable, parseSeekFooter, SEEK_FOOTER_SIZE, type SeekFrame } fr
 export type { IndexEntry } from './airlock-index.js';
 
 /** An open bundle file, read by entry. Close it when done. */
+/** Options of {@link ArchiveReader.openEntry}. */
+export interface EntryReadOptions {
+  /** Called with the size of every piece of data as it is handed out (progress), without a stream stage. */
+  onBytes?: ((n: number) => void) | undefined;
+}
+
 export class ArchiveReader {
   readonly path: string;
   /** Size of the bundle file in bytes. */
@@ -84,7 +90,7 @@ export class ArchiveReader {
    *
    * @throws INTEGRITY when the bundle has no such entry
    */
-  openEntry(name: string): Readable {
+  openEntry(name: string, opts: EntryReadOptions = {}): Readable {
     const entry = this.#byPath.get(name);
     if (entry === undefined) {
       throw new AirlockError('INTEGRITY', `${this.path}: bundle has no entry ${name}`, {
@@ -92,7 +98,7 @@ export class ArchiveReader {
         hint: 'the bundle is incomplete or was not written by airlock',
       });
     }
-    return new EntryReadable(this.#fh, this.path, entry, this.#frames);
+    return new EntryReadable(this.#fh, this.path, entry, this.#frames, opts.onBytes);
   }
 
   /** Close the file; streams still open will fail. */

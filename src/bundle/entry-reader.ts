@@ -44,8 +44,11 @@ export class EntryReadable extends Readable {
   #header: Buffer[] = [];
   #reading = false;
 
-  constructor(fh: FileHandle, path: string, entry: LocatedEntry, frames: readonly SeekFrame[]) {
+  readonly #onBytes: ((n: number) => void) | undefined;
+
+  constructor(fh: FileHandle, path: string, entry: LocatedEntry, frames: readonly SeekFrame[], onBytes?: (n: number) => void) {
     super({ highWaterMark: 1 << 20 });
+    this.#onBytes = onBytes;
     this.#fh = fh;
     this.#path = path;
     this.#entry = entry;
@@ -147,6 +150,7 @@ export class EntryReadable extends Readable {
     const dataLeft = TAR_BLOCK + this.#entry.size - this.#content;
     if (p.length > 0 && dataLeft > 0) {
       const data = p.length <= dataLeft ? p : p.subarray(0, dataLeft);
+      this.#onBytes?.(data.length);
       more = this.push(data);
     }
     this.#content += p.length;

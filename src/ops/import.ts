@@ -9,8 +9,9 @@
  * (import-external.ts), else the import stops naming each missing blob and the bundle to import
  * first. Then, in order:
  * 1. blobs: skipped when the target has them, mounted from another of its repositories, or
- *    uploaded straight from their own archive entries (several at once), each through a
- *    VerifyingStream against the signed digest and size;
+ *    uploaded straight from their own archive entries (several at once); the sink checks each
+ *    against the signed digest and size before committing it (the registry on the final PUT, an
+ *    `oci:` layout as it writes);
  * 2. manifests, each repository's children before its indexes, by digest;
  * 3. tags, last: a pull never sees a tag pointing at missing content, and when anything before
  *    fails nothing is tagged.

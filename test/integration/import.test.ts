@@ -210,6 +210,9 @@ describe('bundle import refuses and recovers', () => {
     const run = await cli(['bundle', 'import', tampered, '--to', `${target.host}/tampered`, '--plain-http', '--trust', pub]);
     expect(run.code, run.stderr).toBe(11);
     expect(run.stderr).toContain(layer.digest);
+    // The registry refused the content (DIGEST_INVALID); the operator is told it is the bundle's fault.
+    expect(run.stderr).toContain('does not match its signed digest');
+    expect(run.stderr).toContain('run bundle verify');
     expect(await storedRepositories(target, 'tampered')).toEqual([]);
 
     const fixed = await cli(['bundle', 'import', fromLayout, '--to', `${target.host}/tampered`, '--plain-http', '--trust', pub, '--json']);

@@ -23,7 +23,7 @@ import type { RawManifest } from '../../src/oci/manifest.js';
 import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
 import { mapImages, parseImportTarget } from '../../src/ops/import-names.js';
-import { planImport, readBundleManifests } from '../../src/ops/import-plan.js';
+import { DAMAGED_BUNDLE_HINT, planImport, readBundleManifests } from '../../src/ops/import-plan.js';
 import { pushBlobs } from '../../src/ops/push-blobs.js';
 import { RegistryHttpError } from '../../src/registry/errors.js';
 import type { MountingSink } from '../../src/transport/types.js';
@@ -72,7 +72,10 @@ class MemorySink implements MountingSink {
       if (failure === 'network') throw new AirlockError('NETWORK', `connection lost during ${key}`);
     }
     const data = Buffer.concat(chunks);
-    if (sha256Digest(data) !== desc.digest) throw new Error(`sink got wrong bytes for ${key}`);
+    // As a registry does on the final PUT (the Sink contract: the sink verifies).
+    if (sha256Digest(data) !== desc.digest) {
+      throw new RegistryHttpError('INTEGRITY', `memory rejected ${key}: content does not match its digest`, { status: 400, registryErrors: [] });
+    }
     this.#add(repository, desc.digest);
     this.log.push(`blob ${key}`);
     if (failure === 'lost-response') throw new AirlockError('NETWORK', `connection lost after ${key}`);
@@ -237,6 +240,7 @@ describe('importBundle', () => {
     const err = await importBundle({ path: tampered, target: TARGET, sink, trusted }).catch((e: unknown) => e);
     expect(isAirlockError(err, 'INTEGRITY'), String(err)).toBe(true);
     expect((err as Error).message).toContain(layer.digest);
+    expect((err as AirlockError).hint).toBe(DAMAGED_BUNDLE_HINT);
     expect(sink.log.filter((l) => !l.startsWith('blob') && !l.startsWith('mount'))).toEqual([]);
     expect([...(sink.blobs.get('m/quay.io/b/two') ?? [])]).not.toContain(layer.digest);
   });

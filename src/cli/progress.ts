@@ -3,7 +3,7 @@
  * greppable lines otherwise; nothing with --quiet. Progress always goes to stderr so stdout stays
  * clean for results and --json.
  */
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import type { ProgressEvent, ProgressListener } from '../copy/progress.js';
 
 /** Redraw at most this often: a spinner updated per chunk would cost more than the copy. */
@@ -34,10 +34,15 @@ export interface Reporter {
   stop(ok: boolean): void;
 }
 
-export function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStream }): Reporter {
+/**
+ * The reporter for one command. ora (and its dependencies, ~50 ms to load) is loaded only when a
+ * spinner will be drawn: not with --quiet or --json, not when stderr is not a terminal.
+ */
+export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStream }): Promise<Reporter> {
   const stream = opts.stream ?? process.stderr;
   if (opts.quiet) return { listener: () => undefined, info: () => undefined, stop: () => undefined };
   const tty = stream.isTTY === true;
+  const ora = tty ? (await import('ora')).default : undefined;
   let spinner: Ora | undefined;
   let phase = '';
   let total: number | undefined;
@@ -85,7 +90,7 @@ export function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStre
         total = e.total;
         done = 0;
         started = Date.now();
-        if (tty) {
+        if (ora !== undefined) {
           spinner = ora({ text: phase, stream }).start();
           draw(true);
         } else {

@@ -13,3 +13,11 @@ export const SMALL_REQUESTS_IN_FLIGHT = 8;
  * 1 MiB. Below it, the request's round trip costs more than its bytes.
  */
 export const LARGE_BLOB_BYTES = 1 << 20;
+
+/**
+ * Two uploads in flight by default. The target registry is CPU-bound on ingest (distribution 2.8
+ * spends ~3.4 s of CPU per GB it receives): FACTS measured one upload stream topping out near
+ * 240 MB/s, two concurrent PUTs bringing 1 GB from ~4.2 s down to ~3.3 s, and a third not
+ * helping; each upload also costs this process a decompression and a sha256 on one core.
+ */
+export const DEFAULT_IMPORT_CONCURRENCY = 2;

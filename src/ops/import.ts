@@ -18,6 +18,7 @@
  * A rerun after any interruption skips what landed (HEAD) and ends in the same state.
  */
 import { AirlockError, isAirlockError } from '../errors.js';
+import { DEFAULT_IMPORT_CONCURRENCY } from './import-limit.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import type { Sink } from '../transport/types.js';
 import { ArchiveReader } from '../bundle/archive-reader.js';
@@ -34,13 +35,7 @@ import type { RawManifest } from '../oci/manifest.js';
 import { absentBlobs, checkBlobs, transferBlobs, type BlobRetry, type BlobTransfer } from './push-blobs.js';
 import { missingContentError, TargetSearch } from './import-external.js';
 
-/**
- * Two uploads in flight by default. The target registry is CPU-bound on ingest (distribution 2.8
- * spends ~3.4 s of CPU per GB it receives): FACTS measured one upload stream topping out near
- * 240 MB/s, two concurrent PUTs bringing 1 GB from ~4.2 s down to ~3.3 s, and a third not
- * helping; each upload also costs this process a decompression and a sha256 on one core.
- */
-export const DEFAULT_IMPORT_CONCURRENCY = 2;
+export { DEFAULT_IMPORT_CONCURRENCY };
 
 export interface ImportOptions {
   /** The bundle file. */

@@ -113,7 +113,7 @@ describe('bundle create continues an interrupted run', () => {
     // One uninterrupted run with the same creation time writes exactly the same file.
     const created = (JSON.parse((await readHead(out)).bundleJson.toString()) as { created: string }).created;
     const again = `${tmp.path}/uninterrupted.tar.zst`;
-    const endpoints = endpointsFrom({ plainHttp: true });
+    const endpoints = await endpointsFrom({ plainHttp: true });
     try {
       const images = await expandImages(imageListFromRefs([ref]).entries, endpoints);
       const direct = await createBundle({ images, output: again, signingKey: await loadSigningKey(key), now: () => new Date(created) });

@@ -54,7 +54,7 @@ function digestOf(name: string): string {
 }
 
 async function bundleFrom(refs: string[], output: string, registries: { plainHttp?: boolean } = {}): Promise<void> {
-  const endpoints = endpointsFrom(registries);
+  const endpoints = await endpointsFrom(registries);
   try {
     const images = await expandImages(imageListFromRefs(refs).entries, endpoints);
     await createBundle({ images, output, signingKey: await loadSigningKey(join(work.path, 'signer.key')) });

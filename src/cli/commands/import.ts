@@ -1,12 +1,11 @@
-/** `airlock bundle import FILE --to HOST[:PORT][/PREFIX] | oci:DIR`: a thin layer over `ops/import.ts`. */
+/**
+ * `airlock bundle import FILE --to HOST[:PORT][/PREFIX] | oci:DIR`: a thin layer over `ops/import.ts`,
+ * loaded when the command runs (see commands/bundle.ts).
+ */
 import { Option, type Command } from 'commander';
 import { AirlockError } from '../../errors.js';
 import { loadPublicKeys } from '../../bundle/keys.js';
-import { Layout } from '../../layout/layout.js';
-import { RegistryClient } from '../../registry/client.js';
-import { loadPolicy } from '../../policy/load.js';
-import { DEFAULT_IMPORT_CONCURRENCY, importBundle } from '../../ops/import.js';
-import { SMALL_REQUESTS_IN_FLIGHT } from '../../ops/import-limit.js';
+import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../ops/import-limit.js';
 import { parseImportTarget } from '../../ops/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter, formatBytes } from '../progress.js';
@@ -45,10 +44,15 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
     const target = parseImportTarget(flags.to);
     const uploads = parseConcurrency(flags.concurrency, DEFAULT_IMPORT_CONCURRENCY);
     const trusted = await loadPublicKeys(flags.trust ?? []);
-    const policy = flags.policy === undefined ? undefined : await loadPolicy(flags.policy);
+    const [{ importBundle }, { Layout }, { RegistryClient }] = await Promise.all([
+      import('../../ops/import.js'),
+      import('../../layout/layout.js'),
+      import('../../registry/client.js'),
+    ]);
+    const policy = flags.policy === undefined ? undefined : await (await import('../../policy/load.js')).loadPolicy(flags.policy);
     // The client must allow the small requests the engine runs at once; the engine bounds large uploads.
-    const endpoints = endpointsFrom({ ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) });
-    const reporter = createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
+    const endpoints = await endpointsFrom({ ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) });
+    const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
     try {
       const sink = target.kind === 'layout' ? new Layout(target.dir) : endpoints.registry(target.host);
       if (!(sink instanceof Layout || sink instanceof RegistryClient)) throw new AirlockError('INTERNAL', 'the target endpoint cannot be written to');

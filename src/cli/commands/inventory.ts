@@ -6,7 +6,6 @@
 import type { Command } from 'commander';
 import { AirlockError } from '../../errors.js';
 import { loadSigningKey } from '../../bundle/keys.js';
-import { RegistryClient } from '../../registry/client.js';
 import { DEFAULT_INVENTORY_CONCURRENCY, makeInventory, type InventoryResult, type InventoryTarget } from '../../ops/inventory.js';
 import { parseImportTarget } from '../../ops/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
@@ -49,8 +48,9 @@ export function registerInventoryCommand(program: Command, ctx: CommandContext):
     if (parsed?.kind === 'layout') throw new AirlockError('USAGE', `--registry ${flags.registry}: for a layout use --layout DIR`);
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const requests = parseConcurrency(flags.concurrency ?? String(DEFAULT_INVENTORY_CONCURRENCY));
-    const endpoints = endpointsFrom({ ...flags, concurrency: String(requests) });
-    const reporter = createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
+    const { RegistryClient } = await import('../../registry/client.js');
+    const endpoints = await endpointsFrom({ ...flags, concurrency: String(requests) });
+    const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
     try {
       let target: InventoryTarget = { kind: 'layout', dir: flags.layout ?? '' };
       if (parsed !== undefined) {

@@ -22,6 +22,8 @@ export interface PlannedBlob {
   desc: Descriptor;
   /** Set for manifests and indexes: their bytes are already in memory. */
   manifest?: RawManifest;
+  /** The blob's bytes when they are already in memory (manifests, indexes, configs read while resolving). */
+  bytes?: Buffer;
   /** Where to read it from (first image that referenced it). */
   source: Source;
   repository: string;
@@ -89,11 +91,17 @@ export function planBundle(resolved: ResolvedImage[], opts: PlanOptions = {}): B
     };
     for (const m of image.manifests) {
       const desc = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
-      add(small, { desc, manifest: m, source: image.source, repository: image.repository });
+      add(small, { desc, manifest: m, bytes: m.bytes, source: image.source, repository: image.repository });
     }
     const configs = new Set(image.manifests.flatMap((m) => (m.kind === 'manifest' ? [m.parsed.config.digest] : [])));
     for (const desc of image.blobs) {
-      add(configs.has(desc.digest) ? small : layers, { desc: plainDescriptor(desc), source: image.source, repository: image.repository });
+      const bytes = image.configs.get(desc.digest);
+      add(configs.has(desc.digest) ? small : layers, {
+        desc: plainDescriptor(desc),
+        ...(bytes === undefined ? {} : { bytes }),
+        source: image.source,
+        repository: image.repository,
+      });
     }
   }
   const all = [...small.values(), ...layers.values()];

@@ -20,6 +20,13 @@ import { runLimited } from './run-limited.js';
 const MAX_INDEX_DEPTH = 4;
 /** Image configs are a few KiB; one larger than this is read for its platform no further. */
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/**
+ * Configs read for their platform are kept (verified) up to this size: 64 KiB, which covers real
+ * image configs, so the bundle writer takes them from memory instead of fetching them again: one
+ * request fewer per image (a third of all requests for small images; the registry spends ~3 ms of
+ * CPU on each). Larger ones are fetched again when written, so memory stays bounded.
+ */
+const KEEP_CONFIG_BYTES = 64 * 1024;
 
 export interface ImageToResolve {
   /** The name the image is recorded under, e.g. `quay.io/coreos/etcd:v3.3.0`. */
@@ -49,6 +56,8 @@ export interface ResolvedImage {
   blobs: Descriptor[];
   /** `os/arch[/variant]` of every platform manifest included. */
   platforms: string[];
+  /** Config blobs already read (and verified) while resolving, by digest: see KEEP_CONFIG_BYTES. */
+  configs: Map<Digest, Buffer>;
 }
 
 export async function resolveImage(image: ImageToResolve, opts: CallOptions = {}): Promise<ResolvedImage> {
@@ -72,6 +81,7 @@ export async function resolveImage(image: ImageToResolve, opts: CallOptions = {}
     manifests: [],
     blobs: [],
     platforms: [],
+    configs: new Map(),
   };
   await walk(image, top, undefined, 0, result, opts);
   return result;
@@ -87,7 +97,7 @@ async function walk(
 ): Promise<void> {
   if (manifest.kind === 'manifest') {
     out.blobs.push(...manifestBlobs(manifest.parsed));
-    const p = platform ?? (await configPlatform(image, manifest.parsed.config, opts));
+    const p = platform ?? (await configPlatform(image, manifest.parsed.config, out.configs, opts));
     if (p !== undefined) out.platforms.push(formatPlatform(p));
     out.manifests.push(manifest);
     return;
@@ -116,7 +126,7 @@ async function walk(
  * small extra request per such image, so `inspect` and the bundle manifest can show it. Configs
  * that are not image configs (artifacts) or are unusually large give no platform.
  */
-async function configPlatform(image: ImageToResolve, config: Descriptor, opts: CallOptions): Promise<Platform | undefined> {
+async function configPlatform(image: ImageToResolve, config: Descriptor, keep: Map<Digest, Buffer>, opts: CallOptions): Promise<Platform | undefined> {
   if (config.mediaType !== MediaType.OciConfig && config.mediaType !== MediaType.DockerConfig) return undefined;
   if (config.size > MAX_CONFIG_BYTES) return undefined;
   const body = await image.source.openBlob(image.repository, config, opts);
@@ -124,8 +134,10 @@ async function configPlatform(image: ImageToResolve, config: Descriptor, opts: C
   body.on('error', (err) => verified.destroy(err));
   const chunks: Buffer[] = [];
   for await (const chunk of verified) chunks.push(chunk as Buffer);
+  const bytes = Buffer.concat(chunks);
+  if (bytes.length <= KEEP_CONFIG_BYTES) keep.set(config.digest, bytes);
   try {
-    const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<Platform>;
+    const doc = JSON.parse(bytes.toString('utf8')) as Partial<Platform>;
     if (typeof doc.os !== 'string' || typeof doc.architecture !== 'string') return undefined;
     return typeof doc.variant === 'string' ? { os: doc.os, architecture: doc.architecture, variant: doc.variant } : { os: doc.os, architecture: doc.architecture };
   } catch {
@@ -167,7 +179,12 @@ export async function resolveAll(
   let reported = 0;
   await runLimited(images.map((image, i) => ({ image, i })), opts.concurrency ?? RESOLVE_CONCURRENCY, opts.signal, async ({ image, i }, signal) => {
     results[i] = await resolveImage(image, { signal });
-    while (reported < results.length && results[reported] !== undefined) opts.onResolved?.(results[reported++]!);
+    // Advance before the call: `onResolved?.(results[reported++])` would skip the increment (and
+    // spin forever) when there is no listener, since an optional call skips its arguments too.
+    while (reported < results.length && results[reported] !== undefined) {
+      const ready = results[reported++]!;
+      opts.onResolved?.(ready);
+    }
   });
   return results as ResolvedImage[];
 }

@@ -124,7 +124,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       progress({ kind: 'warning', message: `continuing ${partial}: ${skip} of ${plan.blobs.length} blobs (${mib} MiB) are already there` });
     }
     progress({ kind: 'phase', phase: 'copying blobs', total: plan.totals.bytes - reusedBytes, items: plan.blobs.length - skip });
-    feed = new BlobFeed(plan.blobs.slice(skip).filter((b) => b.manifest === undefined), opts.openAhead, opts.signal);
+    feed = new BlobFeed(plan.blobs.slice(skip).filter((b) => b.bytes === undefined), opts.openAhead, opts.signal);
     for (const [i, blob] of plan.blobs.entries()) {
       opts.signal?.throwIfAborted();
       const path = blobPath(blob.desc.digest);
@@ -133,8 +133,8 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         continue;
       }
       progress({ kind: 'blob', digest: blob.desc.digest, size: blob.desc.size });
-      if (blob.manifest !== undefined) {
-        await writer.addBuffer(path, blob.manifest.bytes, { compress: true });
+      if (blob.bytes !== undefined) {
+        await writer.addBuffer(path, blob.bytes, { compress: true });
         progress({ kind: 'bytes', bytes: blob.desc.size });
         continue;
       }

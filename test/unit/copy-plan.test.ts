@@ -8,6 +8,7 @@ import { planBundle } from '../../src/copy/plan.js';
 import { parseAnyReference } from '../../src/ref/index.js';
 import { parsePlatform, type Platform } from '../../src/oci/descriptor.js';
 import { isAirlockError } from '../../src/errors.js';
+import { sha256Digest } from '../../src/digest/digest.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
 interface CorpusImage { name: string; digest: string; blobs: Array<{ digest: string; size: number }> }
@@ -66,6 +67,24 @@ describe('expand, resolve, plan over an OCI layout', () => {
     const all = await resolveAll(images, { concurrency: 3, onResolved: (r) => seen.push(r.name) });
     expect(all.map((r) => r.name)).toEqual(images.map((i) => i.name));
     expect(seen).toEqual(images.map((i) => i.name));
+  });
+
+  it('keeps the verified config of a single-platform image, so the bundle writer does not fetch it again', async () => {
+    const images = await expandImages([{ ref: layoutRef(), source: 'test' }], endpoints);
+    const resolved = await resolveAll(images); // no onResolved listener: must not spin
+    const single = resolved.filter((r) => r.top.kind === 'manifest');
+    expect(single.length).toBeGreaterThan(0);
+    const plan = planBundle(resolved);
+    for (const r of single) {
+      const config = r.top.kind === 'manifest' ? r.top.parsed.config : undefined;
+      const bytes = r.configs.get(config!.digest);
+      expect(bytes !== undefined && sha256Digest(bytes)).toBe(config!.digest);
+      expect(plan.blobs.find((b) => b.desc.digest === config!.digest)?.bytes?.equals(bytes!)).toBe(true);
+    }
+    // Layers are never held in memory.
+    const configs = new Set(resolved.flatMap((r) => r.manifests.flatMap((m) => (m.kind === 'manifest' ? [m.parsed.config.digest] : []))));
+    const held = plan.blobs.filter((b) => b.manifest === undefined && !configs.has(b.desc.digest) && b.bytes !== undefined);
+    expect(held.map((b) => b.desc.digest)).toEqual([]);
   });
 
   it('keeps an index whole when every platform is selected and filters it otherwise', async () => {

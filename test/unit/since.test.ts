@@ -263,7 +263,7 @@ describe('planBundle with delivered blobs', () => {
     const parsed = { schemaVersion: 2 as const, mediaType: MANIFEST, config: desc(...config, CONFIG), layers: layers.map(([n, s]) => desc(n, s, LAYER)) };
     const bytes = Buffer.from(JSON.stringify(parsed));
     const top = { kind: 'manifest' as const, bytes, mediaType: MANIFEST, digest: sha256Digest(bytes), parsed };
-    return { name, sourceRef: name, source, repository: 'app', top, manifests: [top], blobs: [parsed.config, ...parsed.layers], platforms: ['linux/amd64'] };
+    return { name, sourceRef: name, source, repository: 'app', top, manifests: [top], blobs: [parsed.config, ...parsed.layers], platforms: ['linux/amd64'], configs: new Map() };
   }
   const images = () => [image('example.com/a:v2', ['cfg-a2', 10], [['base', 1000], ['app-v2', 600]]), image('example.com/b:v1', ['cfg-b', 12], [['base', 1000], ['b', 300]])];
   const parents: BundleParent[] = [{ id: d('gen1'), created: '2026-11-01T00:00:00Z', kind: 'bundle' }];

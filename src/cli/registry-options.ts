@@ -15,6 +15,8 @@ export interface RegistryFlags {
   plainHttp?: boolean;
   insecureSkipTlsVerify?: boolean;
   concurrency?: string;
+  /** Uploads only (import): largest PATCH, in MiB; see {@link parseChunkSize}. */
+  chunkSize?: string;
 }
 
 /** Blobs in flight per registry by default: enough to hide latency to a remote registry. */
@@ -76,6 +78,18 @@ export function parseConcurrency(text: string | undefined, defaultValue = DEFAUL
   return n;
 }
 
+/** `--chunk-size MIB` in bytes; undefined when not given (one PATCH per blob). */
+export function parseChunkSize(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const mib = Number(text);
+  if (!Number.isInteger(mib) || mib < 1 || mib > 1_048_576) {
+    throw new AirlockError('USAGE', `--chunk-size ${text}: must be a whole number of MiB from 1 to 1048576`, {
+      hint: 'for example --chunk-size 64 behind a proxy that refuses request bodies over 100 MB',
+    });
+  }
+  return mib * 1024 * 1024;
+}
+
 /**
  * Build the endpoint factory; one client per host, reused for every image of that host. The
  * registry client (undici) is loaded here, not when the CLI starts: commands that never talk to a
@@ -84,6 +98,7 @@ export function parseConcurrency(text: string | undefined, defaultValue = DEFAUL
 export async function endpointsFrom(flags: RegistryFlags): Promise<Endpoints & { close(): Promise<void> }> {
   const creds = (flags.creds ?? []).map(parseCreds);
   const concurrency = parseConcurrency(flags.concurrency);
+  const chunkSize = parseChunkSize(flags.chunkSize);
   const [{ RegistryClient }, { Layout }] = await Promise.all([import('../registry/client.js'), import('../layout/layout.js')]);
   const clients = new Map<string, RegistryClient>();
   return {
@@ -97,6 +112,7 @@ export async function endpointsFrom(flags: RegistryFlags): Promise<Endpoints & {
           caFiles: flags.caFile ?? [],
           ...(c === undefined ? {} : { credentials: { username: c.username, password: c.password } }),
           maxConcurrentBlobs: concurrency,
+          ...(chunkSize === undefined ? {} : { upload: { chunkSize } }),
           userAgent: `airlock/${VERSION}`,
         });
         clients.set(host, client);

@@ -24,10 +24,12 @@ import { header, type RegistryHttp, type Response } from './http.js';
 export const DEFAULT_MONOLITHIC_LIMIT = 8 * 1024 * 1024;
 
 /**
- * 64 MiB per PATCH: below the ~100 MB request-body caps of common proxies and CDNs in front of
- * registries, and large enough that the extra round trips cost nothing next to the transfer.
+ * By default a large blob goes in one PATCH, streamed, as docker push, containerd and skopeo send
+ * it, so whatever sits in front of a registry already lets it through. Measured here: distribution
+ * 2.8 spent 27 s of CPU on a 4 GiB layer sent in 64 MiB PATCHes against 19 s for one PATCH (import
+ * 28.5 s against 20.1 s). `--chunk-size` splits uploads for proxies that cap request bodies.
  */
-export const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
+export const DEFAULT_CHUNK_SIZE = Number.POSITIVE_INFINITY;
 
 /** When to upload in one PUT and how large each PATCH is. */
 export interface UploadSettings {

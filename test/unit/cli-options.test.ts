@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConcurrency, parseCreds } from '../../src/cli/registry-options.js';
+import { parseChunkSize, parseConcurrency, parseCreds } from '../../src/cli/registry-options.js';
 import { isAirlockError } from '../../src/errors.js';
 
 describe('parseCreds', () => {
@@ -32,5 +32,15 @@ describe('parseConcurrency', () => {
     expect(parseConcurrency('2')).toBe(2);
     expect(() => parseConcurrency('0')).toThrow(/1 to 64/);
     expect(() => parseConcurrency('x')).toThrow(/1 to 64/);
+  });
+});
+
+describe('parseChunkSize', () => {
+  it('is MiB, absent by default, and bounded', () => {
+    expect(parseChunkSize(undefined)).toBeUndefined();
+    expect(parseChunkSize('64')).toBe(64 * 1024 * 1024);
+    expect(() => parseChunkSize('0')).toThrow(/whole number of MiB/);
+    expect(() => parseChunkSize('1.5')).toThrow(/whole number of MiB/);
+    expect(() => parseChunkSize('lots')).toThrow(/whole number of MiB/);
   });
 });

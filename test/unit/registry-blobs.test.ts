@@ -275,6 +275,17 @@ describe('putBlob', () => {
     expect(Buffer.concat(received).equals(blob)).toBe(true);
   });
 
+  it('by default sends a large blob in one PATCH, as docker push does, then an empty PUT', async () => {
+    const { f, received } = await uploadServer();
+    const c = client(f.host, { upload: { monolithicLimit: 1024 * 1024 } });
+    await c.putBlob('a', desc, Readable.from([blob.subarray(0, 1_000_000), blob.subarray(1_000_000)]));
+    const steps = f.seen.filter((s) => s.url !== '/v2/');
+    expect(steps.map((s) => s.method)).toEqual(['POST', 'PATCH', 'PUT']);
+    expect(steps[1]?.bodyLength).toBe(blob.length);
+    expect(steps[1]?.headers['content-range']).toBe(`0-${blob.length - 1}`);
+    expect(Buffer.concat(received).equals(blob)).toBe(true);
+  });
+
   it('maps DIGEST_INVALID to INTEGRITY and deletes the session', async () => {
     const { f } = await uploadServer({ digestInvalid: true });
     const small = blob.subarray(0, 10);

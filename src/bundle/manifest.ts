@@ -4,8 +4,8 @@
  * schema cannot state (each blob once, totals that add up, images whose manifests are present).
  * The bundle id is the sha256 digest of the exact bytes: parse them, never re-serialise.
  */
-import { readFileSync } from 'node:fs';
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
+import validateBundleSchema from '../generated/bundle-validate.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { AirlockError } from '../errors.js';
 import { BUNDLE_MEDIA_TYPE } from './format.js';
@@ -102,17 +102,9 @@ export function isDelta(m: BundleManifest): boolean {
   return m.parents !== undefined;
 }
 
-/** The schema file, found relative to this module both in `src/` (tests) and in `dist/`. */
-const SCHEMA_URL = new URL('../../schemas/bundle.schema.json', import.meta.url);
-
-let compiled: ValidateFunction | undefined;
-
+/** schemas/bundle.schema.json, compiled at build time (scripts/compile-schemas.mjs). */
 function schemaValidator(): ValidateFunction {
-  if (compiled === undefined) {
-    const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as Record<string, unknown>;
-    compiled = new Ajv2020({ strict: true, allErrors: true }).compile(schema);
-  }
-  return compiled;
+  return validateBundleSchema;
 }
 
 /** Most problems listed in one error: 20, enough to see the pattern without flooding. */

@@ -2,31 +2,21 @@
  * The image list JSON Schema (`schemas/images.schema.json`, shipped with the package) and the
  * translation of its validation errors into one line an operator can act on.
  */
-import { readFile } from 'node:fs/promises';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import validateImageList from '../generated/images-validate.js';
 import { PLATFORM_HINT, platformProblem, type DataPath } from './image-list.js';
 
-/** The schema file, found relative to this module both in `src/` (tests) and in `dist/`. */
-const SCHEMA_URL = new URL('../../schemas/images.schema.json', import.meta.url);
 
 /** The schema's `$id`, for editors and `$schema` references in list files. */
 export const IMAGE_LIST_SCHEMA_ID = 'https://airlock.dev/schemas/images.schema.json';
 
-let compiled: Promise<ValidateFunction> | undefined;
-
-/** The compiled validator, built on first use and shared. */
-export function compileSchema(): Promise<ValidateFunction> {
-  compiled ??= (async () => {
-    const schema = JSON.parse(await readFile(SCHEMA_URL, 'utf8')) as Record<string, unknown>;
-    // allErrors off: stop at the first problem, which is the one reported.
-    // verbose: errors carry the offending data and schema, used to word the message.
-    const ajv = new Ajv2020({ strict: true, allErrors: false, verbose: true });
-    return ajv.compile(schema);
-  })();
-  compiled.catch(() => {
-    compiled = undefined;
-  });
-  return compiled;
+/**
+ * The validator, compiled at build time (scripts/compile-schemas.mjs) with allErrors off (stop at
+ * the first problem, which is the one reported) and verbose (errors carry the offending data and
+ * schema, used to word the message).
+ */
+export async function compileSchema(): Promise<ValidateFunction> {
+  return validateImageList;
 }
 
 /** Where a schema error is and what to say about it. */

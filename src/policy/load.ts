@@ -5,7 +5,8 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ValidateFunction } from 'ajv/dist/2020.js';
+import validatePolicy from '../generated/policy-validate.js';
 import { parse as parseYaml } from 'yaml';
 import { AirlockError, fromFsError } from '../errors.js';
 import { loadPublicKey, type TrustedKey } from '../bundle/keys.js';
@@ -17,9 +18,6 @@ export const MAX_POLICY_BYTES = 1024 * 1024;
 
 /** YAML aliases expanded at most; more is a "billion laughs" document, not a policy. */
 const MAX_ALIAS_COUNT = 100;
-
-/** The schema file, found relative to this module both in `src/` (tests) and in `dist/`. */
-const SCHEMA_URL = new URL('../../schemas/policy.schema.json', import.meta.url);
 
 /** The policy file as the schema describes it. */
 interface RawRules {
@@ -33,17 +31,9 @@ interface RawPolicy {
   signers?: { keys?: string[]; keyIds?: string[] };
 }
 
-let compiled: Promise<ValidateFunction> | undefined;
-
-function validator(): Promise<ValidateFunction> {
-  compiled ??= (async () => {
-    const schema = JSON.parse(await readFile(SCHEMA_URL, 'utf8')) as Record<string, unknown>;
-    return new Ajv2020({ strict: true, allErrors: false }).compile(schema);
-  })();
-  compiled.catch(() => {
-    compiled = undefined;
-  });
-  return compiled;
+/** schemas/policy.schema.json, compiled at build time (scripts/compile-schemas.mjs). */
+async function validator(): Promise<ValidateFunction> {
+  return validatePolicy;
 }
 
 function invalid(path: string, problem: string, cause?: unknown): AirlockError {

@@ -4,7 +4,7 @@
  * schema cannot state (each blob once, totals that add up, images whose manifests are present).
  * The bundle id is the sha256 digest of the exact bytes: parse them, never re-serialise.
  */
-import type { ValidateFunction } from 'ajv/dist/2020.js';
+// schemas/bundle.schema.json, compiled at build time (scripts/compile-schemas.mjs).
 import validateBundleSchema from '../generated/bundle-validate.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { AirlockError } from '../errors.js';
@@ -102,11 +102,6 @@ export function isDelta(m: BundleManifest): boolean {
   return m.parents !== undefined;
 }
 
-/** schemas/bundle.schema.json, compiled at build time (scripts/compile-schemas.mjs). */
-function schemaValidator(): ValidateFunction {
-  return validateBundleSchema;
-}
-
 /** Most problems listed in one error: 20, enough to see the pattern without flooding. */
 const MAX_PROBLEMS = 20;
 
@@ -116,7 +111,7 @@ const MAX_PROBLEMS = 20;
  * external, and a `created` that is not a real date.
  */
 export function validateBundleManifest(doc: unknown): string[] {
-  const validate = schemaValidator();
+  const validate = validateBundleSchema;
   if (!validate(doc)) {
     return (validate.errors ?? []).slice(0, MAX_PROBLEMS).map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`);
   }

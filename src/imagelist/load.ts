@@ -15,7 +15,7 @@ import {
   type ImageList,
   type RawEntry,
 } from './image-list.js';
-import { compileSchema, describeSchemaError } from './schema.js';
+import { describeSchemaError, validateImageList } from './schema.js';
 
 /**
  * Largest image list read. A list of thousands of images is well under 1 MiB; the cap stops a
@@ -78,7 +78,7 @@ export async function loadImageList(path: string): Promise<ImageList> {
       cause: err,
     });
   }
-  const validate = await compileSchema();
+  const validate = validateImageList;
   if (!validate(data)) {
     const error = validate.errors?.find((e) => e.keyword !== 'if');
     if (error === undefined) throw file.fail([], 'does not match the image list schema');

@@ -2,22 +2,18 @@
  * The image list JSON Schema (`schemas/images.schema.json`, shipped with the package) and the
  * translation of its validation errors into one line an operator can act on.
  */
-import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
-import validateImageList from '../generated/images-validate.js';
+import type { ErrorObject } from 'ajv/dist/2020.js';
 import { PLATFORM_HINT, platformProblem, type DataPath } from './image-list.js';
-
-
-/** The schema's `$id`, for editors and `$schema` references in list files. */
-export const IMAGE_LIST_SCHEMA_ID = 'https://airlock.dev/schemas/images.schema.json';
 
 /**
  * The validator, compiled at build time (scripts/compile-schemas.mjs) with allErrors off (stop at
  * the first problem, which is the one reported) and verbose (errors carry the offending data and
  * schema, used to word the message).
  */
-export async function compileSchema(): Promise<ValidateFunction> {
-  return validateImageList;
-}
+export { default as validateImageList } from '../generated/images-validate.js';
+
+/** The schema's `$id`, for editors and `$schema` references in list files. */
+export const IMAGE_LIST_SCHEMA_ID = 'https://airlock.dev/schemas/images.schema.json';
 
 /** Where a schema error is and what to say about it. */
 export interface SchemaProblem {

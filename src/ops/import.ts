@@ -35,7 +35,6 @@ import type { RawManifest } from '../oci/manifest.js';
 import { absentBlobs, checkBlobs, transferBlobs, type BlobRetry, type BlobTransfer } from './push-blobs.js';
 import { missingContentError, TargetSearch } from './import-external.js';
 
-export { DEFAULT_IMPORT_CONCURRENCY };
 
 export interface ImportOptions {
   /** The bundle file. */

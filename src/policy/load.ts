@@ -5,7 +5,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { ValidateFunction } from 'ajv/dist/2020.js';
+// schemas/policy.schema.json, compiled at build time (scripts/compile-schemas.mjs).
 import validatePolicy from '../generated/policy-validate.js';
 import { parse as parseYaml } from 'yaml';
 import { AirlockError, fromFsError } from '../errors.js';
@@ -29,11 +29,6 @@ interface RawPolicy {
   registries?: RawRules;
   repositories?: RawRules;
   signers?: { keys?: string[]; keyIds?: string[] };
-}
-
-/** schemas/policy.schema.json, compiled at build time (scripts/compile-schemas.mjs). */
-async function validator(): Promise<ValidateFunction> {
-  return validatePolicy;
 }
 
 function invalid(path: string, problem: string, cause?: unknown): AirlockError {
@@ -81,7 +76,7 @@ export async function loadPolicy(path: string): Promise<ImportPolicy> {
   } catch (err) {
     throw invalid(path, `not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, err);
   }
-  const validate = await validator();
+  const validate = validatePolicy;
   if (!validate(data)) {
     const e = validate.errors?.[0];
     const where = e === undefined || e.instancePath === '' ? '' : `${e.instancePath.slice(1).replaceAll('/', '.')}: `;

@@ -46,6 +46,14 @@ export function renderError(err: unknown, debug = false): RenderedError {
     for (const p of problems.slice(0, MAX_PROBLEM_LINES)) lines.push(`  - ${redact(String((p as { message?: unknown }).message))}`);
     if (problems.length > MAX_PROBLEM_LINES) lines.push(`  - ... and ${problems.length - MAX_PROBLEM_LINES} more (--json lists them all)`);
   }
+  const tags = e.details?.tags as { moved?: unknown; notMoved?: unknown } | undefined;
+  if (tags !== undefined && Array.isArray(tags.moved) && Array.isArray(tags.notMoved)) {
+    for (const [label, list] of [['moved', tags.moved], ['NOT moved', tags.notMoved]] as const) {
+      lines.push(`  tags ${label} (${list.length}):${list.length === 0 ? ' none' : ''}`);
+      for (const t of list.slice(0, MAX_PROBLEM_LINES)) lines.push(`    ${redact(String(t))}`);
+      if (list.length > MAX_PROBLEM_LINES) lines.push(`    ... and ${list.length - MAX_PROBLEM_LINES} more (--json lists them all)`);
+    }
+  }
   if (e.hint !== undefined) lines.push(`  hint: ${redact(e.hint)}`);
   if (debug && e.cause instanceof Error && e.cause.stack !== undefined) lines.push(redact(e.cause.stack));
   if (debug && e.code === 'INTERNAL' && e.stack !== undefined) lines.push(redact(e.stack));

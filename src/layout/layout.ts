@@ -7,18 +7,20 @@
  * `oci:DIR:quay.io/coreos/etcd:v3.3` and skopeo-style `oci:DIR:v1` work.
  *
  * Blobs are content-addressed and written atomically after verification; `index.json` is updated
- * atomically. Several bundles can be imported into one directory; a rerun is safe.
+ * atomically, and an import names all its images in one update ({@link Layout.putTags}), so a
+ * failed import leaves the previous `index.json` as it was. Several bundles can be imported into one
+ * directory; a rerun is safe.
  */
 import { createReadStream } from 'node:fs';
-import { access, mkdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { isAbsolute, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AirlockError, fromFsError } from '../errors.js';
 import { isDigest, sha256Digest, type Digest } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type RawManifest } from '../oci/manifest.js';
-import type { CallOptions, Sink, Source } from '../transport/types.js';
+import type { CallOptions, Sink, Source, TagJob } from '../transport/types.js';
 import { streamToFileAtomic, writeFileAtomic } from './atomic.js';
 import { findByName, readIndex, updateIndex, upsertEntry } from './index-file.js';
 import {
@@ -39,6 +41,8 @@ export function layoutName(repository: string, reference: string): string {
 export class Layout implements Source, Sink {
   readonly dir: string;
   readonly description: string;
+  /** What {@link init} created, so that {@link discard} removes exactly that and nothing older. */
+  #created: string[] = [];
 
   constructor(dir: string) {
     this.dir = dir;
@@ -48,12 +52,30 @@ export class Layout implements Source, Sink {
   /** Create the directory skeleton (`oci-layout`, `blobs/sha256/`) if it does not exist yet. */
   async init(): Promise<void> {
     try {
-      await mkdir(join(this.dir, BLOBS_DIR), { recursive: true });
       const marker = join(this.dir, OCI_LAYOUT_FILE);
-      if (!(await exists(marker))) await writeFileAtomic(marker, OCI_LAYOUT_CONTENT);
+      const wasLayout = await exists(marker);
+      // mkdir reports the first directory it had to create: the layout itself, a parent of it,
+      // or only `blobs` inside a directory that was there already.
+      const first = await mkdir(join(this.dir, BLOBS_DIR), { recursive: true });
+      if (wasLayout) return;
+      const madeDir = first !== undefined && !isInside(this.dir, first);
+      this.#created = madeDir ? [first] : [marker, ...(first === undefined ? [] : [first])];
+      await writeFileAtomic(marker, OCI_LAYOUT_CONTENT);
     } catch (err) {
       throw fromFsError(err, this.dir, 'creating');
     }
+  }
+
+  /**
+   * Undo a failed import into a layout this run created: remove the directory (or, in a directory
+   * that existed without being a layout, the `oci-layout` and `blobs` it added). A layout that
+   * existed before is left alone: its `index.json` was never touched by the failed run, and the
+   * blobs it gained are content-addressed, verified and harmless.
+   */
+  async discard(): Promise<void> {
+    const created = this.#created;
+    this.#created = [];
+    for (const path of created) await rm(path, { recursive: true, force: true });
   }
 
   async getManifest(repository: string, reference: string, _opts?: CallOptions): Promise<RawManifest> {
@@ -125,6 +147,21 @@ export class Layout implements Source, Sink {
     await updateIndex(this.dir, (index) => upsertEntry(index, entry));
   }
 
+  /**
+   * Name every image of an import in one atomic `index.json` update, in the given order: all the
+   * names land, or (on any failure) none and the old index stays.
+   */
+  async putTags(tags: readonly TagJob[], _opts?: CallOptions): Promise<void> {
+    const entries: Descriptor[] = [];
+    for (const { repository, manifest, reference } of tags) {
+      const desc = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length };
+      if (!(await this.hasBlob('', desc))) await writeFileAtomic(blobFile(this.dir, manifest.digest), manifest.bytes);
+      const name = layoutName(repository, reference);
+      entries.push({ ...desc, annotations: { [REF_NAME_ANNOTATION]: name, [CONTAINERD_NAME_ANNOTATION]: name } });
+    }
+    await updateIndex(this.dir, (index) => entries.reduce(upsertEntry, index));
+  }
+
   async #readSmallBlob(digest: Digest, what: string): Promise<Buffer> {
     const file = blobFile(this.dir, digest);
     try {
@@ -154,6 +191,12 @@ export class Layout implements Source, Sink {
 
 function listNames(descs: Descriptor[]): string[] {
   return descs.map((d) => d.annotations?.[REF_NAME_ANNOTATION]).filter((n): n is string => n !== undefined);
+}
+
+/** True when `path` is `dir` itself or below it. */
+function isInside(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
 async function exists(path: string): Promise<boolean> {

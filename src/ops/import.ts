@@ -14,8 +14,11 @@
  *    `oci:` layout as it writes);
  * 2. manifests, each repository's children before its indexes, by digest;
  * 3. tags, last: a pull never sees a tag pointing at missing content, and when anything before
- *    fails nothing is tagged.
- * A rerun after any interruption skips what landed (HEAD) and ends in the same state.
+ *    fails nothing is tagged. A registry takes one PUT per tag, so a failure part-way through this
+ *    phase leaves some tags moved (each to complete content) and the rest not: the error lists both
+ *    (tag-phase.ts). A layout names everything in one `index.json` write: all or none.
+ * A rerun after any interruption skips what landed (HEAD) and ends in the same state. A failed
+ * import into a layout this run created removes it again (Layout.discard).
  */
 import { AirlockError, isAirlockError } from '../errors.js';
 import { DEFAULT_IMPORT_CONCURRENCY } from './import-limit.js';
@@ -34,6 +37,7 @@ import { SMALL_REQUESTS_IN_FLIGHT } from './import-limit.js';
 import type { RawManifest } from '../oci/manifest.js';
 import { absentBlobs, checkBlobs, transferBlobs, type BlobRetry, type BlobTransfer } from './push-blobs.js';
 import { missingContentError, TargetSearch } from './import-external.js';
+import { applyTags } from './tag-phase.js';
 
 
 export interface ImportOptions {
@@ -110,7 +114,7 @@ function checkTrust(path: string, head: BundleHead, trust: EffectiveTrust, polic
 }
 
 /** Optional steps of a sink: a reachability and login check (writes nothing), a skeleton (the first write). */
-type PreparedSink = Sink & { ping?: (o: { signal?: AbortSignal }) => Promise<void>; init?: () => Promise<void> };
+type PreparedSink = Sink & { ping?: (o: { signal?: AbortSignal }) => Promise<void>; init?: () => Promise<void>; discard?: () => Promise<void> };
 
 async function pingSink(sink: PreparedSink, signal?: AbortSignal): Promise<void> {
   if (typeof sink.ping === 'function') await sink.ping({ ...(signal === undefined ? {} : { signal }) });
@@ -120,13 +124,19 @@ async function initSink(sink: PreparedSink): Promise<void> {
   if (typeof sink.init === 'function') await sink.init();
 }
 
+/** After a failure: remove what `init` created (a new layout), keep the original error. */
+async function discardSink(sink: PreparedSink): Promise<void> {
+  if (typeof sink.discard === 'function') await sink.discard().catch(() => undefined);
+}
+
 /**
  * Import a bundle.
  *
  * @throws SIGNATURE (unsigned, untrusted, bad signature), INTEGRITY (damaged or altered bundle),
  *   INPUT_INVALID (a name that does not map, a policy refusal), USAGE (colliding names), NOT_FOUND
  *   (a delta whose external blobs the target lacks: nothing is written), and the target's errors
- *   (AUTH, NETWORK, TLS, REGISTRY, RATE_LIMITED, IO); in every case no tag is written
+ *   (AUTH, NETWORK, TLS, REGISTRY, RATE_LIMITED, IO); no tag is written unless the failure comes
+ *   in the tag phase itself, and then `details.tags` lists which moved (see tag-phase.ts)
  * @example
  * const result = await importBundle({ path: 'images.tar.zst', target, sink, trusted: [key] });
  * for (const image of result.images) console.log(image.name, '→', image.reference);
@@ -198,9 +208,16 @@ async function importContent(
     });
   }
   await initSink(opts.sink);
-  const transfers = await transferBlobs(checked, { sink: opts.sink, reader, concurrency, progress, signal: opts.signal, ...(opts.retry === undefined ? {} : { retry: opts.retry }) });
-  const pushed = await pushManifests(plan, opts, progress);
-  await applyTags(plan, opts, progress);
+  let transfers: BlobTransfer[];
+  let pushed: number;
+  try {
+    transfers = await transferBlobs(checked, { sink: opts.sink, reader, concurrency, progress, signal: opts.signal, ...(opts.retry === undefined ? {} : { retry: opts.retry }) });
+    pushed = await pushManifests(plan, opts, progress);
+    await applyTags(plan, { sink: opts.sink, target: opts.target, onProgress: progress, ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
+  } catch (err) {
+    await discardSink(opts.sink);
+    throw err;
+  }
   const count = (action: BlobTransfer['action']): number => transfers.filter((t) => t.action === action).length;
   return {
     path: opts.path,
@@ -248,21 +265,4 @@ async function pushManifests(plan: ImportPlan, opts: ImportOptions, progress: Pr
 function storedByTag(repo: RepositoryPlan, m: RawManifest): boolean {
   if (!repo.tags.some((t) => t.manifest.digest === m.digest)) return false;
   return !repo.manifests.some((other) => other.kind === 'index' && other.parsed.manifests.some((d) => d.digest === m.digest));
-}
-
-/**
- * Tag last. A layout also names digest-only images (`repo@sha256:…`) in its index.json, since a
- * manifest a layout does not name cannot be found by tools that read it.
- */
-async function applyTags(plan: ImportPlan, opts: ImportOptions, progress: ProgressListener): Promise<void> {
-  const layout = opts.target.kind === 'layout';
-  const jobs = plan.repositories.flatMap((repo) => [
-    ...repo.tags.map((t) => ({ repository: repo.repository, manifest: t.manifest, reference: t.tag })),
-    ...(layout ? repo.untagged.map((u) => ({ repository: repo.repository, manifest: u.manifest, reference: u.manifest.digest as string })) : []),
-  ]);
-  progress({ kind: 'phase', phase: 'tagging', items: jobs.length });
-  // One at a time into a layout: its index.json then lists the names in the same order every run.
-  await runLimited(jobs, layout ? 1 : SMALL_REQUESTS_IN_FLIGHT, opts.signal, async (job, signal) => {
-    await opts.sink.putManifest(job.repository, job.manifest, job.reference, { signal });
-  });
 }

@@ -63,3 +63,23 @@ export interface MountingSink extends Sink {
 export function canMount(sink: Sink): sink is MountingSink {
   return typeof (sink as Partial<MountingSink>).mountBlob === 'function';
 }
+
+/** One name to set at the end of an import: `reference` is a tag, or a digest for a layout's name. */
+export interface TagJob {
+  repository: string;
+  manifest: RawManifest;
+  reference: string;
+}
+
+/**
+ * Optional capability of a {@link Sink} that can set many names in one atomic step (an OCI layout:
+ * one `index.json` write), so that a failure leaves none of them set.
+ */
+export interface BatchTaggingSink extends Sink {
+  putTags(tags: readonly TagJob[], opts?: CallOptions): Promise<void>;
+}
+
+/** True when `sink` sets all its names at once. */
+export function canTagAtOnce(sink: Sink): sink is BatchTaggingSink {
+  return typeof (sink as Partial<BatchTaggingSink>).putTags === 'function';
+}

@@ -1,0 +1,77 @@
+/**
+ * A small HTTP reverse proxy in front of a test registry that records every request (method, path,
+ * status, response body bytes) and can answer a request itself instead of forwarding it. Tests use
+ * it to prove how many bytes a run fetched, and to fail one chosen request (a tag PUT) the way a
+ * real registry would, without touching the registry.
+ */
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ProxiedRequest {
+  method: string;
+  path: string;
+  /** Request headers as received (lower-case names). */
+  headers: IncomingMessage['headers'];
+  status: number;
+  /** Response body bytes sent to the client. */
+  bytes: number;
+}
+
+/** An answer of the proxy's own, instead of the registry's. */
+export interface CannedAnswer {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface RecordingProxy {
+  /** `127.0.0.1:PORT`: use it as the registry host. */
+  host: string;
+  readonly requests: ProxiedRequest[];
+  /** Decide per request: an answer of its own, or undefined to forward. */
+  intercept?: (req: IncomingMessage) => CannedAnswer | undefined;
+  stop(): Promise<void>;
+}
+
+/** Start a proxy to `upstream` (`127.0.0.1:PORT`, plain HTTP). */
+export async function startRecordingProxy(upstream: string): Promise<RecordingProxy> {
+  const [upHost, upPort] = upstream.split(':') as [string, string];
+  const requests: ProxiedRequest[] = [];
+  const proxy: RecordingProxy = {
+    host: '',
+    requests,
+    stop: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const record: ProxiedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, status: 0, bytes: 0 };
+    requests.push(record);
+    const canned = proxy.intercept?.(req);
+    if (canned !== undefined) {
+      req.resume();
+      const body = Buffer.from(canned.body ?? '');
+      record.status = canned.status;
+      record.bytes = body.length;
+      res.writeHead(canned.status, { 'content-length': String(body.length), ...canned.headers });
+      res.end(body);
+      return;
+    }
+    // The Host header stays the proxy's, so the registry's absolute Location URLs lead back here.
+    const out = request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers }, (up) => {
+      record.status = up.statusCode ?? 0;
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.on('data', (chunk: Buffer) => (record.bytes += chunk.length));
+      up.pipe(res);
+      // A client that goes away mid-body must not leave the upstream response paused forever.
+      res.once('close', () => up.destroy());
+    });
+    out.once('error', () => res.destroy());
+    req.pipe(out);
+  };
+  const server = createServer(handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return proxy;
+}

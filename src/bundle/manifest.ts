@@ -113,7 +113,7 @@ const MAX_PROBLEMS = 20;
 export function validateBundleManifest(doc: unknown): string[] {
   const validate = validateBundleSchema;
   if (!validate(doc)) {
-    return (validate.errors ?? []).slice(0, MAX_PROBLEMS).map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`);
+    return (validate.errors ?? []).slice(0, MAX_PROBLEMS).map((e) => describeSchemaError(doc, e));
   }
   const m = doc as BundleManifest;
   const problems: string[] = [];
@@ -140,6 +140,40 @@ export function validateBundleManifest(doc: unknown): string[] {
   }
   if (!isRealDate(m.created)) problems.push(`created ${m.created} is not a valid date`);
   return problems.slice(0, MAX_PROBLEMS);
+}
+
+/** What a `pattern` failure means, by the field that failed (ajv inlines $refs, so its path says). */
+const PATTERN_MEANING: Readonly<Record<string, string>> = {
+  mediaType: 'is not a media type (type/subtype, RFC 6838)',
+  platforms: 'is not a platform (os/arch or os/arch/variant)',
+  created: 'is not an RFC 3339 UTC time',
+};
+
+/**
+ * One schema error as a line that says what is wrong: where (`/images/0/platforms/1`), the value
+ * found (JSON, cut short: it may be hostile), and what it should be.
+ */
+function describeSchemaError(doc: unknown, e: { instancePath: string; keyword: string; message?: string | undefined; params: Record<string, unknown> }): string {
+  const where = e.instancePath || '/';
+  if (e.keyword === 'additionalProperties') return `${where}: unknown field ${JSON.stringify(String(e.params['additionalProperty']))}`;
+  if (e.keyword === 'required') return `${where}: missing field ${JSON.stringify(String(e.params['missingProperty']))}`;
+  const value = valueAt(doc, e.instancePath);
+  const shown = value === undefined ? 'absent' : (JSON.stringify(value) ?? String(value));
+  const text = shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
+  const parts = e.instancePath.split('/');
+  const field = /^[0-9]+$/.test(parts.at(-1) ?? '') ? parts.at(-2) : parts.at(-1);
+  const meaning = e.keyword === 'pattern' ? (PATTERN_MEANING[field ?? ''] ?? (/digest|^id$|^bundle$|keyId/i.test(field ?? '') ? 'is not a sha256 digest' : undefined)) : undefined;
+  return `${where}: ${text} ${meaning ?? e.message ?? `fails schema rule "${e.keyword}"`}`;
+}
+
+/** The value at a JSON Pointer (RFC 6901) in `doc`, or undefined. */
+function valueAt(doc: unknown, pointer: string): unknown {
+  let node = doc;
+  for (const raw of pointer === '' ? [] : pointer.slice(1).split('/')) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[raw.replaceAll('~1', '/').replaceAll('~0', '~')];
+  }
+  return node;
 }
 
 /** A delta names each parent once, and every external blob names one of its parents. */

@@ -32,6 +32,13 @@ export function toAirlockError(err: unknown): AirlockError {
 /** A damaged archive can have thousands of problems; the terminal gets the first ones. */
 const MAX_PROBLEM_LINES = 20;
 
+/** A problem is a {@link Problem} (verify's) or a plain line (bundle.json's schema problems). */
+function problemText(p: unknown): string {
+  if (typeof p === 'string') return p;
+  const message = (p as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : JSON.stringify(p);
+}
+
 export interface RenderedError {
   lines: string[];
   json: Record<string, unknown>;
@@ -43,7 +50,7 @@ export function renderError(err: unknown, debug = false): RenderedError {
   const lines = [`airlock: error: ${redact(e.message)}`];
   const problems = e.details?.problems;
   if (Array.isArray(problems) && problems.length > 1) {
-    for (const p of problems.slice(0, MAX_PROBLEM_LINES)) lines.push(`  - ${redact(String((p as { message?: unknown }).message))}`);
+    for (const p of problems.slice(0, MAX_PROBLEM_LINES)) lines.push(`  - ${redact(problemText(p))}`);
     if (problems.length > MAX_PROBLEM_LINES) lines.push(`  - ... and ${problems.length - MAX_PROBLEM_LINES} more (--json lists them all)`);
   }
   const tags = e.details?.tags as { moved?: unknown; notMoved?: unknown } | undefined;

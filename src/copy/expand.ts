@@ -3,13 +3,17 @@
  * directories) to the concrete images to resolve, each with the endpoint to read it from.
  */
 import { AirlockError } from '../errors.js';
-import { formatReference, parseReference, type ImageReference } from '../ref/reference.js';
+import { formatReference, isValidTag, parseReference, type ImageReference } from '../ref/reference.js';
 import { selectTags } from '../imagelist/tag-filter.js';
 import type { ImageListEntry } from '../imagelist/image-list.js';
 import { readIndex } from '../layout/index-file.js';
 import { REF_NAME_ANNOTATION } from '../layout/paths.js';
 import type { CallOptions, Source } from '../transport/types.js';
 import type { ImageToResolve } from './resolve.js';
+import { silent, type ProgressListener } from './progress.js';
+
+/** Bad tags named one by one in a warning; more are counted. */
+const MAX_TAGS_NAMED = 5;
 
 /** How to reach endpoints; injected so the CLI decides TLS, credentials and so on. */
 export interface Endpoints {
@@ -17,7 +21,17 @@ export interface Endpoints {
   layout(dir: string): Source;
 }
 
-export async function expandImages(listed: ImageListEntry[], endpoints: Endpoints, opts: CallOptions = {}): Promise<ImageToResolve[]> {
+/**
+ * @param opts.onProgress receives a warning for every repository whose tag list holds tags outside
+ *   the tag grammar: they are skipped (a tag named in the list itself was checked when parsed)
+ */
+export async function expandImages(
+  listed: ImageListEntry[],
+  endpoints: Endpoints,
+  opts: CallOptions & { onProgress?: ProgressListener } = {},
+): Promise<ImageToResolve[]> {
+  const progress = opts.onProgress ?? silent;
+  const call: CallOptions = opts.signal === undefined ? {} : { signal: opts.signal };
   const out: ImageToResolve[] = [];
   for (const item of listed) {
     const platforms = item.platforms === undefined ? {} : { platforms: item.platforms };
@@ -38,7 +52,8 @@ export async function expandImages(listed: ImageListEntry[], endpoints: Endpoint
       out.push({ name, sourceRef: name, source, repository: ref.repository, reference, ...platforms });
       continue;
     }
-    const all = await source.listTags(ref.repository, opts);
+    const listedTags = await source.listTags(ref.repository, call);
+    const all = validTags(listedTags, `${ref.registry}/${ref.repository}`, progress);
     const tags = selectTags(all, item.tagFilter);
     if (tags.length === 0) {
       throw new AirlockError('NOT_FOUND', `${item.source}: no tag of ${ref.registry}/${ref.repository} matches the filter (${all.length} tags listed)`, {
@@ -52,6 +67,16 @@ export async function expandImages(listed: ImageListEntry[], endpoints: Endpoint
     }
   }
   return dedupe(out);
+}
+
+/** The tags of `tags` that fit the tag grammar; a warning names the others. */
+function validTags(tags: readonly string[], repository: string, progress: ProgressListener): string[] {
+  const bad = tags.filter((t) => !isValidTag(t));
+  if (bad.length === 0) return [...tags];
+  const named = bad.slice(0, MAX_TAGS_NAMED).map((t) => JSON.stringify(t.length > 80 ? `${t.slice(0, 77)}...` : t));
+  const more = bad.length > MAX_TAGS_NAMED ? ` and ${bad.length - MAX_TAGS_NAMED} more` : '';
+  progress({ kind: 'warning', message: `${repository}: skipping ${bad.length} listed tag${bad.length === 1 ? '' : 's'} that ${bad.length === 1 ? 'is' : 'are'} not valid tags: ${named.join(', ')}${more}` });
+  return tags.filter((t) => isValidTag(t));
 }
 
 /** Every named image of a layout, in index order. */

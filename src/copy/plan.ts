@@ -15,7 +15,7 @@ import type { RawManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
 import { CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION } from '../layout/paths.js';
 import type { Source } from '../transport/types.js';
-import type { ResolvedImage } from './resolve.js';
+import { conflictingSizes, type ResolvedImage } from './resolve.js';
 import type { DeliveredSet } from './since.js';
 
 export interface PlannedBlob {
@@ -60,12 +60,15 @@ export interface PlanOptions {
 }
 
 /**
+ * @throws INTEGRITY when two images give one digest different sizes (bundle.json lists each blob
+ *   once, with one size; import would refuse the images that disagree with it)
  * @throws INPUT_INVALID when a delivered blob has another size than the image's manifest says
  */
 export function planBundle(resolved: ResolvedImage[], opts: PlanOptions = {}): BundlePlan {
   const small = new Map<Digest, PlannedBlob>();
   const layers = new Map<Digest, PlannedBlob>();
   const images = new Map<string, PlannedImage>();
+  const sizes = new Map<Digest, { size: number; image: string }>();
   let referencedBytes = 0;
   for (const image of resolved) {
     if (images.has(image.name)) continue;
@@ -82,6 +85,11 @@ export function planBundle(resolved: ResolvedImage[], opts: PlanOptions = {}): B
     images.set(image.name, planned);
     const seenInImage = new Set<Digest>();
     const add = (target: Map<Digest, PlannedBlob>, blob: PlannedBlob): void => {
+      const first = sizes.get(blob.desc.digest);
+      if (first === undefined) sizes.set(blob.desc.digest, { size: blob.desc.size, image: image.name });
+      else if (first.size !== blob.desc.size) {
+        throw conflictingSizes(blob.desc.digest, { size: first.size, where: `image ${first.image}` }, { size: blob.desc.size, where: `image ${image.name}` });
+      }
       if (!seenInImage.has(blob.desc.digest)) {
         seenInImage.add(blob.desc.digest);
         planned.bytes += blob.desc.size;

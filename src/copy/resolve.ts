@@ -14,10 +14,18 @@ import { manifestBlobs, parseManifest, type ImageIndex, type RawManifest } from 
 import { MediaType } from '../oci/media-types.js';
 import { VerifyingStream } from '../digest/verify.js';
 import type { CallOptions, Source } from '../transport/types.js';
+import { descriptorProblem, platformProblem } from '../oci/grammar.js';
 import { runLimited } from './run-limited.js';
 
 /** Indexes may nest; real images use one level. Deeper nesting is refused to bound the work. */
 const MAX_INDEX_DEPTH = 4;
+/**
+ * Most distinct manifests and indexes one image may consist of: 1000. A multi-platform image has
+ * one per platform plus its index (a dozen or two; with attestations twice that); a source that
+ * serves more is more likely hostile than real, and each one costs a request and stays in memory
+ * until the bundle is written.
+ */
+export const MAX_MANIFESTS_PER_IMAGE = 1000;
 /** Image configs are a few KiB; one larger than this is read for its platform no further. */
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 /**
@@ -60,8 +68,41 @@ export interface ResolvedImage {
   configs: Map<Digest, Buffer>;
 }
 
-export async function resolveImage(image: ImageToResolve, opts: CallOptions = {}): Promise<ResolvedImage> {
-  const fetched = await image.source.getManifest(image.repository, image.reference, opts);
+/**
+ * Manifests already fetched, by source, repository and digest: content at a digest never changes,
+ * so images that share an index or child fetch it once. Holds promises, so concurrent resolutions
+ * wait for one request.
+ */
+export class ManifestCache {
+  private readonly bySource = new Map<Source, Map<string, Promise<RawManifest>>>();
+
+  get(source: Source, repository: string, digest: Digest, opts: CallOptions): Promise<RawManifest> {
+    let cache = this.bySource.get(source);
+    if (cache === undefined) this.bySource.set(source, (cache = new Map()));
+    const key = `${repository}@${digest}`;
+    let pending = cache.get(key);
+    if (pending === undefined) {
+      pending = source.getManifest(repository, digest, opts);
+      cache.set(key, pending);
+      // A failed fetch is not kept: the next image asks again (and fails with its own name).
+      pending.catch(() => cache.delete(key));
+    }
+    return pending;
+  }
+}
+
+/** What one image's walk has seen: manifests by digest, and the size each blob digest was given. */
+interface WalkState {
+  image: ImageToResolve;
+  cache: ManifestCache;
+  walked: Set<Digest>;
+  sizes: Map<Digest, { size: number; manifest: Digest }>;
+  opts: CallOptions;
+}
+
+export async function resolveImage(image: ImageToResolve, opts: CallOptions & { cache?: ManifestCache } = {}): Promise<ResolvedImage> {
+  const call: CallOptions = opts.signal === undefined ? {} : { signal: opts.signal };
+  const fetched = await image.source.getManifest(image.repository, image.reference, call);
   let top = fetched;
   let upstreamDigest: Digest | undefined;
   if (fetched.kind === 'index' && image.platforms !== undefined) {
@@ -83,21 +124,31 @@ export async function resolveImage(image: ImageToResolve, opts: CallOptions = {}
     platforms: [],
     configs: new Map(),
   };
-  await walk(image, top, undefined, 0, result, opts);
+  const state: WalkState = { image, cache: opts.cache ?? new ManifestCache(), walked: new Set(), sizes: new Map(), opts: call };
+  await walk(state, top, undefined, 0, result);
   return result;
 }
 
-async function walk(
-  image: ImageToResolve,
-  manifest: RawManifest,
-  platform: Platform | undefined,
-  depth: number,
-  out: ResolvedImage,
-  opts: CallOptions,
-): Promise<void> {
+/**
+ * Add `manifest` and everything below it to `out`, children before their parents. A manifest
+ * already walked for this image (an index may list one child many times, or share children
+ * between nested indexes) is not fetched or added again.
+ */
+async function walk(state: WalkState, manifest: RawManifest, platform: Platform | undefined, depth: number, out: ResolvedImage): Promise<void> {
+  const { image } = state;
+  if (state.walked.has(manifest.digest)) return;
+  state.walked.add(manifest.digest);
+  if (state.walked.size > MAX_MANIFESTS_PER_IMAGE) {
+    throw new AirlockError('UNSUPPORTED', `${image.name}: more than ${MAX_MANIFESTS_PER_IMAGE} distinct manifests and indexes in one image`, {
+      subject: image.name,
+      hint: `airlock bundles at most ${MAX_MANIFESTS_PER_IMAGE} per image; select platforms in the image list, or check the source: real images have a few dozen`,
+    });
+  }
   if (manifest.kind === 'manifest') {
-    out.blobs.push(...manifestBlobs(manifest.parsed));
-    const p = platform ?? (await configPlatform(image, manifest.parsed.config, out.configs, opts));
+    const blobs = manifestBlobs(manifest.parsed);
+    for (const d of blobs) checkDescriptor(state, d, manifest.digest);
+    out.blobs.push(...blobs);
+    const p = platform ?? (await configPlatform(image, manifest.parsed.config, out.configs, state.opts));
     if (p !== undefined) out.platforms.push(formatPlatform(p));
     out.manifests.push(manifest);
     return;
@@ -108,17 +159,50 @@ async function walk(
     });
   }
   for (const child of manifest.parsed.manifests) {
+    checkDescriptor(state, child, manifest.digest);
+    if (state.walked.has(child.digest)) continue;
     const what = `${image.name} (child ${child.digest})`;
-    const raw = await image.source.getManifest(image.repository, child.digest, opts);
+    const raw = await state.cache.get(image.source, image.repository, child.digest, state.opts);
     if (raw.digest !== child.digest || raw.bytes.length !== child.size) {
       throw new AirlockError('INTEGRITY', `${what}: manifest does not match the index descriptor`, {
         subject: child.digest,
         details: { expected: { digest: child.digest, size: child.size }, got: { digest: raw.digest, size: raw.bytes.length } },
       });
     }
-    await walk(image, raw, child.platform ?? platform, depth + 1, out, opts);
+    await walk(state, raw, child.platform ?? platform, depth + 1, out);
   }
   out.manifests.push(manifest);
+}
+
+/**
+ * Refuse a descriptor bundle.json could not carry (a media type or platform outside the grammar,
+ * see oci/grammar.ts), or one that gives a digest another size than an earlier manifest of the
+ * same image did: a bundle lists each blob once, with one size.
+ */
+function checkDescriptor(state: WalkState, d: Descriptor, manifest: Digest): void {
+  const name = state.image.name;
+  const problem = descriptorProblem(d);
+  if (problem !== undefined) {
+    throw new AirlockError('REGISTRY', `${name}: manifest ${manifest}: descriptor of ${d.digest}: ${problem}`, {
+      subject: d.digest,
+      hint: 'the source serves a manifest airlock cannot sign into a bundle; fix or re-push the image',
+    });
+  }
+  const seen = state.sizes.get(d.digest);
+  if (seen === undefined) {
+    state.sizes.set(d.digest, { size: d.size, manifest });
+  } else if (seen.size !== d.size) {
+    throw conflictingSizes(d.digest, { size: seen.size, where: `${name} (manifest ${seen.manifest})` }, { size: d.size, where: `${name} (manifest ${manifest})` });
+  }
+}
+
+/** INTEGRITY: one digest given two sizes. */
+export function conflictingSizes(digest: Digest, a: { size: number; where: string }, b: { size: number; where: string }): AirlockError {
+  return new AirlockError('INTEGRITY', `blob ${digest} is ${a.size} bytes in ${a.where} but ${b.size} bytes in ${b.where}`, {
+    subject: digest,
+    hint: 'one digest names one content of one size: the source serves inconsistent manifests; fix or re-push the image, or leave one of them out',
+    details: { digest, sizes: [a, b] },
+  });
 }
 
 /**
@@ -136,13 +220,22 @@ async function configPlatform(image: ImageToResolve, config: Descriptor, keep: M
   for await (const chunk of verified) chunks.push(chunk as Buffer);
   const bytes = Buffer.concat(chunks);
   if (bytes.length <= KEEP_CONFIG_BYTES) keep.set(config.digest, bytes);
+  let doc: Partial<Platform> | null;
   try {
-    const doc = JSON.parse(bytes.toString('utf8')) as Partial<Platform>;
-    if (typeof doc.os !== 'string' || typeof doc.architecture !== 'string') return undefined;
-    return typeof doc.variant === 'string' ? { os: doc.os, architecture: doc.architecture, variant: doc.variant } : { os: doc.os, architecture: doc.architecture };
+    doc = JSON.parse(bytes.toString('utf8')) as Partial<Platform>;
   } catch {
     return undefined;
   }
+  if (doc === null || typeof doc !== 'object' || typeof doc.os !== 'string' || typeof doc.architecture !== 'string') return undefined;
+  const platform: Platform = typeof doc.variant === 'string' ? { os: doc.os, architecture: doc.architecture, variant: doc.variant } : { os: doc.os, architecture: doc.architecture };
+  const problem = platformProblem(platform);
+  if (problem !== undefined) {
+    throw new AirlockError('REGISTRY', `${image.name}: config ${config.digest}: ${problem}`, {
+      subject: config.digest,
+      hint: 'the source serves an image config airlock cannot sign into a bundle; fix or re-push the image',
+    });
+  }
+  return platform;
 }
 
 function selectPlatforms(index: ImageIndex, wanted: Platform[], name: string): Descriptor[] {
@@ -176,9 +269,10 @@ export async function resolveAll(
   opts: CallOptions & { concurrency?: number; onResolved?: (r: ResolvedImage) => void } = {},
 ): Promise<ResolvedImage[]> {
   const results: Array<ResolvedImage | undefined> = new Array<ResolvedImage | undefined>(images.length);
+  const cache = new ManifestCache();
   let reported = 0;
   await runLimited(images.map((image, i) => ({ image, i })), opts.concurrency ?? RESOLVE_CONCURRENCY, opts.signal, async ({ image, i }, signal) => {
-    results[i] = await resolveImage(image, { signal });
+    results[i] = await resolveImage(image, { signal, cache });
     // Advance before the call: `onResolved?.(results[reported++])` would skip the increment (and
     // spin forever) when there is no listener, since an optional call skips its arguments too.
     while (reported < results.length && results[reported] !== undefined) {

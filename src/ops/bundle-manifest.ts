@@ -4,7 +4,8 @@
  */
 import { sha256Digest } from '../digest/digest.js';
 import { OCI_LAYOUT_CONTENT } from '../layout/paths.js';
-import { BUNDLE_MEDIA_TYPE, type BundleManifest } from '../bundle/manifest.js';
+import { AirlockError } from '../errors.js';
+import { BUNDLE_MEDIA_TYPE, serializeBundleManifest, validateBundleManifest, type BundleManifest } from '../bundle/manifest.js';
 import type { BundlePlan } from '../copy/plan.js';
 import { VERSION } from '../version.js';
 
@@ -33,4 +34,24 @@ export function bundleManifest(plan: BundlePlan, created: Date): BundleManifest 
     totals: plan.totals,
     ...(plan.parents === undefined ? {} : { parents: plan.parents, external: plan.external ?? [] }),
   };
+}
+
+/**
+ * The bytes of bundle.json for `plan`, checked as verify and import will check them: against
+ * `schemas/bundle.schema.json` and the rules beside it. Run right before signing, so that nothing
+ * is signed that the other side refuses.
+ *
+ * @throws INTERNAL "refusing to sign" naming the field: a check that belongs earlier in create
+ *   (where the value came from a source) is missing
+ */
+export function signableBundleJson(plan: BundlePlan, created: Date): Buffer {
+  const bytes = serializeBundleManifest(bundleManifest(plan, created));
+  const problems = validateBundleManifest(JSON.parse(bytes.toString('utf8')));
+  if (problems.length > 0) {
+    throw new AirlockError('INTERNAL', `refusing to sign a bundle.json that verify would reject: ${problems.join('; ')}`, {
+      hint: 'this is a bug in airlock (a check on what the source served is missing); please report it with the image list',
+      details: { problems },
+    });
+  }
+  return bytes;
 }

@@ -33,7 +33,7 @@ import { planBundle, type BundlePlan, type PlannedBlob, type PlannedImage } from
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { BlobFeed } from '../copy/blob-feed.js';
 import { loadSince } from '../copy/since.js';
-import { bundleManifest } from './bundle-manifest.js';
+import { bundleManifest, signableBundleJson } from './bundle-manifest.js';
 import { checkOutputFree, fileExists, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
 
 export interface CreateOptions {
@@ -197,7 +197,7 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
   const fresh = async (): Promise<Started> => {
     const created = opts.now?.() ?? new Date();
     created.setMilliseconds(0);
-    const head = serializeBundleManifest(bundleManifest(plan, created));
+    const head = signableBundleJson(plan, created);
     const signature = opts.signingKey === undefined ? undefined : signBundle(head, opts.signingKey);
     const writer = await ArchiveWriter.create(partial, { mtime: created, level: opts.level });
     return { writer, head, signature, kept: 0 };
@@ -250,7 +250,7 @@ async function reusableHead(
   }
   const date = typeof created === 'string' ? new Date(created) : undefined;
   if (date === undefined || Number.isNaN(date.getTime())) return 'its bundle.json has no valid creation time';
-  if (!serializeBundleManifest(bundleManifest(plan, date)).equals(old.bundleJson)) {
+  if (!signableBundleJson(plan, date).equals(old.bundleJson)) {
     return 'it was started for other images or other image content';
   }
   if (key === undefined) return old.signature === undefined ? { created: date, head: old.bundleJson, signature: undefined } : 'it is signed, this bundle is not';

@@ -142,7 +142,12 @@ class PlanBuilder {
     }
     const listed = (signed ?? external)!;
     if (listed.size !== desc.size) {
-      throw damaged(this.path, `image ${image} references blob ${desc.digest} with size ${desc.size}, the bundle ${signed === undefined ? 'lists it as external with' : 'carries'} ${listed.size}`, desc.digest);
+      // Both sizes are signed (the manifest is carried under its signed digest): this is not damage
+      // in transit but a bundle inconsistent from the start, which verify also refuses.
+      throw new AirlockError('INTEGRITY', `${this.path}: image ${image} references blob ${desc.digest} with size ${desc.size}, the bundle ${signed === undefined ? 'lists it as external with' : 'carries'} ${listed.size}`, {
+        subject: desc.digest,
+        hint: 'nothing was written; the signed bundle contradicts itself (made by an airlock that did not check sizes per digest, or from a hostile source): recreate it with a current airlock',
+      });
     }
     let unit = this.units.get(desc.digest);
     if (unit === undefined) {

@@ -22,6 +22,8 @@ export function checkReferences(
   const carried = new Set<string>(manifest.blobs.map((b) => b.digest));
   const external = new Set<string>((manifest.external ?? []).map((b) => b.digest));
   const present = (d: string): boolean => carried.has(d) || external.has(d);
+  /** The one size the signed manifest gives each digest (carried or external). */
+  const sizes = new Map<string, number>([...(manifest.external ?? []), ...manifest.blobs].map((b) => [b.digest, b.size]));
 
   if (indexJson !== undefined) problems.push(...checkIndex(manifest, indexJson));
 
@@ -48,6 +50,14 @@ export function checkReferences(
           code: 'INTEGRITY',
           subject: ref.digest,
           message: `manifest ${blob.digest} references ${ref.digest}, which the bundle neither carries nor lists as delivered earlier`,
+        });
+      } else if (sizes.get(ref.digest) !== ref.size) {
+        // Import pushes the blob at the signed size and then the manifest: a manifest that gives
+        // its blob another size can never be imported.
+        problems.push({
+          code: 'INTEGRITY',
+          subject: ref.digest,
+          message: `manifest ${blob.digest} gives ${ref.digest} the size ${ref.size}, bundle.json ${sizes.get(ref.digest)}`,
         });
       }
     }

@@ -7,6 +7,7 @@ export {
   DEFAULT_TAG,
   MAX_NAME_LENGTH,
   formatReference,
+  isValidTag,
   parseReference,
   repositoryName,
   withDigest,

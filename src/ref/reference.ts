@@ -133,6 +133,14 @@ export function repositoryName(ref: ImageReference): string {
 }
 
 /**
+ * True when `tag` fits the tag grammar (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`). Tags a registry lists
+ * are untrusted: `.` or `../../v2/x/manifests/1` would otherwise go into a URL and a bundle.
+ */
+export function isValidTag(tag: string): boolean {
+  return TAG_RE.test(tag);
+}
+
+/**
  * The same repository at `digest`. A tag is kept, recording which tag resolved to the digest;
  * the digest is what gets fetched.
  */

@@ -64,7 +64,7 @@ describe('bundle manifest', () => {
     ['wrong media type', (m) => (m.mediaType = 'application/json'), /mediaType/],
     ['local time', (m) => (m.created = '2024-05-01T12:00:00+02:00'), /created/],
     ['impossible date', (m) => (m.created = '2024-02-31T12:00:00Z'), /not a valid date|created/],
-    ['unknown field', (m) => (m.extra = true), /additional properties/],
+    ['unknown field', (m) => (m.extra = true), /unknown field "extra"/],
     ['bad digest', (m) => (m.blobs[1].digest = 'sha256:XYZ'), /blobs\/1\/digest/],
     ['negative size', (m) => (m.blobs[1].size = -1), /blobs\/1\/size/],
     ['fractional size', (m) => (m.blobs[1].size = 1.5), /blobs\/1\/size/],

@@ -82,7 +82,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     const endpoints = await endpointsFrom(flags);
     const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
     try {
-      const images = await expandImages(listed, endpoints, { signal: ctx.signal });
+      const images = await expandImages(listed, endpoints, { signal: ctx.signal, onProgress: reporter.listener });
       const result = await createBundle({
         images,
         output: flags.output,

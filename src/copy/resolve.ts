@@ -217,7 +217,12 @@ async function configPlatform(image: ImageToResolve, config: Descriptor, keep: M
   const verified = body.pipe(new VerifyingStream(config, `config ${config.digest} of ${image.name}`));
   body.on('error', (err) => verified.destroy(err));
   const chunks: Buffer[] = [];
-  for await (const chunk of verified) chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of verified) chunks.push(chunk as Buffer);
+  } finally {
+    // A failed check leaves the source unread: close it, or it keeps its download slot and connection.
+    body.destroy();
+  }
   const bytes = Buffer.concat(chunks);
   if (bytes.length <= KEEP_CONFIG_BYTES) keep.set(config.digest, bytes);
   let doc: Partial<Platform> | null;

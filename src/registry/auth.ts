@@ -10,6 +10,8 @@
  */
 import type { Dispatcher } from 'undici';
 import type { Credentials } from './credentials.js';
+import type { RegistryListener } from './events.js';
+import type { Timeouts } from './timeouts.js';
 import { credentialsRefused, fetchToken, type Token } from './token.js';
 import { parseWwwAuthenticate, pickChallenge, type Challenge } from './www-authenticate.js';
 
@@ -23,6 +25,10 @@ export interface AuthenticatorOptions {
   userAgent: string;
   /** Current time in epoch ms, for token expiry. */
   now: () => number;
+  /** The client's timeouts: token requests get the same. */
+  timeouts: Timeouts;
+  /** Traces token requests for `--debug`. */
+  onEvent?: RegistryListener;
   /**
    * The client-wide signal. A token fetch is shared by every request needing those scopes, so
    * one caller's own signal must not abort it for the others.
@@ -153,6 +159,8 @@ export class Authenticator {
         host: this.#opts.host,
         repository,
         now: this.#opts.now,
+        timeouts: this.#opts.timeouts,
+        ...(this.#opts.onEvent === undefined ? {} : { onEvent: this.#opts.onEvent }),
         ...(this.#opts.signal === undefined ? {} : { signal: this.#opts.signal }),
       }),
     );

@@ -15,6 +15,7 @@ import { abandon, discard } from './body.js';
 import { networkError, TruncatedBodyError, type Subject } from './errors.js';
 import { header, type RegistryHttp, type Response } from './http.js';
 import { backoffDelay, isTemporary } from './retry.js';
+import { BodyPace, minBytesPerWindow } from './timeouts.js';
 
 /** Registries redirect a blob GET once, to storage; 5 hops allow a CDN in between and end loops. */
 export const MAX_REDIRECTS = 5;
@@ -56,7 +57,7 @@ export async function hasBlob(http: RegistryHttp, repository: string, desc: Desc
       signal,
     },
     async (res) => {
-      await discard(res.body);
+      await discard(res.body, http.timeouts.bodyMs);
       return res.statusCode !== 404; // a redirect to storage also means it exists
     },
   );
@@ -113,7 +114,7 @@ export async function requestBlob(http: RegistryHttp, repository: string, desc: 
       async (r) => r,
     );
     if (!REDIRECTS.includes(res.statusCode)) return positionAt(res, offset, subject);
-    await discard(res.body);
+    await discard(res.body, http.timeouts.bodyMs);
     const location = header(res, 'location');
     if (location === undefined || hop >= MAX_REDIRECTS) {
       throw new AirlockError('REGISTRY', `registry ${http.host} ${location === undefined ? 'redirected without a Location' : `redirected more than ${MAX_REDIRECTS} times`} for ${subject.what}`, {
@@ -125,24 +126,38 @@ export async function requestBlob(http: RegistryHttp, repository: string, desc: 
 }
 
 /**
- * The bytes of a blob from a first response on, resuming after a temporary failure or a body that
- * ends before `desc.size` bytes. Consecutive failures without progress are bounded by the retry
- * settings; a failure after progress starts the count again.
+ * The bytes of a blob from a first response on, resuming after a temporary failure, a body that
+ * ends before `desc.size` bytes, a silent body (undici's body timeout) or one below the rate floor
+ * (`BodyPace`). Failures in a row without progress are bounded by the retry settings; an attempt
+ * that carried at least one window's worth of bytes (`minBytesPerWindow`) starts the count again,
+ * so a trickle of a few bytes per attempt cannot keep a download going for ever.
+ *
+ * A response opened ahead may have broken while nobody read it: cut by the server, or silent past
+ * the body timeout before undici paused it (a paused body is never timed out). Its error and its
+ * `close` are then in the past, so it is checked before listening, and resumed like any other.
  */
 async function* resumingBytes(http: RegistryHttp, repository: string, desc: Descriptor, state: { current: BlobBody }, signal?: AbortSignal): AsyncGenerator<Buffer> {
   const subject = blobSubject(http.host, repository, desc);
+  const url = new URL(blobPath(repository, desc), http.origin);
+  const progress = minBytesPerWindow(http.timeouts.bodyMs);
   let delivered = 0;
   let failures = 0;
   for (;;) {
     const before = delivered;
     try {
+      const body = state.current.body;
+      if (body.destroyed) throw body.errored ?? new TruncatedBodyError(delivered, desc.size);
       let skip = state.current.skip;
+      const pace = new BodyPace(http.timeouts.bodyMs);
+      pace.waiting();
       // Each socket read as it came (see PIECES_AHEAD); a destroyed body ends early and counts as truncated.
-      for await (const [chunk] of on(state.current.body, 'data', { close: ['end', 'close'], highWaterMark: PIECES_AHEAD })) {
+      for await (const [chunk] of on(body, 'data', { close: ['end', 'close'], highWaterMark: PIECES_AHEAD })) {
         let buf = chunk as Buffer;
+        pace.got(buf.length);
         if (skip > 0) {
           if (buf.length <= skip) {
             skip -= buf.length;
+            pace.waiting();
             continue;
           }
           buf = buf.subarray(skip);
@@ -150,15 +165,21 @@ async function* resumingBytes(http: RegistryHttp, repository: string, desc: Desc
         }
         delivered += buf.length;
         yield buf;
+        pace.waiting();
       }
       if (delivered >= desc.size) return; // longer content is for the verifier to reject
       throw new TruncatedBodyError(delivered, desc.size);
     } catch (err) {
-      if (delivered > before) failures = 0;
+      if (!state.current.body.destroyed) abandon(state.current.body);
+      if (delivered - before >= progress) failures = 0;
       const temporary = signal?.aborted !== true && isTemporary(err, { idempotent: true, contacted: true });
-      if (!temporary || failures >= http.retry.retries) throw networkError(err, { subject, plainHttp: http.plainHttp, signal });
+      if (!temporary || failures >= http.retry.retries) {
+        throw networkError(err, { subject, plainHttp: http.plainHttp, signal, attempts: failures + 1, timeouts: http.timeouts });
+      }
+      const delayMs = backoffDelay(failures, http.retry);
+      http.retried('GET', url, err, failures + 2, delayMs);
       try {
-        await http.retry.sleep(backoffDelay(failures, http.retry), signal);
+        await http.retry.sleep(delayMs, signal);
       } catch (sleepErr) {
         throw networkError(sleepErr, { subject, plainHttp: http.plainHttp, signal });
       }

@@ -73,7 +73,7 @@ export async function listRepositories(http: RegistryHttp, opts: CatalogOptions 
       async (res) => {
         let body: Buffer;
         try {
-          body = await readCapped(res.body, MAX_CATALOG_PAGE_BYTES, 'throw');
+          body = await readCapped(res.body, MAX_CATALOG_PAGE_BYTES, 'throw', http.timeouts.bodyMs);
         } catch (err) {
           if (!(err instanceof BodyTooLargeError)) throw err;
           throw new AirlockError('UNSUPPORTED', `registry ${http.host} sent a catalog page over ${MAX_CATALOG_PAGE_BYTES} bytes`, { subject: http.host });

@@ -15,27 +15,34 @@ import { resolveCredentials, type Credentials } from './credentials.js';
 import { apiHostFor, RegistryHttp } from './http.js';
 import { getManifest, headManifest, putManifest } from './manifests.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_MONOLITHIC_LIMIT, initiateUpload, cancelUpload, uploadBlob, type UploadSettings } from './push.js';
+import type { RegistryListener } from './events.js';
 import { DEFAULT_RETRY, type RetryOptions } from './retry.js';
 import { Semaphore } from './semaphore.js';
+import { DEFAULT_TIMEOUTS, type Timeouts } from './timeouts.js';
 import { listTags } from './tags.js';
 import { loadTlsOptions, type TlsSettings } from './tls.js';
 
 /**
  * 4 blobs in flight per direction: enough to hide a remote registry's latency, while on a
- * 2-core machine more only adds contention (FACTS: a third concurrent PUT did not help).
+ * 2-core machine more only adds contention (a third concurrent PUT did not help, measured).
  * Downloads and uploads have separate limits, so copying between two repositories of the same
  * registry cannot deadlock on its own permits.
+ *
+ * Slots and the head of the line. A reader such as `bundle create` opens blobs ahead of the one it
+ * reads (copy/blob-feed.ts); their responses wait unread in their sockets. None of that may ever
+ * stop the blob at the head of the line, so, by construction:
+ * 1. A download slot is taken once per blob, when it is opened, and kept until its stream closes.
+ *    Resuming it (Range), retrying one of its requests and fetching a token for it take no slot,
+ *    so a blob that holds one can always make progress.
+ * 2. Slots are granted first come, first served, and a reader opens blobs in the order it reads
+ *    them, so the head of the line always holds a slot before any blob behind it waits for one.
+ * 3. Connections are not capped per origin (undici's default; never set `connections` on the
+ *    Agent): requests in flight are bounded by these slots and the callers' own limits, so a
+ *    response paused in its socket never keeps a connection from the head.
+ * 4. A response left unread is never a silent failure: undici does not time out a body we paused,
+ *    and one that broke while unread is found and resumed when it is read (blobs.ts).
  */
 export const DEFAULT_MAX_CONCURRENT_BLOBS = 4;
-
-/** A TCP+TLS connect that takes 15 s is a wrong address or a dead link, not a slow one. */
-export const CONNECT_TIMEOUT_MS = 15_000;
-
-/** The final PUT of a multi-GB blob may wait minutes while the registry hashes and moves it. */
-export const HEADERS_TIMEOUT_MS = 300_000;
-
-/** A body silent for 60 s is treated as a broken connection (downloads resume with Range). */
-export const BODY_TIMEOUT_MS = 60_000;
 
 /** Options of {@link RegistryClient}; only `userAgent` is required. */
 export interface RegistryOptions extends TlsSettings {
@@ -59,6 +66,10 @@ export interface RegistryOptions extends TlsSettings {
   maxConcurrentBlobs?: number;
   /** Retry settings; see `DEFAULT_RETRY`. */
   retry?: Partial<RetryOptions>;
+  /** Connect, response-head and idle-body timeouts; see `DEFAULT_TIMEOUTS` (`--timeout`). */
+  timeouts?: Partial<Timeouts>;
+  /** Hears of each retry and, for `--debug`, each HTTP exchange (the library prints nothing). */
+  onEvent?: RegistryListener;
   /** Upload thresholds; see `DEFAULT_MONOLITHIC_LIMIT` and `DEFAULT_CHUNK_SIZE`. */
   upload?: Partial<UploadSettings>;
   /** Aborts everything this client does. */
@@ -81,6 +92,7 @@ export class RegistryClient implements Source, Sink {
   readonly #downloads: Semaphore;
   readonly #uploads: Semaphore;
   readonly #credentials = new Map<string, Promise<Credentials | undefined>>();
+  readonly #timeouts: Timeouts;
   #dispatcher: Promise<Dispatcher> | undefined;
   #ownAgent: Agent | undefined;
 
@@ -89,6 +101,8 @@ export class RegistryClient implements Source, Sink {
     this.host = host;
     this.description = `registry ${host}`;
     const retry: RetryOptions = { ...DEFAULT_RETRY, ...options.retry };
+    const timeouts: Timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.#timeouts = timeouts;
     const slots = options.maxConcurrentBlobs ?? DEFAULT_MAX_CONCURRENT_BLOBS;
     this.#downloads = new Semaphore(slots);
     this.#uploads = new Semaphore(slots);
@@ -119,6 +133,8 @@ export class RegistryClient implements Source, Sink {
       credentials,
       userAgent: options.userAgent,
       now: retry.now,
+      timeouts,
+      ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
     this.#http = new RegistryHttp({
@@ -128,7 +144,9 @@ export class RegistryClient implements Source, Sink {
       dispatcher,
       userAgent: options.userAgent,
       retry,
+      timeouts,
       auth,
+      ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
   }
@@ -136,10 +154,11 @@ export class RegistryClient implements Source, Sink {
   async #makeDispatcher(options: RegistryOptions): Promise<Dispatcher> {
     if (options.dispatcher !== undefined) return options.dispatcher;
     const tls = options.plainHttp === true ? {} : await loadTlsOptions(this.host, options);
+    // Every request also sets its own head and body timeouts (http.ts, token.ts); these cover any other.
     this.#ownAgent = new Agent({
-      connect: { ...tls, timeout: CONNECT_TIMEOUT_MS },
-      headersTimeout: HEADERS_TIMEOUT_MS,
-      bodyTimeout: BODY_TIMEOUT_MS,
+      connect: { ...tls, timeout: this.#timeouts.connectMs },
+      headersTimeout: this.#timeouts.headersMs,
+      bodyTimeout: this.#timeouts.bodyMs,
     });
     return this.#ownAgent;
   }

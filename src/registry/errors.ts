@@ -5,6 +5,7 @@
  * Messages never contain credentials, tokens or request headers.
  */
 import { AirlockError, type ErrorCode } from '../errors.js';
+import { seconds, type Timeouts } from './timeouts.js';
 
 /** What a request is about, for messages. */
 export interface Subject {
@@ -169,6 +170,10 @@ export interface NetworkContext {
   subject: Subject;
   plainHttp: boolean;
   signal?: AbortSignal;
+  /** Attempts made, when more than one: named in the message. */
+  attempts?: number;
+  /** The client's timeouts, to say how long was waited. */
+  timeouts?: Timeouts;
 }
 
 /**
@@ -197,8 +202,12 @@ export function networkError(err: unknown, ctx: NetworkContext): unknown {
   if (code.startsWith('ERR_SSL_') || code === 'EPROTO' || code.startsWith('ERR_TLS_')) {
     return tls(`TLS handshake with registry ${host} failed (${code})`);
   }
-  const net = (message: string, hint: string) => new AirlockError('NETWORK', message, { ...base, hint, details: { code } });
+  const attempts = ctx.attempts !== undefined && ctx.attempts > 1 ? ` (${ctx.attempts} attempts)` : '';
+  const net = (message: string, hint: string) =>
+    new AirlockError('NETWORK', `${message}${attempts}`, { ...base, hint, details: { code, ...(ctx.attempts === undefined ? {} : { attempts: ctx.attempts }) } });
   const addressHint = 'check the registry address and port, and use --plain-http for a registry without TLS';
+  const slowHint = 'check the link and the registry; on a slow link raise --timeout (e.g. --timeout 5m)';
+  const t = ctx.timeouts;
   switch (code) {
     case 'ECONNREFUSED':
       return net(`cannot connect to registry ${host}: connection refused`, addressHint);
@@ -206,13 +215,17 @@ export function networkError(err: unknown, ctx: NetworkContext): unknown {
     case 'EAI_AGAIN':
       return net(`cannot resolve registry host ${host}`, 'check the host name and DNS settings');
     case 'UND_ERR_CONNECT_TIMEOUT':
+      return net(`cannot connect to registry ${host}: no connection within ${t === undefined ? 'the connect timeout' : seconds(t.connectMs)}`, `${addressHint}; check firewalls and proxies`);
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return net(`cannot connect to registry ${host} (${code})`, `${addressHint}; check firewalls and proxies`);
     case 'UND_ERR_HEADERS_TIMEOUT':
+      return net(`no response from ${host} for ${t === undefined ? 'the response timeout' : seconds(t.headersMs)} to ${what}`, slowHint);
     case 'UND_ERR_BODY_TIMEOUT':
-      return net(`registry ${host} stopped answering during ${what}`, 'retry later; check the registry and the network');
+      return net(`no data from ${host} for ${t === undefined ? 'the idle timeout' : seconds(t.bodyMs)} while reading ${what}`, slowHint);
+    case 'ESLOWBODY':
+      return net(`${host} sent ${what} slower than 1 KiB/s for ${t === undefined ? 'a whole window' : seconds(t.bodyMs)}`, slowHint);
     default: {
       if (!LOST_CODES.has(code)) return err; // not a network failure: a bug, surfaced as it is
       const hint = ctx.plainHttp
@@ -232,4 +245,5 @@ const LOST_CODES = new Set([
   'UND_ERR_CLOSED',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
   'ETRUNCATED',
+  'ERR_STREAM_PREMATURE_CLOSE',
 ]);

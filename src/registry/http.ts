@@ -11,7 +11,9 @@ import { AirlockError } from '../errors.js';
 import type { Authenticator } from './auth.js';
 import { abandon, discard, readCapped, MAX_ERROR_BODY_BYTES } from './body.js';
 import { networkError, statusError, type Subject } from './errors.js';
+import { failureReason, redactUrl, type RegistryEvent, type RegistryListener } from './events.js';
 import { parseRetryAfter, withRetry, type RetryOptions } from './retry.js';
+import type { Timeouts } from './timeouts.js';
 
 /** HTTP methods the registry API uses. */
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -35,6 +37,8 @@ export interface HttpRequest {
   /** Safe to repeat (decides whether a 500 is retried). Default: true except POST and PATCH. */
   idempotent?: boolean;
   signal?: AbortSignal;
+  /** Wait this long for the response head instead of the client's `headersMs` (a commit PUT). */
+  headersTimeoutMs?: number;
 }
 
 /** What a {@link RegistryHttp} needs from its client. */
@@ -47,7 +51,10 @@ export interface HttpOptions {
   dispatcher: () => Promise<Dispatcher>;
   userAgent: string;
   retry: RetryOptions;
+  timeouts: Timeouts;
   auth: Authenticator;
+  /** Hears of retries and of every exchange (see events.ts). */
+  onEvent?: RegistryListener;
   /** Aborts every request of this client. */
   signal?: AbortSignal;
 }
@@ -92,6 +99,29 @@ export class RegistryHttp {
     return this.#opts.plainHttp;
   }
 
+  get timeouts(): Timeouts {
+    return this.#opts.timeouts;
+  }
+
+  /** Tell the client's listener (if any). */
+  emit(event: RegistryEvent): void {
+    this.#opts.onEvent?.(event);
+  }
+
+  /** Report a retry of `method url` after `err` (see {@link withRetry}'s `onRetry`). */
+  retried(method: string, url: string | URL, err: unknown, attempt: number, delayMs: number): void {
+    if (this.#opts.onEvent === undefined) return;
+    this.emit({
+      kind: 'retry',
+      method,
+      url: redactUrl(new URL(url, this.origin)),
+      attempt,
+      attempts: this.retry.retries + 1,
+      reason: failureReason(err, this.timeouts),
+      delayMs,
+    });
+  }
+
   /** The call's signal combined with the client's. */
   signal(signal?: AbortSignal): AbortSignal | undefined {
     const all = [this.#opts.signal, signal].filter((s): s is AbortSignal => s !== undefined);
@@ -111,9 +141,11 @@ export class RegistryHttp {
   async ping(signal?: AbortSignal): Promise<void> {
     const subject: Subject = { host: this.host, what: 'the registry API check (GET /v2/)' };
     const sig = this.signal(signal);
+    let attempts = 0;
     const run = async (): Promise<void> => {
+      attempts++;
       const res = await this.#send({ method: 'GET', url: '/v2/', scopes: [], subject, expect: [] }, undefined, sig);
-      const body = await readCapped(res.body, MAX_ERROR_BODY_BYTES, 'truncate');
+      const body = await readCapped(res.body, MAX_ERROR_BODY_BYTES, 'truncate', this.timeouts.bodyMs);
       if (res.statusCode === 200) return;
       if (res.statusCode === 401) {
         this.#opts.auth.learn(res.headers['www-authenticate']);
@@ -134,9 +166,11 @@ export class RegistryHttp {
       throw statusError(res.statusCode, body, subject, parseRetryAfter(header(res, 'retry-after'), this.retry.now()));
     };
     try {
-      await withRetry(run, this.retry, () => ({ idempotent: true, contacted: this.#contacted }), sig);
+      await withRetry(run, this.retry, () => ({ idempotent: true, contacted: this.#contacted }), sig, (err, attempt, delayMs) =>
+        this.retried('GET', '/v2/', err, attempt, delayMs),
+      );
     } catch (err) {
-      throw networkError(err, { subject, plainHttp: this.plainHttp, signal: sig });
+      throw networkError(err, { subject, plainHttp: this.plainHttp, signal: sig, attempts, timeouts: this.timeouts });
     }
   }
 
@@ -146,7 +180,9 @@ export class RegistryHttp {
    */
   async call<T>(req: HttpRequest, consume: (res: Response) => Promise<T>): Promise<T> {
     const sig = this.signal(req.signal);
+    let attempts = 0;
     const once = async (): Promise<T> => {
+      attempts++;
       const res = await this.#exchange(req, sig);
       try {
         return await consume(res);
@@ -159,9 +195,11 @@ export class RegistryHttp {
     const retry = isStream(req.body) ? { ...this.retry, retries: 0 } : this.retry;
     try {
       await this.ensurePinged(sig);
-      return await withRetry(once, retry, () => ({ idempotent, contacted: this.#contacted }), sig);
+      return await withRetry(once, retry, () => ({ idempotent, contacted: this.#contacted }), sig, (err, attempt, delayMs) =>
+        this.retried(req.method, req.url, err, attempt, delayMs),
+      );
     } catch (err) {
-      throw networkError(err, { subject: req.subject, plainHttp: this.plainHttp, signal: sig });
+      throw networkError(err, { subject: req.subject, plainHttp: this.plainHttp, signal: sig, attempts, timeouts: this.timeouts });
     }
   }
 
@@ -172,36 +210,63 @@ export class RegistryHttp {
     const sent = sameOrigin ? await auth.authorization(req.scopes, req.repository) : undefined;
     let res = await this.#send(req, sent, signal);
     if (res.statusCode === 401 && sameOrigin && !req.expect.includes(401)) {
-      await discard(res.body);
+      await discard(res.body, this.timeouts.bodyMs);
       // A stream body is spent: it cannot be sent again, so a 401 on it is final.
       if (isStream(req.body)) throw await auth.refused(req.repository);
       const fresh = await auth.reauthorize(res.headers['www-authenticate'], req.scopes, req.repository, sent);
       res = await this.#send(req, fresh, signal);
       if (res.statusCode === 401) {
-        await discard(res.body);
+        await discard(res.body, this.timeouts.bodyMs);
         throw await auth.refused(req.repository);
       }
     }
     if (!req.expect.includes(res.statusCode)) {
-      const body = await readCapped(res.body, MAX_ERROR_BODY_BYTES, 'truncate');
+      const body = await readCapped(res.body, MAX_ERROR_BODY_BYTES, 'truncate', this.timeouts.bodyMs);
       throw statusError(res.statusCode, body, req.subject, parseRetryAfter(header(res, 'retry-after'), this.retry.now()));
     }
     return res;
   }
 
-  /** One HTTP exchange; marks the registry as contacted when it answers. */
+  /**
+   * One HTTP exchange, with the client's timeouts (whatever the dispatcher's); marks the registry as
+   * contacted when it answers, and traces the exchange for `--debug`.
+   */
   async #send(req: HttpRequest, authorization: string | undefined, signal?: AbortSignal): Promise<Response> {
     const url = new URL(req.url, this.origin);
     const headers: Record<string, string> = { 'user-agent': this.#opts.userAgent, ...req.headers };
     if (authorization !== undefined) headers.authorization = authorization;
-    const res = await request(url, {
-      method: req.method,
-      headers,
-      body: req.body ?? null,
-      dispatcher: await this.#opts.dispatcher(),
-      signal: signal ?? null,
-    });
+    const started = performance.now();
+    let res: Response;
+    try {
+      res = await request(url, {
+        method: req.method,
+        headers,
+        body: req.body ?? null,
+        dispatcher: await this.#opts.dispatcher(),
+        signal: signal ?? null,
+        headersTimeout: req.headersTimeoutMs ?? this.timeouts.headersMs,
+        bodyTimeout: this.timeouts.bodyMs,
+      });
+    } catch (err) {
+      this.#trace(req.method, url, started, undefined, err);
+      throw err;
+    }
     if (url.origin === this.origin) this.#contacted = true;
+    this.#trace(req.method, url, started, res);
     return res;
+  }
+
+  #trace(method: string, url: URL, started: number, res: Response | undefined, err?: unknown): void {
+    if (this.#opts.onEvent === undefined) return;
+    const ms = Math.round(performance.now() - started);
+    const length = res === undefined ? NaN : Number(header(res, 'content-length'));
+    this.emit({
+      kind: 'http',
+      method,
+      url: redactUrl(url),
+      ms,
+      ...(res === undefined ? { error: failureReason(err, this.timeouts) } : { status: res.statusCode }),
+      ...(Number.isSafeInteger(length) ? { bytes: length } : {}),
+    });
   }
 }

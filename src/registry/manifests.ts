@@ -42,14 +42,14 @@ function tooLarge(what: string, size: number | string): AirlockError {
 }
 
 /** Read a manifest body, at most 4 MiB; a larger announced or actual length fails before parsing. */
-async function readManifestBody(res: Response, what: string): Promise<Buffer> {
+async function readManifestBody(res: Response, what: string, windowMs: number): Promise<Buffer> {
   const announced = Number(header(res, 'content-length') ?? NaN);
   if (announced > MAX_MANIFEST_BYTES) {
     abandon(res.body);
     throw tooLarge(what, announced);
   }
   try {
-    return await readCapped(res.body, MAX_MANIFEST_BYTES, 'throw');
+    return await readCapped(res.body, MAX_MANIFEST_BYTES, 'throw', windowMs);
   } catch (err) {
     if (err instanceof BodyTooLargeError) throw tooLarge(what, `more than ${MAX_MANIFEST_BYTES}`);
     throw err;
@@ -86,7 +86,7 @@ export async function getManifest(http: RegistryHttp, repository: string, refere
       signal,
     },
     async (res) => {
-      const bytes = await readManifestBody(res, what);
+      const bytes = await readManifestBody(res, what, http.timeouts.bodyMs);
       checkDigest(bytes, reference, header(res, 'docker-content-digest'), what);
       return parseManifest(bytes, header(res, 'content-type'), what);
     },
@@ -107,7 +107,7 @@ export async function headManifest(http: RegistryHttp, repository: string, refer
       signal,
     },
     async (res) => {
-      await discard(res.body);
+      await discard(res.body, http.timeouts.bodyMs);
       if (res.statusCode === 404) return undefined;
       const digest = header(res, 'docker-content-digest');
       const mediaType = header(res, 'content-type')?.split(';')[0]?.trim();
@@ -146,7 +146,7 @@ export async function putManifest(
       signal,
     },
     async (res) => {
-      await discard(res.body);
+      await discard(res.body, http.timeouts.bodyMs);
       const stored = header(res, 'docker-content-digest');
       if (isDigest(stored) && stored !== manifest.digest) {
         throw new AirlockError('REGISTRY', `${what}: registry stored digest ${stored}, expected ${manifest.digest}`, {

@@ -16,6 +16,7 @@ import { discard } from './body.js';
 import { ByteSplitter, SourceTooLongError } from './byte-splitter.js';
 import type { Subject } from './errors.js';
 import { header, type RegistryHttp, type Response } from './http.js';
+import { commitHeadersTimeout } from './timeouts.js';
 
 /**
  * Blobs below 8 MiB (configs, small layers: most blobs by count) go as POST + one PUT with the
@@ -84,7 +85,7 @@ export async function initiateUpload(
   return http.call(
     { method: 'POST', url, scopes, repository, subject, expect: [201, 202], idempotent: true, signal },
     async (res) => {
-      await discard(res.body);
+      await discard(res.body, http.timeouts.bodyMs);
       if (res.statusCode === 201 && mountFrom !== undefined) return { mounted: true };
       if (res.statusCode === 201) throw new AirlockError('REGISTRY', `registry ${http.host} answered 201 to ${subject.what} before any bytes`, { subject: subject.what });
       return { mounted: false, location: location(res, url, subject) };
@@ -105,7 +106,7 @@ export async function cancelUpload(http: RegistryHttp, repository: string, desc:
         expect: [200, 202, 204, 404],
         signal,
       },
-      async (res) => discard(res.body),
+      async (res) => discard(res.body, http.timeouts.bodyMs),
     );
   } catch {
     // Only cleanup: the operation's own error is what matters.
@@ -149,7 +150,7 @@ export async function streamChunks(
         signal,
       },
       async (res) => {
-        await discard(res.body);
+        await discard(res.body, http.timeouts.bodyMs);
         return header(res, 'location') === undefined ? requestUrl : location(res, requestUrl, subject);
       },
     );
@@ -180,9 +181,11 @@ export async function commitBlob(
       subject,
       expect: [201, 204],
       signal,
+      // The registry commits the whole blob before it answers: see commitHeadersTimeout.
+      headersTimeoutMs: commitHeadersTimeout(desc.size, http.timeouts),
     },
     async (res) => {
-      await discard(res.body);
+      await discard(res.body, http.timeouts.bodyMs);
       const stored = header(res, 'docker-content-digest');
       if (stored !== undefined && stored !== desc.digest) {
         throw new AirlockError('INTEGRITY', `registry ${http.host} stored blob ${desc.digest} of ${repository} as ${stored}`, {

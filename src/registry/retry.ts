@@ -81,6 +81,8 @@ const TEMPORARY_CODES = new Set([
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
   'UND_ERR_CLOSED',
   'ETRUNCATED',
+  // a body below the rate floor (timeouts.ts)
+  'ESLOWBODY',
 ]);
 
 /** Codes that are temporary only once the registry has answered before: on first contact they mean a wrong address. */
@@ -132,20 +134,24 @@ export function retryDelay(err: unknown, attempt: number, opts: RetryOptions): n
 
 /**
  * Run `fn` until it succeeds, fails with a non-temporary error, or the retries are spent; the last
- * error is thrown as it is (callers map it to an AirlockError).
+ * error is thrown as it is (callers map it to an AirlockError). `onRetry` hears of each retry
+ * before its wait, with the number of the attempt to come (2 for the first retry).
  */
 export async function withRetry<T>(
   fn: (attempt: number) => Promise<T>,
   opts: RetryOptions,
   ctx: () => TemporaryContext,
   signal?: AbortSignal,
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void,
 ): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn(attempt);
     } catch (err) {
       if (signal?.aborted === true || attempt >= opts.retries || !isTemporary(err, ctx())) throw err;
-      await opts.sleep(retryDelay(err, attempt, opts), signal);
+      const delayMs = retryDelay(err, attempt, opts);
+      onRetry?.(err, attempt + 2, delayMs);
+      await opts.sleep(delayMs, signal);
     }
   }
 }

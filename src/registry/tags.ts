@@ -85,7 +85,7 @@ export async function listTags(http: RegistryHttp, repository: string, signal?: 
       async (res) => {
         let body: Buffer;
         try {
-          body = await readCapped(res.body, MAX_TAGS_PAGE_BYTES, 'throw');
+          body = await readCapped(res.body, MAX_TAGS_PAGE_BYTES, 'throw', http.timeouts.bodyMs);
         } catch (err) {
           if (!(err instanceof BodyTooLargeError)) throw err;
           throw new AirlockError('UNSUPPORTED', `registry ${http.host} sent a tag list page over ${MAX_TAGS_PAGE_BYTES} bytes for ${repository}`, { subject: subject.what });

@@ -12,6 +12,8 @@ import { request, type Dispatcher } from 'undici';
 import { readCapped, MAX_ERROR_BODY_BYTES } from './body.js';
 import type { Credentials } from './credentials.js';
 import { statusError } from './errors.js';
+import { failureReason, redactUrl, type RegistryListener } from './events.js';
+import { DEFAULT_TIMEOUTS, type Timeouts } from './timeouts.js';
 import type { Challenge } from './www-authenticate.js';
 import { AirlockError } from '../errors.js';
 
@@ -47,6 +49,10 @@ export interface TokenRequest {
   repository?: string;
   now: () => number;
   signal?: AbortSignal;
+  /** Head and body timeouts of the token request (default `DEFAULT_TIMEOUTS`). */
+  timeouts?: Timeouts;
+  /** Traces the request for `--debug`. */
+  onEvent?: RegistryListener;
 }
 
 /** The realm as a URL; only http(s) is accepted. */
@@ -81,7 +87,35 @@ async function getToken(req: TokenRequest, url: URL): Promise<Dispatcher.Respons
   if (creds?.username !== undefined && creds.password !== undefined) {
     headers.authorization = basicAuthorization(creds.username, creds.password);
   }
-  return request(url, { method: 'GET', headers, dispatcher: req.dispatcher, signal: req.signal ?? null });
+  return send(req, url, { method: 'GET', headers });
+}
+
+/** One request to the realm, with the client's timeouts, traced. */
+async function send(req: TokenRequest, url: URL, opts: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string }): Promise<Dispatcher.ResponseData> {
+  const t = req.timeouts ?? DEFAULT_TIMEOUTS;
+  const started = performance.now();
+  const trace = (status: number | undefined, err?: unknown): void =>
+    req.onEvent?.({
+      kind: 'http',
+      method: opts.method,
+      url: redactUrl(url),
+      ms: Math.round(performance.now() - started),
+      ...(status === undefined ? { error: failureReason(err, t) } : { status }),
+    });
+  try {
+    const res = await request(url, {
+      ...opts,
+      dispatcher: req.dispatcher,
+      signal: req.signal ?? null,
+      headersTimeout: t.headersMs,
+      bodyTimeout: t.bodyMs,
+    });
+    trace(res.statusCode);
+    return res;
+  } catch (err) {
+    trace(undefined, err);
+    throw err;
+  }
 }
 
 /** POST of the OAuth2 refresh-token grant. */
@@ -89,12 +123,10 @@ async function postRefreshToken(req: TokenRequest, url: URL, refreshToken: strin
   const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: OAUTH_CLIENT_ID });
   if (req.challenge.params.service !== undefined) form.set('service', req.challenge.params.service);
   if (req.scopes.length > 0) form.set('scope', req.scopes.join(' '));
-  return request(url, {
+  return send(req, url, {
     method: 'POST',
     headers: { 'user-agent': req.userAgent, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body: form.toString(),
-    dispatcher: req.dispatcher,
-    signal: req.signal ?? null,
   });
 }
 
@@ -141,17 +173,18 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
   const url = realmUrl(req);
   const identityToken = req.credentials?.identityToken;
   const res = identityToken === undefined ? await getToken(req, url) : await postRefreshToken(req, url, identityToken);
+  const windowMs = (req.timeouts ?? DEFAULT_TIMEOUTS).bodyMs;
   if (res.statusCode === 401 || res.statusCode === 403) {
-    await readCapped(res.body, MAX_ERROR_BODY_BYTES, 'truncate');
+    await readCapped(res.body, MAX_ERROR_BODY_BYTES, 'truncate', windowMs);
     throw credentialsRefused(req.host, req.repository, req.credentials);
   }
   if (res.statusCode !== 200) {
-    const body = await readCapped(res.body, MAX_ERROR_BODY_BYTES, 'truncate');
+    const body = await readCapped(res.body, MAX_ERROR_BODY_BYTES, 'truncate', windowMs);
     throw statusError(res.statusCode, body, { host: req.host, repository: req.repository, what: `token for ${req.scopes.join(' ') || 'the registry'}` });
   }
   let body: Buffer;
   try {
-    body = await readCapped(res.body, MAX_TOKEN_RESPONSE_BYTES, 'throw');
+    body = await readCapped(res.body, MAX_TOKEN_RESPONSE_BYTES, 'throw', windowMs);
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'EBODYTOOLARGE') throw err;
     throw new AirlockError('REGISTRY', `token server of registry ${req.host} sent more than ${MAX_TOKEN_RESPONSE_BYTES} bytes`, { subject: req.host, cause: err });

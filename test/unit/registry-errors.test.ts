@@ -57,7 +57,7 @@ describe('networkError', () => {
   it.each([
     ['ECONNREFUSED', 'NETWORK', 'cannot connect to registry r.example: connection refused'],
     ['ENOTFOUND', 'NETWORK', 'cannot resolve registry host r.example'],
-    ['UND_ERR_CONNECT_TIMEOUT', 'NETWORK', 'cannot connect to registry r.example (UND_ERR_CONNECT_TIMEOUT)'],
+    ['UND_ERR_CONNECT_TIMEOUT', 'NETWORK', 'cannot connect to registry r.example: no connection within the connect timeout'],
     ['DEPTH_ZERO_SELF_SIGNED_CERT', 'TLS', 'TLS certificate of registry r.example is not trusted (DEPTH_ZERO_SELF_SIGNED_CERT)'],
     ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'TLS', 'TLS certificate of registry r.example is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE)'],
     ['ERR_TLS_CERT_ALTNAME_INVALID', 'TLS', 'TLS certificate of registry r.example does not match its name'],

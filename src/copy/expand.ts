@@ -39,7 +39,8 @@ export async function expandImages(
       const source = endpoints.layout(item.ref.dir);
       const names = item.ref.name !== undefined ? [item.ref.name] : await layoutNames(item.ref.dir);
       for (const name of names) {
-        out.push({ name: recordedName(name), sourceRef: `oci:${item.ref.dir}:${name}`, source, repository: '', reference: name, ...platforms });
+        const recorded = item.as === undefined ? recordedName(name) : formatReference(item.as);
+        out.push({ name: recorded, sourceRef: `oci:${item.ref.dir}:${name}`, source, repository: '', reference: name, ...platforms });
       }
       continue;
     }

@@ -4,7 +4,7 @@
  */
 import { AirlockError } from '../errors.js';
 import { parsePlatform, type Platform } from '../oci/descriptor.js';
-import { parseAnyReference, type AnyReference } from '../ref/index.js';
+import { parseAnyReference, parseReference, type AnyReference, type ImageReference } from '../ref/index.js';
 import { compileTagFilter, type FieldLocator, type TagFilter, type TagFilterSpec } from './tag-filter.js';
 
 /** One image, or one repository whose tags a filter selects. */
@@ -19,6 +19,11 @@ export interface ImageListEntry {
   tagFilter?: TagFilter;
   /** Platforms to bundle; absent means every platform the image has. */
   platforms?: Platform[];
+  /**
+   * The name to record an `oci:DIR:NAME` image under (`as:` in the list), with a tag and no digest;
+   * absent: the layout's own name.
+   */
+  as?: ImageReference;
   /** Where the entry came from, for messages: `images.yaml:7: images[2]` or `command line`. */
   source: string;
 }
@@ -61,7 +66,7 @@ export function imageListFromRefs(texts: readonly string[], options: FromRefsOpt
 }
 
 /** An image list entry as written in the file, after schema validation. */
-export type RawEntry = string | { ref: string; tags?: TagFilterSpec; platforms?: string[] };
+export type RawEntry = string | { ref: string; tags?: TagFilterSpec; platforms?: string[]; as?: string };
 
 /** A path into the file's data, e.g. `['images', 2, 'tags', 'semver']`. */
 export type DataPath = ReadonlyArray<string | number>;
@@ -111,12 +116,37 @@ export function entryFromRaw(
     entry.tagFilter = compileTagFilter(spec.tags, where);
   }
 
+  if (typeof raw !== 'string' && raw.as !== undefined) entry.as = parseAs(raw.as, ref, [...at, 'as'], file);
+
   if (typeof raw !== 'string' && raw.platforms !== undefined) {
     entry.platforms = parsePlatforms(raw.platforms, [...at, 'platforms'], file);
   } else if (defaults !== undefined) {
     entry.platforms = [...defaults];
   }
   return entry;
+}
+
+/**
+ * Parse `as:`, the name one image of an OCI layout is recorded under: a registry reference,
+ * normalised as Docker does (`busybox:musl` is `docker.io/library/busybox:musl`), by tag.
+ */
+function parseAs(text: string, ref: AnyReference, path: DataPath, file: FileLocator): ImageReference {
+  if (ref.kind !== 'layout' || ref.name === undefined) {
+    throw file.fail(path, '"as" renames one image of an OCI layout', {
+      hint: ref.kind === 'layout' ? 'name the image: ref: oci:DIR:NAME' : 'registry images keep their own name; remove "as"',
+    });
+  }
+  let parsed: ImageReference;
+  try {
+    parsed = parseReference(text);
+  } catch (err) {
+    if (!(err instanceof AirlockError)) throw err;
+    throw file.fail(path, err.message, { hint: err.hint, cause: err });
+  }
+  if (parsed.digest !== undefined) {
+    throw file.fail(path, `${JSON.stringify(text)} names a digest`, { hint: 'give the name by tag, e.g. docker.io/library/busybox:musl; the digest is the layout\'s' });
+  }
+  return parsed;
 }
 
 /** Parse a validated `platforms` list. */

@@ -35,6 +35,7 @@ import { BlobFeed } from '../copy/blob-feed.js';
 import { loadSince } from '../copy/since.js';
 import { bundleManifest, signableBundleJson } from './bundle-manifest.js';
 import { checkOutputFree, fileExists, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
+import { checkImageNames } from './create-names.js';
 
 export interface CreateOptions {
   images: ImageToResolve[];
@@ -104,6 +105,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
           onProgress: progress,
         });
 
+  checkImageNames(opts.images);
   progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length });
   const resolved = await resolveAll(opts.images, {
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),

@@ -29,8 +29,9 @@ import { readHead, type BundleHead } from '../bundle/read-head.js';
 import { parseBundleManifest, type BundleManifest } from '../bundle/manifest.js';
 import { verifySignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
-import { checkImagesAllowed, effectiveTrust, type EffectiveTrust, type ImportPolicy } from '../policy/policy.js';
+import { checkImagesAllowed, effectiveTrust, type EffectiveTrust, type ImportPolicy, type PolicySubject } from '../policy/policy.js';
 import { mapImages, type ImageMapping, type ImportTarget } from './import-names.js';
+import { checkNameCollisions, claimedNames } from './name-claims.js';
 import { planImport, readBundleManifests, type ImportPlan, type RepositoryPlan } from './import-plan.js';
 import { runLimited } from '../copy/run-limited.js';
 import { SMALL_REQUESTS_IN_FLIGHT } from './import-limit.js';
@@ -149,10 +150,9 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   const keyId = checkTrust(opts.path, head, trust, opts.policy);
   if (keyId === undefined) progress({ kind: 'warning', message: `${opts.path} is imported WITHOUT a trusted signature (--allow-unsigned)` });
   const bundle = parseBundleManifest(head.bundleJson, opts.path);
+  checkNameCollisions(bundle.images.map((i) => i.name), 'the bundle is ambiguous (made by an older airlock); recreate it, renaming one of them');
   const mappings = mapImages(bundle.images, opts.target, { stripHost: opts.stripHost === true });
-  if (opts.policy !== undefined) {
-    checkImagesAllowed(opts.policy, mappings.map((m) => ({ name: m.name, registry: m.registry, repository: m.upstreamRepository })));
-  }
+  if (opts.policy !== undefined) checkImagesAllowed(opts.policy, policySubjects(mappings));
 
   const reader = await ArchiveReader.open(opts.path);
   try {
@@ -162,6 +162,18 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   } finally {
     await reader.close();
   }
+}
+
+/**
+ * What the policy checks for each image: its upstream name, and every upstream name a host-less
+ * name passes for once mapped (see name-claims.ts): `localhost_6200/app` must not escape a policy
+ * that denies `localhost:6200`, nor `busybox:1` one that denies `docker.io/library/busybox`.
+ */
+function policySubjects(mappings: readonly ImageMapping[]): PolicySubject[] {
+  return mappings.flatMap((m) => [
+    { name: m.name, registry: m.registry, repository: m.upstreamRepository },
+    ...claimedNames(m.name).map((c) => ({ name: m.name, registry: c.registry, repository: c.repository, reading: c.reading })),
+  ]);
 }
 
 /** An interruption gets the next step: run again; what landed is skipped. */

@@ -7,6 +7,8 @@ import { REF_NAME_ANNOTATION } from '../layout/paths.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { manifestBlobs, parseManifest } from '../oci/manifest.js';
 import type { Problem } from './problems.js';
+import { parseBundleName } from './import-names.js';
+import { checkNameCollisions } from './name-claims.js';
 
 /**
  * @param manifest the signed bundle manifest
@@ -26,6 +28,7 @@ export function checkReferences(
   const sizes = new Map<string, number>([...(manifest.external ?? []), ...manifest.blobs].map((b) => [b.digest, b.size]));
 
   if (indexJson !== undefined) problems.push(...checkIndex(manifest, indexJson));
+  problems.push(...checkNames(manifest));
 
   for (const image of manifest.images) {
     if (!carried.has(image.digest)) {
@@ -61,6 +64,26 @@ export function checkReferences(
         });
       }
     }
+  }
+  return problems;
+}
+
+/** Names import cannot map, or that would land in one repository: import refuses those bundles whatever the target. */
+function checkNames(manifest: BundleManifest): Problem[] {
+  const problems: Problem[] = [];
+  const mappable: string[] = [];
+  for (const image of manifest.images) {
+    try {
+      parseBundleName(image.name);
+      mappable.push(image.name);
+    } catch (err) {
+      problems.push({ code: 'INTEGRITY', subject: image.name, message: (err as Error).message });
+    }
+  }
+  try {
+    checkNameCollisions(mappable, '');
+  } catch (err) {
+    problems.push({ code: 'INTEGRITY', subject: mappable[0] ?? '', message: (err as Error).message });
   }
   return problems;
 }

@@ -36,6 +36,8 @@ export interface PolicySubject {
   registry: string | undefined;
   /** Upstream repository, host included when there is one: `quay.io/coreos/etcd`. */
   repository: string;
+  /** Set when registry and repository are a name the image passes for, not its own: why. */
+  reading?: string;
 }
 
 /** Why `rules` refuse `value`, or undefined when they accept it. */
@@ -64,7 +66,9 @@ export function policyRefusals(policy: ImportPolicy, image: PolicySubject): stri
  * @throws POLICY with every refused image in `details.refused`
  */
 export function checkImagesAllowed(policy: ImportPolicy, images: readonly PolicySubject[]): void {
-  const refused = images.flatMap((image) => policyRefusals(policy, image).map((why) => ({ image: image.name, why })));
+  const refused = images.flatMap((image) =>
+    policyRefusals(policy, image).map((why) => ({ image: image.name, why: image.reading === undefined ? why : `${why} (${image.reading})` })),
+  );
   if (refused.length === 0) return;
   const first = refused[0]!;
   const more = refused.length > 1 ? ` (and ${refused.length - 1} more)` : '';

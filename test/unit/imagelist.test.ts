@@ -197,7 +197,7 @@ describe('loadImageList: invalid files', () => {
   });
 
   it('gives hints', async () => {
-    expect((await loadError(`version: 1\nimages:\n  - ref: busybox\n    tag: x\n`)).hint).toBe('allowed here: ref, tags, platforms');
+    expect((await loadError(`version: 1\nimages:\n  - ref: busybox\n    tag: x\n`)).hint).toBe('allowed here: ref, tags, platforms, as');
     expect((await loadError(`version: 1\nimages: [busybox]\nplatforms: [amd64]\n`)).hint).toBe(
       'write os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm64/v8',
     );

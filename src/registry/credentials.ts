@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AirlockError, fromFsError } from '../errors.js';
+import { registerCredentials } from '../redact.js';
 import { runCredentialHelper, type HelperRunner } from './credential-helper.js';
 
 /** Credentials for one registry. `source` names where they came from, never the secret. */
@@ -98,10 +99,12 @@ async function readAuthFile(path: string): Promise<AuthFile | undefined> {
     if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('not an object');
     return doc as AuthFile;
   } catch (err) {
-    throw new AirlockError('INPUT_INVALID', `auth file ${path} is not valid JSON`, {
+    // Not the parser's error as the cause: its message quotes the text around the fault, and in an
+    // auth file that text is a password or its base64, which --debug would print. The position is enough.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw new AirlockError('INPUT_INVALID', `auth file ${path} is not valid JSON${at === undefined ? '' : ` (at character ${at})`}`, {
       subject: path,
       hint: 'fix or remove the file, or log in again (docker login / podman login)',
-      cause: err,
     });
   }
 }
@@ -167,6 +170,13 @@ async function askHelper(helper: string, host: string, opts: Required<Pick<Crede
  * // → { username: 'me', password: '…', source: '/home/me/.docker/config.json' }
  */
 export async function resolveCredentials(host: string, repository: string | undefined, opts: CredentialOptions = {}): Promise<Credentials | undefined> {
+  const found = await findCredentials(host, repository, opts);
+  // From here on the secrets may be sent, so from here on they are redacted wherever echoed.
+  if (found !== undefined) registerCredentials(found);
+  return found;
+}
+
+async function findCredentials(host: string, repository: string | undefined, opts: CredentialOptions): Promise<Credentials | undefined> {
   if (opts.creds !== undefined) return { ...opts.creds, source: '--creds' };
   const env = opts.env ?? process.env;
   const files = opts.authFiles ?? defaultAuthFiles(env, opts.homeDir ?? homedir());

@@ -30,6 +30,10 @@ export interface RecordingProxy {
   readonly requests: ProxiedRequest[];
   /** Decide per request: an answer of its own, or undefined to forward. */
   intercept?: (req: IncomingMessage) => CannedAnswer | undefined;
+  /** Called as each request arrives, with its 1-based number (e.g. to kill the client there). */
+  onRequest?: (req: IncomingMessage, n: number) => void;
+  /** Response body bytes per second to clients; Infinity (the default) for no limit. */
+  rate: number;
   stop(): Promise<void>;
 }
 
@@ -40,6 +44,7 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
   const proxy: RecordingProxy = {
     host: '',
     requests,
+    rate: Infinity,
     stop: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
@@ -48,6 +53,7 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const record: ProxiedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, status: 0, bytes: 0 };
     requests.push(record);
+    proxy.onRequest?.(req, requests.length);
     const canned = proxy.intercept?.(req);
     if (canned !== undefined) {
       req.resume();
@@ -62,7 +68,12 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
     const out = request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers }, (up) => {
       record.status = up.statusCode ?? 0;
       res.writeHead(up.statusCode ?? 502, up.headers);
-      up.on('data', (chunk: Buffer) => (record.bytes += chunk.length));
+      up.on('data', (chunk: Buffer) => {
+        record.bytes += chunk.length;
+        if (proxy.rate === Infinity) return;
+        up.pause();
+        setTimeout(() => up.resume(), (chunk.length / proxy.rate) * 1000);
+      });
       up.pipe(res);
       // A client that goes away mid-body must not leave the upstream response paused forever.
       res.once('close', () => up.destroy());

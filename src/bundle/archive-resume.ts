@@ -237,7 +237,7 @@ class EntryChecker {
         const body = await this.#read(size, blocksPos + BLOCK_HEADER_SIZE);
         sink.write(body);
         if (content + size >= TAR_BLOCK && sink.problem() !== undefined) return undefined;
-        this.#opts.onBytes?.(BLOCK_HEADER_SIZE + size);
+        this.#opts.onBytes?.((inFrame === 0 ? RAW_FRAME_HEADER_SIZE : 0) + BLOCK_HEADER_SIZE + size);
         blocksPos += BLOCK_HEADER_SIZE + size;
         end = blocksPos;
         inFrame += size;

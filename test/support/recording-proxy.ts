@@ -34,6 +34,12 @@ export interface RecordingProxy {
   onRequest?: (req: IncomingMessage, n: number) => void;
   /** Response body bytes per second to clients; Infinity (the default) for no limit. */
   rate: number;
+  /**
+   * Resolves once every request forwarded so far has been answered by the registry or abandoned
+   * (a client killed mid-body: the proxy then resets that upstream request too), so that what the
+   * registry stores can be inspected without racing a request it is still working on.
+   */
+  settled(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -41,10 +47,14 @@ export interface RecordingProxy {
 export async function startRecordingProxy(upstream: string): Promise<RecordingProxy> {
   const [upHost, upPort] = upstream.split(':') as [string, string];
   const requests: ProxiedRequest[] = [];
+  const inFlight = new Set<Promise<void>>();
   const proxy: RecordingProxy = {
     host: '',
     requests,
     rate: Infinity,
+    settled: async () => {
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+    },
     stop: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
@@ -65,8 +75,17 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
       return;
     }
     // The Host header stays the proxy's, so the registry's absolute Location URLs lead back here.
+    let answered!: () => void;
+    const exchange = new Promise<void>((resolve) => (answered = resolve));
+    inFlight.add(exchange);
+    void exchange.then(() => inFlight.delete(exchange));
     const out = request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers }, (up) => {
+      answered();
       record.status = up.statusCode ?? 0;
+      if (res.destroyed) {
+        up.destroy();
+        return;
+      }
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.on('data', (chunk: Buffer) => {
         record.bytes += chunk.length;
@@ -79,6 +98,11 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
       res.once('close', () => up.destroy());
     });
     out.once('error', () => res.destroy());
+    out.once('close', answered);
+    // A client that died mid-request: the registry must not wait for the rest of the body.
+    req.once('close', () => {
+      if (!req.complete) out.destroy();
+    });
     req.pipe(out);
   };
   const server = createServer(handle);

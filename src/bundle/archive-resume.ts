@@ -10,19 +10,28 @@
  * than their recorded size), the tar header must be the one the writer would write now, the
  * padding zeros, and the data must have the planned size and sha256. (The whole-file sha256 for
  * the `.sha256` sidecar is the writer's business: its hasher reads the kept part back itself.)
+ *
+ * With `continuePartial`, the entry after the kept ones may be kept in part, inside a blob: when it
+ * is stored in Raw blocks (a gzip/zstd layer, usually the large ones), the blocks are written in a
+ * fixed layout (frame and block headers depend only on the sizes), so the complete blocks that
+ * made it to the file are kept, and the writer continues the same frame with the rest of the
+ * blob, fetched from where they end. Their data is hashed here, as it is read back, and the
+ * caller hashes on from that state: the blob's digest is still checked over all of its bytes.
+ * zstd-compressed entries start again (a compressor's state cannot be restored).
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Digest } from '../digest/digest.js';
 import { fromFsError, isAirlockError } from '../errors.js';
 import type { IndexEntry } from './airlock-index.js';
-import { ArchiveWriter, type ArchiveWriterOptions } from './archive-writer.js';
+import { ArchiveWriter, type ArchiveWriterOptions, type PartialEntry } from './archive-writer.js';
 import { READ_CHUNK, readExactly } from './file-read.js';
 import { scanFrames, type ScannedEntry } from './frame-scan.js';
-import { TAR_BLOCK } from './format.js';
-import { encodeTarHeader } from './tar-entry.js';
+import { MAX_FRAME_CONTENT, TAR_BLOCK } from './format.js';
+import type { SeekFrame } from './seek-table.js';
+import { encodeTarHeader, tarEntrySize } from './tar-entry.js';
 import { zstd, type DCtx } from './zstd-binding.js';
-import { RawFrameDecoder } from './zstd-frames.js';
+import { BLOCK_HEADER_SIZE, RAW_BLOCK_MAX, RAW_FRAME_HEADER_SIZE, RawFrameDecoder, writeRawBlockHeader, writeRawFrameHeader } from './zstd-frames.js';
 
 /** One entry the caller will write, in archive order. */
 export interface PlannedEntry {
@@ -40,6 +49,21 @@ export interface ResumeOptions extends ArchiveWriterOptions {
   signal?: AbortSignal | undefined;
   /** Called with the number of file bytes checked, as they are read (progress). */
   onBytes?: ((n: number) => void) | undefined;
+  /**
+   * Keep the complete Raw blocks of a partly written next entry too (see the module comment); the
+   * caller then continues it with `ArchiveWriter.continueStream`. Default false.
+   */
+  continuePartial?: boolean | undefined;
+}
+
+/** The part of `planned[kept]` already in the file, when {@link ResumeOptions.continuePartial} kept one. */
+export interface KeptPart {
+  /** Data bytes of the blob kept: fetch from this offset on. */
+  dataBytes: number;
+  /** sha256 over those bytes, to be updated with the rest and then checked against the digest. */
+  hash: Hash;
+  /** Where the entry starts in the file: cut there to drop the part again. */
+  offset: number;
 }
 
 /** What {@link resumeArchive} kept. */
@@ -54,6 +78,8 @@ export interface ResumedArchive {
   reusedBytes: number;
   /** Why the prefix ends where it does, for messages. */
   stopped: string;
+  /** The kept part of the next entry, if any. */
+  part?: KeptPart;
 }
 
 /**
@@ -83,26 +109,43 @@ export async function resumeArchive(path: string, opts: ResumeOptions): Promise<
   let keptBytes = 0;
   let reusedBytes = 0;
   let stopped = scan.stopped;
+  let partial: PartialRead | undefined;
   try {
     const checker = new EntryChecker(fh, path, opts);
+    let complete = true;
     for (let i = 0; i < scan.entries.length; i++) {
       const found = scan.entries[i]!;
       const planned = opts.planned[i];
       const problem = planned === undefined ? `${found.path} is not planned there` : await checker.check(found, planned);
       if (problem !== undefined) {
         stopped = problem;
+        complete = false;
         break;
       }
       kept.push(withoutFrames(found));
       keptBytes += found.frameSizes.reduce((n, f) => n + f.compressedSize, 0);
       reusedBytes += found.size;
     }
+    const next = opts.planned[kept.length];
+    if (opts.continuePartial === true && complete && next !== undefined && !next.compress) {
+      const tarOffset = kept.reduce((n, e) => n + tarEntrySize(e.size), 0);
+      partial = await checker.readPartial(next, keptBytes, scan.fileSize, tarOffset);
+    }
   } finally {
     await fh.close().catch(() => undefined);
   }
   const frames = scan.entries.slice(0, kept.length).flatMap((e) => e.frameSizes);
-  const writer = await ArchiveWriter.append(path, opts, { bytes: keptBytes, entries: kept, frames });
-  return { writer, kept: kept.length, keptBytes, reusedBytes, stopped };
+  const writer = await ArchiveWriter.append(path, opts, { bytes: keptBytes + (partial?.entry.bytes ?? 0), entries: kept, frames, ...(partial === undefined ? {} : { partial: partial.entry }) });
+  if (partial === undefined) return { writer, kept: kept.length, keptBytes, reusedBytes, stopped };
+  const part: KeptPart = { dataBytes: partial.dataBytes, hash: partial.hash, offset: keptBytes };
+  return { writer, kept: kept.length, keptBytes: keptBytes + partial.entry.bytes, reusedBytes: reusedBytes + partial.dataBytes, stopped, part };
+}
+
+/** What {@link EntryChecker.readPartial} kept of a partly written entry. */
+interface PartialRead {
+  entry: PartialEntry;
+  dataBytes: number;
+  hash: Hash;
 }
 
 function withoutFrames(e: ScannedEntry): IndexEntry {
@@ -156,6 +199,71 @@ class EntryChecker {
     if (problem !== undefined) return `${found.path}: ${problem}`;
     const digest = `sha256:${sink.hash.digest('hex')}`;
     return digest === planned.digest ? undefined : `${found.path} has digest ${digest}, ${planned.digest} planned`;
+  }
+
+  /**
+   * The complete Raw blocks of `planned`, written from `offset` on, as long as every frame and
+   * block header is exactly the one the writer writes for this entry, the tar header is the
+   * planned one, and at least one byte of the blob is still to come. Undefined when nothing of
+   * it can be kept.
+   */
+  async readPartial(planned: PlannedEntry, offset: number, fileSize: number, tarOffset: number): Promise<PartialRead | undefined> {
+    const maxFrame = this.#opts.maxFrameContent ?? MAX_FRAME_CONTENT;
+    const total = tarEntrySize(planned.size);
+    /** Keep content only below this: the writer must still have data to add. */
+    const limit = TAR_BLOCK + planned.size;
+    const sink = new ContentSink(encodeTarHeader(planned.path, planned.size, this.#opts.mtime), planned.size);
+    const frames: SeekFrame[] = [];
+    const expect = Buffer.alloc(RAW_FRAME_HEADER_SIZE);
+    /** End of the last complete block kept. */
+    let end = offset;
+    let content = 0;
+    let open: PartialEntry['open'];
+    frames: while (content < limit) {
+      const frameContent = Math.min(maxFrame, total - content);
+      const start = end;
+      if (start + RAW_FRAME_HEADER_SIZE > fileSize) break;
+      writeRawFrameHeader(expect, 0, frameContent);
+      if (!(await this.#read(RAW_FRAME_HEADER_SIZE, start)).equals(expect)) break;
+      let inFrame = 0;
+      let blocksPos = start + RAW_FRAME_HEADER_SIZE;
+      while (inFrame < frameContent) {
+        this.#opts.signal?.throwIfAborted();
+        const size = Math.min(RAW_BLOCK_MAX, frameContent - inFrame);
+        if (content + size >= limit || blocksPos + BLOCK_HEADER_SIZE + size > fileSize) break frames;
+        const head = await this.#read(BLOCK_HEADER_SIZE, blocksPos);
+        writeRawBlockHeader(expect, 0, size, inFrame + size === frameContent);
+        if (!head.equals(expect.subarray(0, BLOCK_HEADER_SIZE))) break frames;
+        const body = await this.#read(size, blocksPos + BLOCK_HEADER_SIZE);
+        sink.write(body);
+        if (content + size >= TAR_BLOCK && sink.problem() !== undefined) return undefined;
+        this.#opts.onBytes?.((inFrame === 0 ? RAW_FRAME_HEADER_SIZE : 0) + BLOCK_HEADER_SIZE + size);
+        blocksPos += BLOCK_HEADER_SIZE + size;
+        end = blocksPos;
+        inFrame += size;
+        content += size;
+        open = { start, contentSize: frameContent, contentDone: inFrame };
+        if (inFrame === frameContent) {
+          frames.push({ compressedSize: blocksPos - start, decompressedSize: frameContent });
+          open = undefined;
+        }
+      }
+    }
+    if (content < TAR_BLOCK) return undefined;
+    const bytes = end - offset;
+    const entry: PartialEntry = {
+      entry: { path: planned.path, size: planned.size, offset, frames: 0, dataOffset: tarOffset + TAR_BLOCK, encoding: 'raw' },
+      frames,
+      ...(open === undefined ? {} : { open }),
+      content,
+      bytes,
+    };
+    return { entry, dataBytes: content - TAR_BLOCK, hash: sink.hash };
+  }
+
+  /** `n` bytes at `pos` (a fresh buffer when larger than the reusable one). */
+  async #read(n: number, pos: number): Promise<Buffer> {
+    return readExactly(this.#fh, n, pos, this.#path, n <= this.#buf.length ? this.#buf : undefined);
   }
 
   #decoder(raw: boolean): FrameDecode {

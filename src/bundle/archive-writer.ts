@@ -29,11 +29,31 @@ export interface ArchiveWriterOptions {
 
 /** The complete entries already in a file that {@link ArchiveWriter.append} continues. */
 export interface ArchivePrefix {
-  /** File bytes they take: the file is cut there. */
+  /** File bytes they take (with {@link partial}'s): the file is cut there. */
   bytes: number;
   entries: readonly IndexEntry[];
   /** Their frames, in order. */
   frames: readonly SeekFrame[];
+  /** The Raw-block entry after them, kept in part: continue it with {@link ArchiveWriter.continueStream}. */
+  partial?: PartialEntry;
+}
+
+/**
+ * The start of a Raw-block entry: whole frames, then possibly whole blocks of an open frame. The
+ * writer continues it exactly as if it had never stopped (frame and block headers depend only on
+ * the sizes), so the file ends up byte-identical to one written in one go.
+ */
+export interface PartialEntry {
+  /** Its index record (`frames` is counted again as it is continued). */
+  entry: IndexEntry;
+  /** Its complete frames. */
+  frames: readonly SeekFrame[];
+  /** The frame it stops in: file offset of its header, content size, content bytes written. */
+  open?: { start: number; contentSize: number; contentDone: number };
+  /** Content bytes (tar header and data) kept. */
+  content: number;
+  /** File bytes kept. */
+  bytes: number;
 }
 
 /** Options of one entry. */
@@ -56,6 +76,8 @@ export class ArchiveWriter {
   readonly #names = new Set<string>();
   readonly #frames: SeekFrame[] = [];
   #tarOffset = 0;
+  /** Set by {@link append} with a partial entry, until {@link continueStream} finishes it. */
+  #partial: PartialEntry | undefined;
   #busy = false;
   #failed: unknown;
   #closed = false;
@@ -90,9 +112,11 @@ export class ArchiveWriter {
    * (archive-resume.ts) finds and checks the prefix.
    */
   static async append(path: string, opts: ArchiveWriterOptions, prefix: ArchivePrefix): Promise<ArchiveWriter> {
-    const stored = prefix.frames.reduce((n, f) => n + f.compressedSize, 0);
+    const stored = prefix.frames.reduce((n, f) => n + f.compressedSize, 0) + (prefix.partial?.bytes ?? 0);
     const framed = prefix.entries.reduce((n, e) => n + e.frames, 0);
-    if (stored !== prefix.bytes || framed !== prefix.frames.length) {
+    const part = prefix.partial;
+    const partOk = part === undefined || (part.entry.offset === stored - part.bytes && part.entry.encoding === 'raw' && part.content > TAR_BLOCK - 1 && part.content < TAR_BLOCK + part.entry.size);
+    if (stored !== prefix.bytes || framed !== prefix.frames.length || !partOk) {
       throw new AirlockError('INTERNAL', `archive prefix of ${prefix.bytes} bytes does not match its frames`);
     }
     const w = await ArchiveWriter.#over(await BatchOutput.append(path, prefix.bytes), opts);
@@ -102,6 +126,7 @@ export class ArchiveWriter {
       w.#tarOffset += tarEntrySize(e.size);
     }
     w.#frames.push(...prefix.frames);
+    w.#partial = part;
     return w;
   }
 
@@ -128,9 +153,44 @@ export class ArchiveWriter {
     await this.#guard(() => this.#addEntry(name, size, body, opts));
   }
 
+  /**
+   * Finish the entry kept in part by {@link append}: `body` yields the rest of its data, from
+   * data byte `partial.content - 512` on (what the caller fetched with a Range request).
+   */
+  async continueStream(name: string, size: number, body: AsyncIterable<Buffer>, opts: { signal?: AbortSignal | undefined } = {}): Promise<void> {
+    await this.#guard(async () => {
+      const part = this.#partial;
+      if (part === undefined || part.entry.path !== name || part.entry.size !== size) {
+        throw new AirlockError('INTERNAL', `no partly written entry ${name} of ${size} bytes to continue`);
+      }
+      this.#partial = undefined;
+      const entry: IndexEntry = { ...part.entry, frames: 0 };
+      this.#frames.push(...part.frames);
+      const framed = this.#framed(this.#raw, part.open === undefined ? undefined : { start: part.open.start, size: part.open.contentSize });
+      if (part.open !== undefined) this.#raw.resumeFrame(part.open.contentSize - part.open.contentDone);
+      const cutter = new FrameCutter(tarEntrySize(size), this.#maxFrame, framed, {
+        written: part.content,
+        frames: part.frames.length + (part.open === undefined ? 0 : 1),
+        left: part.open === undefined ? 0 : part.open.contentSize - part.open.contentDone,
+      });
+      await this.#writeBody(name, size, size - (part.content - TAR_BLOCK), body, cutter, opts.signal);
+      await cutter.finish();
+      entry.frames = cutter.frames;
+      this.#tarOffset += cutter.total;
+      this.#names.add(name);
+      this.#entries.push(entry);
+    });
+  }
+
+  /** Where the entry kept in part starts in the file (undefined when there is none). */
+  get partialOffset(): number | undefined {
+    return this.#partial?.entry.offset;
+  }
+
   /** Write the tar end, the index and the seek table; fsync and close. */
   async finish(): Promise<{ sha256: string; bytes: number }> {
     return this.#guard(async () => {
+      if (this.#partial !== undefined) throw new AirlockError('INTERNAL', `entry ${this.#partial.entry.path} was left unfinished`);
       const end = this.#framed(this.#zstd);
       await end.begin(TAR_END_SIZE);
       await end.write(Buffer.alloc(TAR_END_SIZE));
@@ -180,6 +240,7 @@ export class ArchiveWriter {
 
   async #addEntry(name: string, size: number, body: Iterable<Buffer> | AsyncIterable<Buffer>, opts: AddOptions): Promise<void> {
     if (this.#names.has(name)) throw new AirlockError('INTERNAL', `entry ${name} added twice`);
+    if (this.#partial !== undefined) throw new AirlockError('INTERNAL', `entry ${this.#partial.entry.path} must be continued first`);
     const header = encodeTarHeader(name, size, this.#mtime);
     const encoding: EntryEncoding = opts.compress ? 'zstd' : 'raw';
     const encoder = opts.compress ? this.#zstd : this.#raw;
@@ -193,16 +254,7 @@ export class ArchiveWriter {
     };
     const cutter = new FrameCutter(TAR_BLOCK + size + tarPadding(size), this.#maxFrame, this.#framed(encoder));
     await cutter.write(header);
-    let seen = 0;
-    for await (const chunk of body) {
-      opts.signal?.throwIfAborted();
-      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-      seen += buf.length;
-      if (seen > size) throw sizeError(name, size, `more than ${size}`);
-      await cutter.write(buf);
-    }
-    if (seen < size) throw sizeError(name, size, String(seen));
-    await cutter.write(ZEROS.subarray(0, tarPadding(size)));
+    await this.#writeBody(name, size, size, body, cutter, opts.signal);
     await cutter.finish();
     entry.frames = cutter.frames;
     this.#tarOffset += cutter.total;
@@ -210,10 +262,28 @@ export class ArchiveWriter {
     this.#entries.push(entry);
   }
 
-  /** `encoder`, with each frame it writes recorded for the seek table. */
-  #framed(encoder: FrameEncoder): FrameEncoder {
-    let start = 0;
-    let size = 0;
+  /** The last `expected` bytes of an entry's data, then its padding. */
+  async #writeBody(name: string, size: number, expected: number, body: Iterable<Buffer> | AsyncIterable<Buffer>, cutter: FrameCutter, signal: AbortSignal | undefined): Promise<void> {
+    let seen = 0;
+    const got = (n: number | string): string => (expected === size ? String(n) : `${size - expected} + ${n}`);
+    for await (const chunk of body) {
+      signal?.throwIfAborted();
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      seen += buf.length;
+      if (seen > expected) throw sizeError(name, size, `more than ${got(expected)}`);
+      await cutter.write(buf);
+    }
+    if (seen < expected) throw sizeError(name, size, got(seen));
+    await cutter.write(ZEROS.subarray(0, tarPadding(size)));
+  }
+
+  /**
+   * `encoder`, with each frame it writes recorded for the seek table; `open` is a frame already
+   * begun in the file (a continued entry).
+   */
+  #framed(encoder: FrameEncoder, open?: { start: number; size: number }): FrameEncoder {
+    let start = open?.start ?? 0;
+    let size = open?.size ?? 0;
     return {
       begin: async (contentSize) => {
         start = this.#out.position;
@@ -249,10 +319,16 @@ class FrameCutter {
   /** Bytes left in the open frame; 0 when no frame is open. */
   #left = 0;
 
-  constructor(total: number, maxFrame: number, encoder: FrameEncoder) {
+  /** `resume`: where a continued entry stands (content written, frames begun, left in the open one). */
+  constructor(total: number, maxFrame: number, encoder: FrameEncoder, resume?: { written: number; frames: number; left: number }) {
     this.total = total;
     this.#maxFrame = maxFrame;
     this.#encoder = encoder;
+    if (resume !== undefined) {
+      this.#written = resume.written;
+      this.frames = resume.frames;
+      this.#left = resume.left;
+    }
   }
 
   async write(chunk: Buffer): Promise<void> {

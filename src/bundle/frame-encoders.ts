@@ -92,6 +92,15 @@ export class RawFrameEncoder implements FrameEncoder {
     this.#blockLeft = 0;
   }
 
+  /**
+   * Continue a frame whose header and first blocks are already in the file (a resumed entry cut
+   * at a block boundary): `unannounced` content bytes are still to come.
+   */
+  resumeFrame(unannounced: number): void {
+    this.#unannounced = unannounced;
+    this.#blockLeft = 0;
+  }
+
   async write(chunk: Buffer): Promise<void> {
     let pos = 0;
     while (pos < chunk.length) {

@@ -25,17 +25,20 @@ export class BlobFeed {
   readonly #blobs: readonly PlannedBlob[];
   readonly #ahead: number;
   readonly #signal: AbortSignal | undefined;
+  readonly #offsets: ReadonlyMap<PlannedBlob, number>;
   readonly #open: Opening[] = [];
   #next = 0;
 
   /**
    * @param blobs the blobs to read, in the order they will be asked for (manifests excluded)
    * @param ahead how many to open before they are asked for (0: open each when asked)
+   * @param offsets blobs to read from a byte offset on (a blob a resumed create wrote in part)
    */
-  constructor(blobs: readonly PlannedBlob[], ahead = DEFAULT_OPEN_AHEAD, signal?: AbortSignal) {
+  constructor(blobs: readonly PlannedBlob[], ahead = DEFAULT_OPEN_AHEAD, signal?: AbortSignal, offsets: ReadonlyMap<PlannedBlob, number> = new Map()) {
     this.#blobs = blobs;
     this.#ahead = ahead;
     this.#signal = signal;
+    this.#offsets = offsets;
   }
 
   /** The next blob and its (unverified) body. Resolves in the order of `blobs`. */
@@ -56,7 +59,8 @@ export class BlobFeed {
   #fill(target: number): void {
     while (this.#open.length < target && this.#next < this.#blobs.length) {
       const blob = this.#blobs[this.#next++]!;
-      const body = blob.source.openBlob(blob.repository, blob.desc, { signal: this.#signal });
+      const offset = this.#offsets.get(blob);
+      const body = blob.source.openBlob(blob.repository, blob.desc, { signal: this.#signal, ...(offset === undefined ? {} : { offset }) });
       // A failure surfaces when this blob is asked for; until then it must not be unhandled.
       body.catch(() => undefined);
       this.#open.push({ blob, body });

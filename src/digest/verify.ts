@@ -29,16 +29,27 @@ export function integrityError(what: string, expected: Expected, got: { digest?:
   });
 }
 
+/**
+ * The first `bytes` of the content, already hashed into `hash` (a resumed create read them back
+ * from its partial file): the check goes on from there and still covers the whole content.
+ */
+export interface KnownPrefix {
+  bytes: number;
+  hash: Hash;
+}
+
 /** Hashes and counts content; the one check behind both forms. */
 class Check {
   readonly #expected: Expected;
   readonly #what: string;
-  readonly #hash: Hash = createHash('sha256');
-  seen = 0;
+  readonly #hash: Hash;
+  seen: number;
 
-  constructor(expected: Expected, what: string) {
+  constructor(expected: Expected, what: string, before?: KnownPrefix) {
     this.#expected = expected;
     this.#what = what;
+    this.#hash = before?.hash ?? createHash('sha256');
+    this.seen = before?.bytes ?? 0;
   }
 
   /** Take a chunk in; an error when the content is now longer than expected. */
@@ -60,7 +71,8 @@ class Check {
 
 /**
  * Yields the chunks of `source` once they are hashed, the last one only after size and digest
- * matched; throws INTEGRITY otherwise. `onBytes` is called with the size of every chunk.
+ * matched; throws INTEGRITY otherwise. `onBytes` is called with the size of every chunk. With
+ * `before`, `source` is the rest of content whose start was hashed already.
  *
  * @example
  * for await (const chunk of verifiedChunks(body, desc, `blob ${desc.digest}`)) await sink.write(chunk);
@@ -70,8 +82,9 @@ export async function* verifiedChunks(
   expected: Expected,
   what: string,
   onBytes?: (n: number) => void,
+  before?: KnownPrefix,
 ): AsyncGenerator<Buffer, void, undefined> {
-  const check = new Check(expected, what);
+  const check = new Check(expected, what, before);
   let held: Buffer | undefined;
   for await (const chunk of source) {
     const tooLong = check.update(chunk);

@@ -20,7 +20,7 @@ import { isDigest, sha256Digest, type Digest } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type RawManifest } from '../oci/manifest.js';
-import type { CallOptions, Sink, Source, TagJob } from '../transport/types.js';
+import type { CallOptions, OpenBlobOptions, Sink, Source, TagJob } from '../transport/types.js';
 import { streamToFileAtomic, writeFileAtomic } from './atomic.js';
 import { findByName, readIndex, updateIndex, upsertEntry } from './index-file.js';
 import {
@@ -101,7 +101,7 @@ export class Layout implements Source, Sink {
     return parseManifest(bytes, desc.mediaType, what);
   }
 
-  async openBlob(_repository: string, desc: Descriptor, _opts?: CallOptions): Promise<Readable> {
+  async openBlob(_repository: string, desc: Descriptor, opts: OpenBlobOptions = {}): Promise<Readable> {
     const file = blobFile(this.dir, desc.digest);
     if (!(await exists(file))) {
       throw new AirlockError('NOT_FOUND', `blob ${desc.digest} is missing from ${this.description}`, {
@@ -109,7 +109,7 @@ export class Layout implements Source, Sink {
         hint: 'the layout is incomplete; recreate it',
       });
     }
-    return createReadStream(file, { highWaterMark: 1 << 20 });
+    return createReadStream(file, { highWaterMark: 1 << 20, start: opts.offset ?? 0 });
   }
 
   async listTags(repository: string, _opts?: CallOptions): Promise<string[]> {

@@ -9,22 +9,26 @@
  * An interrupted run (crash, Ctrl-C, network failure) leaves `OUT.partial`. The next run with the
  * same images and content continues it: it reuses the old bundle.json bytes (and so its `created`
  * time), reads back and checks every complete entry (`resumeArchive`), and fetches only the blobs
- * that are not already there. Anything else about the partial file means starting over.
+ * that are not already there. A layer stored in Raw blocks that was cut part-way is continued
+ * inside the blob: its complete blocks are kept (and hashed as they are read back), the rest is
+ * fetched from that offset (HTTP Range), and the digest is checked over the whole blob; if it does
+ * not match, the file is cut back to the start of that blob so that the next run fetches it whole.
+ * Anything else about the partial file means starting over.
  *
  * With `since` (earlier bundles, their heads or manifests, or inventories of the target: see
  * `copy/since.ts`) the bundle is a delta: it carries every manifest but only the configs and
  * layers none of them delivered. The PREVs are read and checked before anything is fetched.
  */
-import { rename, stat } from 'node:fs/promises';
+import { rename, stat, truncate } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { AirlockError, fromFsError } from '../errors.js';
+import { AirlockError, fromFsError, isAirlockError } from '../errors.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { verifiedChunks } from '../digest/verify.js';
 import { isCompressedMediaType } from '../oci/media-types.js';
 import { blobPath, OCI_LAYOUT_CONTENT } from '../layout/paths.js';
 import { writeFileAtomic } from '../layout/atomic.js';
 import { ArchiveWriter } from '../bundle/archive-writer.js';
-import { resumeArchive, type PlannedEntry } from '../bundle/archive-resume.js';
+import { resumeArchive, type KeptPart, type PlannedEntry } from '../bundle/archive-resume.js';
 import { serializeBundleManifest, type BundleParent } from '../bundle/manifest.js';
 import { readHead } from '../bundle/read-head.js';
 import { signBundle, type SigningKey, type TrustedKey } from '../bundle/signing.js';
@@ -113,20 +117,25 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   });
   const plan = planBundle(resolved, delivered === undefined ? {} : { delivered });
   const partial = opts.output + PARTIAL_SUFFIX;
-  const { writer, head, signature, kept } = await startArchive(plan, partial, opts);
+  const { writer, head, signature, kept, part } = await startArchive(plan, partial, opts);
   const heads = headEntries(plan, head, signature?.bytes);
   const skip = Math.max(0, kept - heads.length);
-  const reusedBytes = plan.blobs.slice(0, skip).reduce((n, b) => n + b.desc.size, 0);
+  /** The blob kept in part (it follows the kept ones), continued from `part.dataBytes`. */
+  const continued = part === undefined ? undefined : plan.blobs[skip];
+  const reusedBytes = plan.blobs.slice(0, skip).reduce((n, b) => n + b.desc.size, 0) + (part?.dataBytes ?? 0);
   let result: { sha256: string; bytes: number };
   let feed: BlobFeed | undefined;
+  let continuing = false;
   try {
     for (const e of heads.slice(kept)) await writer.addBuffer(e.path, e.bytes, { compress: true });
-    if (skip > 0) {
-      const mib = (reusedBytes / 2 ** 20).toFixed(1);
-      progress({ kind: 'warning', message: `continuing ${partial}: ${skip} of ${plan.blobs.length} blobs (${mib} MiB) are already there` });
+    if (skip > 0 || part !== undefined) {
+      const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
+      const inside = part === undefined ? '' : `, and ${mib(part.dataBytes)} of the ${mib(continued?.desc.size ?? 0)} MiB of the next one`;
+      progress({ kind: 'warning', message: `continuing ${partial}: ${skip} of ${plan.blobs.length} blobs (${mib(reusedBytes - (part?.dataBytes ?? 0))} MiB) are already there${inside}` });
     }
     progress({ kind: 'phase', phase: 'copying blobs', total: plan.totals.bytes - reusedBytes, items: plan.blobs.length - skip });
-    feed = new BlobFeed(plan.blobs.slice(skip).filter((b) => b.bytes === undefined), opts.openAhead, opts.signal);
+    const offsets = new Map(continued === undefined || part === undefined ? [] : [[continued, part.dataBytes] as const]);
+    feed = new BlobFeed(plan.blobs.slice(skip).filter((b) => b.bytes === undefined), opts.openAhead, opts.signal, offsets);
     for (const [i, blob] of plan.blobs.entries()) {
       opts.signal?.throwIfAborted();
       const path = blobPath(blob.desc.digest);
@@ -144,9 +153,15 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       if (next?.blob !== blob) throw new AirlockError('INTERNAL', `blob feed out of order at ${blob.desc.digest}`);
       const body = next.body;
       const what = `blob ${blob.desc.digest} of ${blob.source.description}/${blob.repository}`;
-      const verified = verifiedChunks(body, blob.desc, what, (n) => progress({ kind: 'bytes', bytes: n }));
+      const onBytes = (n: number): void => progress({ kind: 'bytes', bytes: n });
       try {
-        await writer.addStream(path, blob.desc.size, verified, { compress: compressed(blob) });
+        if (blob === continued && part !== undefined) {
+          continuing = true;
+          await writer.continueStream(path, blob.desc.size, verifiedChunks(body, blob.desc, what, onBytes, { bytes: part.dataBytes, hash: part.hash }), { signal: opts.signal });
+          continuing = false;
+        } else {
+          await writer.addStream(path, blob.desc.size, verifiedChunks(body, blob.desc, what, onBytes), { compress: compressed(blob) });
+        }
       } finally {
         body.destroy();
       }
@@ -156,6 +171,9 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     await feed?.close();
     // Keep what was written: the next run continues from it (see the module comment).
     await writer.abort({ flush: true });
+    // The kept start of a blob plus what was fetched now does not hash to its digest: which part
+    // is wrong cannot be told, so neither is kept.
+    if (continuing && part !== undefined && isAirlockError(err, 'INTEGRITY')) await truncate(partial, part.offset).catch(() => undefined);
     throw resumable(err, partial, opts.signal);
   }
   const checksumFile = `${opts.output}.sha256`;
@@ -191,6 +209,8 @@ interface Started {
   signature: { bytes: Buffer; keyId: string } | undefined;
   /** Entries (head entries, then blobs in plan order) already in the file. */
   kept: number;
+  /** The start of the next blob, kept. */
+  part?: KeptPart;
 }
 
 /** Continue `partial` when it was started for the same plan and signer; else start a new file. */
@@ -220,8 +240,9 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
       planned: plannedEntries(plan, old.head, old.signature?.bytes),
       signal: opts.signal,
       onBytes: (n) => progress({ kind: 'bytes', bytes: n }),
+      continuePartial: true,
     });
-    return { writer: r.writer, head: old.head, signature: old.signature, kept: r.kept };
+    return { writer: r.writer, head: old.head, signature: old.signature, kept: r.kept, ...(r.part === undefined ? {} : { part: r.part }) };
   } catch (err) {
     if (opts.signal?.aborted === true) throw err;
     return restart((err as Error).message);

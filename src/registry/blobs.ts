@@ -136,11 +136,12 @@ export async function requestBlob(http: RegistryHttp, repository: string, desc: 
  * the body timeout before undici paused it (a paused body is never timed out). Its error and its
  * `close` are then in the past, so it is checked before listening, and resumed like any other.
  */
-async function* resumingBytes(http: RegistryHttp, repository: string, desc: Descriptor, state: { current: BlobBody }, signal?: AbortSignal): AsyncGenerator<Buffer> {
+async function* resumingBytes(http: RegistryHttp, repository: string, desc: Descriptor, state: { current: BlobBody }, signal: AbortSignal | undefined, offset: number): AsyncGenerator<Buffer> {
   const subject = blobSubject(http.host, repository, desc);
   const url = new URL(blobPath(repository, desc), http.origin);
   const progress = minBytesPerWindow(http.timeouts.bodyMs);
-  let delivered = 0;
+  /** Position in the blob of the next byte to deliver. */
+  let delivered = offset;
   let failures = 0;
   for (;;) {
     const before = delivered;
@@ -189,11 +190,14 @@ async function* resumingBytes(http: RegistryHttp, repository: string, desc: Desc
   }
 }
 
-/** Open a blob for reading; errors before the first byte (404, auth) are thrown here. */
-export async function openBlob(http: RegistryHttp, repository: string, desc: Descriptor, signal?: AbortSignal): Promise<Readable> {
+/**
+ * Open a blob for reading from byte `offset` on (an interrupted create continues a partly written
+ * blob); errors before the first byte (404, auth) are thrown here.
+ */
+export async function openBlob(http: RegistryHttp, repository: string, desc: Descriptor, signal?: AbortSignal, offset = 0): Promise<Readable> {
   const sig = http.signal(signal);
-  const state = { current: await requestBlob(http, repository, desc, 0, sig) };
-  const stream = Readable.from(resumingBytes(http, repository, desc, state, sig), {
+  const state = { current: await requestBlob(http, repository, desc, offset, sig) };
+  const stream = Readable.from(resumingBytes(http, repository, desc, state, sig, offset), {
     objectMode: true,
     highWaterMark: PIECES_AHEAD,
   });

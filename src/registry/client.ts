@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { RawManifest } from '../oci/manifest.js';
-import type { CallOptions, Sink, Source } from '../transport/types.js';
+import type { CallOptions, OpenBlobOptions, Sink, Source } from '../transport/types.js';
 import { Authenticator } from './auth.js';
 import { hasBlob, openBlob } from './blobs.js';
 import { listRepositories, type Catalog, type CatalogOptions } from './catalog.js';
@@ -189,10 +189,10 @@ export class RegistryClient implements Source, Sink {
   }
 
   /** Open a blob; the stream resumes broken downloads and holds a download slot until it closes. */
-  async openBlob(repository: string, desc: Descriptor, opts: CallOptions = {}): Promise<Readable> {
+  async openBlob(repository: string, desc: Descriptor, opts: OpenBlobOptions = {}): Promise<Readable> {
     const release = await this.#downloads.acquire(this.#http.signal(opts.signal));
     try {
-      const stream = await openBlob(this.#http, repository, desc, opts.signal);
+      const stream = await openBlob(this.#http, repository, desc, opts.signal, opts.offset ?? 0);
       stream.once('close', release);
       return stream;
     } catch (err) {

@@ -17,6 +17,15 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@link Source.openBlob}. */
+export interface OpenBlobOptions extends CallOptions {
+  /**
+   * Start at this byte of the blob (0 by default): an interrupted create continues a blob it had
+   * partly written. The stream then yields `desc.size - offset` bytes.
+   */
+  offset?: number;
+}
+
 export interface Source {
   /** Human-readable name for messages: `registry quay.io`, `oci:/srv/layout`. */
   readonly description: string;
@@ -30,7 +39,7 @@ export interface Source {
    * Open a blob for reading. The stream is NOT verified: the copy engine verifies size and digest.
    * Sources that can should resume a broken download internally (HTTP Range).
    */
-  openBlob(repository: string, desc: Descriptor, opts?: CallOptions): Promise<Readable>;
+  openBlob(repository: string, desc: Descriptor, opts?: OpenBlobOptions): Promise<Readable>;
   /** All tags of a repository (every page). */
   listTags(repository: string, opts?: CallOptions): Promise<string[]>;
 }

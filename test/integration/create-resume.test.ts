@@ -34,6 +34,9 @@ let tmp: TempDir;
 let reg: TestRegistry;
 let proxy: Proxy;
 let ref: string;
+/** One 32 MiB gzip layer (stored in Raw blocks), for a cut inside a blob. */
+let hugeRef: string;
+const HUGE_LAYER = 32 * MiB;
 let key: string;
 /** Bytes of every blob of the image. */
 let blobBytes: number;
@@ -45,10 +48,16 @@ beforeAll(async () => {
     images: [{ name: 'example.com/big/app:v1', layers: [layer('app-a', 16 * MiB), layer('app-b', 16 * MiB), layer('app-c', 8 * MiB)] }],
   })) as { dir: string; blobs: Map<string, { size: number }> };
   blobBytes = [...corpus.blobs.values()].reduce((n, b) => n + b.size, 0);
+  const huge = (await writeCorpus(`${tmp.path}/huge`, {
+    seed: 'create-resume-huge',
+    images: [{ name: 'example.com/huge/app:v1', layers: [{ id: 'huge', size: HUGE_LAYER, randomRatio: 1, files: 1 }] }],
+  })) as { dir: string };
   reg = await startRegistry();
   await seedRegistry(reg, corpus.dir);
+  await seedRegistry(reg, huge.dir);
   proxy = await startProxy(reg.host);
   ref = `${proxy.host}/big/app:v1`;
+  hugeRef = `${proxy.host}/huge/app:v1`;
   expect((await airlock(['key', 'generate', '--out', `${tmp.path}/signer`])).code).toBe(0);
   key = `${tmp.path}/signer.key`;
 });
@@ -118,6 +127,45 @@ describe('bundle create continues an interrupted run', () => {
       const images = await expandImages(imageListFromRefs([ref]).entries, endpoints);
       const direct = await createBundle({ images, output: again, signingKey: await loadSigningKey(key), now: () => new Date(created) });
       expect(direct.reusedBytes).toBe(0);
+      expect(direct.sha256).toBe(result.sha256);
+    } finally {
+      await endpoints.close();
+    }
+    expect((await readFile(again)).equals(await readFile(out))).toBe(true);
+  });
+
+  it('after kill -9 inside a layer: keeps its complete blocks and fetches only the rest of it', async () => {
+    const out = `${tmp.path}/inside.tar.zst`;
+    const partial = `${out}.partial`;
+    const args = ['bundle', 'create', hugeRef, '-o', out, '--sign-key', key, '--plain-http'];
+    const first = await interrupt([...args, '-q'], partial, 20 * MiB, 'SIGKILL');
+    expect(first.sent).toBe(true);
+    expect(existsSync(out)).toBe(false);
+    const cutAt = statSync(partial).size;
+    expect(cutAt).toBeLessThan(HUGE_LAYER);
+
+    proxy.served = 0;
+    const rerun = await airlock([...args, '--json']);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const result = JSON.parse(rerun.stdout) as { reusedBytes: number; reusedBlobs: number; sha256: string; totals: { bytes: number } };
+    // The layer was not complete, yet what reached the file (20 MiB or more, less one write
+    // batch still in memory at the kill) was kept.
+    expect(result.reusedBytes).toBeLessThan(HUGE_LAYER);
+    expect(result.reusedBytes).toBeGreaterThan(12 * MiB);
+    expect(rerun.stderr).toBe('');
+    // Bytes through the proxy: the layer's remainder, the manifest and HTTP headers, nothing more.
+    const remainder = result.totals.bytes - result.reusedBytes;
+    expect(proxy.served).toBeLessThan(remainder + 256 * 1024);
+    expect(proxy.served).toBeGreaterThanOrEqual(remainder);
+    console.log(`cut at ${(cutAt / MiB).toFixed(1)} MiB of the file (${(HUGE_LAYER / MiB).toFixed(0)} MiB layer): rerun fetched ${(proxy.served / MiB).toFixed(2)} MiB, reused ${(result.reusedBytes / MiB).toFixed(2)} MiB`);
+
+    expect((await airlock(['bundle', 'verify', out, '--trust', `${tmp.path}/signer.pub`])).code).toBe(0);
+    const created = (JSON.parse((await readHead(out)).bundleJson.toString()) as { created: string }).created;
+    const again = `${tmp.path}/inside-uninterrupted.tar.zst`;
+    const endpoints = await endpointsFrom({ plainHttp: true });
+    try {
+      const images = await expandImages(imageListFromRefs([hugeRef]).entries, endpoints);
+      const direct = await createBundle({ images, output: again, signingKey: await loadSigningKey(key), now: () => new Date(created) });
       expect(direct.sha256).toBe(result.sha256);
     } finally {
       await endpoints.close();

@@ -30,6 +30,16 @@ export interface RecordingProxy {
   readonly requests: ProxiedRequest[];
   /** Decide per request: an answer of its own, or undefined to forward. */
   intercept?: (req: IncomingMessage) => CannedAnswer | undefined;
+  /** Called as each request arrives, with its 1-based number (e.g. to kill the client there). */
+  onRequest?: (req: IncomingMessage, n: number) => void;
+  /** Response body bytes per second to clients; Infinity (the default) for no limit. */
+  rate: number;
+  /**
+   * Resolves once every request forwarded so far has been answered by the registry or abandoned
+   * (a client killed mid-body: the proxy then resets that upstream request too), so that what the
+   * registry stores can be inspected without racing a request it is still working on.
+   */
+  settled(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -37,9 +47,14 @@ export interface RecordingProxy {
 export async function startRecordingProxy(upstream: string): Promise<RecordingProxy> {
   const [upHost, upPort] = upstream.split(':') as [string, string];
   const requests: ProxiedRequest[] = [];
+  const inFlight = new Set<Promise<void>>();
   const proxy: RecordingProxy = {
     host: '',
     requests,
+    rate: Infinity,
+    settled: async () => {
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+    },
     stop: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
@@ -48,6 +63,7 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const record: ProxiedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, status: 0, bytes: 0 };
     requests.push(record);
+    proxy.onRequest?.(req, requests.length);
     const canned = proxy.intercept?.(req);
     if (canned !== undefined) {
       req.resume();
@@ -59,15 +75,34 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
       return;
     }
     // The Host header stays the proxy's, so the registry's absolute Location URLs lead back here.
+    let answered!: () => void;
+    const exchange = new Promise<void>((resolve) => (answered = resolve));
+    inFlight.add(exchange);
+    void exchange.then(() => inFlight.delete(exchange));
     const out = request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers }, (up) => {
+      answered();
       record.status = up.statusCode ?? 0;
+      if (res.destroyed) {
+        up.destroy();
+        return;
+      }
       res.writeHead(up.statusCode ?? 502, up.headers);
-      up.on('data', (chunk: Buffer) => (record.bytes += chunk.length));
+      up.on('data', (chunk: Buffer) => {
+        record.bytes += chunk.length;
+        if (proxy.rate === Infinity) return;
+        up.pause();
+        setTimeout(() => up.resume(), (chunk.length / proxy.rate) * 1000);
+      });
       up.pipe(res);
       // A client that goes away mid-body must not leave the upstream response paused forever.
       res.once('close', () => up.destroy());
     });
     out.once('error', () => res.destroy());
+    out.once('close', answered);
+    // A client that died mid-request: the registry must not wait for the rest of the body.
+    req.once('close', () => {
+      if (!req.complete) out.destroy();
+    });
     req.pipe(out);
   };
   const server = createServer(handle);

@@ -13,6 +13,9 @@ import { resumeArchive, type PlannedEntry } from '../../src/bundle/archive-resum
 import { ArchiveWriter } from '../../src/bundle/archive-writer.js';
 import { scanFrames } from '../../src/bundle/frame-scan.js';
 import { sha256Digest } from '../../src/digest/digest.js';
+import { verifiedChunks } from '../../src/digest/verify.js';
+import { isAirlockError } from '../../src/errors.js';
+import { RAW_BLOCK_MAX } from '../../src/bundle/zstd-frames.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
 const MTIME = new Date('2024-05-01T12:00:00Z');
@@ -246,5 +249,69 @@ describe('resumeArchive', () => {
       expect((await r.writer.finish()).sha256).toBe(whole.sha256);
       expect((await readFile(partial)).equals(bytes)).toBe(true);
     }
+  });
+
+  it('continues inside a raw blob: keeps its complete blocks, fetches only the rest, same bytes', async () => {
+    // Default frame size: one frame per entry, a 2 MiB raw blob is 16 blocks of 128 KiB.
+    const blobs = [
+      input('bundle.json', Buffer.from('{}\n'), true),
+      input('blobs/sha256/a', rand(100_000), false),
+      input('blobs/sha256/b', rand((2 << 20) + 777), false),
+      input('blobs/sha256/c', text('tail text\n', 30_000), true),
+    ];
+    const path = join(dir.path, 'inside.tar.zst');
+    const w = await ArchiveWriter.create(path, { mtime: MTIME });
+    for (const e of blobs) await add(w, e);
+    const whole = await w.finish();
+    const bytes = await readFile(path);
+    const scan = await scanFrames(path);
+    const [, , b] = scan.entries;
+    const bEnd = b!.offset + b!.frameSizes[0]!.compressedSize;
+    for (const cut of [b!.offset + 5, b!.offset + 131_000, b!.offset + 10 + 3 + RAW_BLOCK_MAX, b!.offset + 1_000_001, bEnd - 900, bEnd - 1]) {
+      const partial = join(dir.path, `inside-${cut}.partial`);
+      await writeFile(partial, bytes.subarray(0, cut));
+      served.clear();
+      const r = await resumeArchive(partial, { mtime: MTIME, planned: blobs, continuePartial: true });
+      expect({ cut, kept: r.kept }).toEqual({ cut, kept: 2 });
+      const entry = blobs[2]!;
+      // Whole blocks only, never the last one (the writer must still have bytes to add).
+      const expected = Math.min(Math.floor((cut - b!.offset - 10) / (RAW_BLOCK_MAX + 3)), Math.ceil((entry.size + 512) / RAW_BLOCK_MAX) - 1) * RAW_BLOCK_MAX - 512;
+      expect({ cut, data: r.part?.dataBytes ?? 0 }).toEqual({ cut, data: Math.max(0, expected) });
+      if (r.part !== undefined) {
+        const rest = entry.data.subarray(r.part.dataBytes);
+        const pieces = [];
+        for (let i = 0; i < rest.length; i += 50_001) pieces.push(rest.subarray(i, i + 50_001));
+        const counted = Readable.from(pieces).map((c: Buffer) => {
+          served.set(entry.path, (served.get(entry.path) ?? 0) + c.length);
+          return c;
+        });
+        await r.writer.continueStream(entry.path, entry.size, verifiedChunks(counted, entry, entry.path, undefined, { bytes: r.part.dataBytes, hash: r.part.hash }));
+        expect(served.get(entry.path)).toBe(entry.size - r.part.dataBytes);
+      }
+      for (const e of blobs.slice(r.kept + (r.part === undefined ? 0 : 1))) await add(r.writer, e);
+      expect((await r.writer.finish()).sha256).toBe(whole.sha256);
+      expect((await readFile(partial)).equals(bytes)).toBe(true);
+    }
+    expect(execFileSync('tar', ['--zstd', '-tf', path]).toString().trim().split('\n')).toEqual(blobs.map((e) => e.path));
+  });
+
+  it('a kept part whose bytes were changed fails the digest over the whole blob', async () => {
+    const blobs = [input('bundle.json', Buffer.from('{}\n'), true), input('blobs/sha256/x', rand(1 << 20), false)];
+    const path = join(dir.path, 'inside-bad.tar.zst');
+    const w = await ArchiveWriter.create(path, { mtime: MTIME });
+    for (const e of blobs) await add(w, e);
+    await w.finish();
+    const bytes = Buffer.from(await readFile(path));
+    const x = (await scanFrames(path)).entries[1]!;
+    bytes[x.offset + 10 + 3 + 5000]! ^= 1;
+    const partial = join(dir.path, 'inside-bad.partial');
+    await writeFile(partial, bytes.subarray(0, x.offset + 600_000));
+    const r = await resumeArchive(partial, { mtime: MTIME, planned: blobs, continuePartial: true });
+    expect(r.part?.dataBytes).toBe(4 * RAW_BLOCK_MAX - 512);
+    const e = blobs[1]!;
+    const rest = Readable.from([e.data.subarray(r.part!.dataBytes)]);
+    const err = await r.writer.continueStream(e.path, e.size, verifiedChunks(rest, e, e.path, undefined, { bytes: r.part!.dataBytes, hash: r.part!.hash })).catch((x: unknown) => x);
+    expect(isAirlockError(err, 'INTEGRITY')).toBe(true);
+    await r.writer.abort();
   });
 });

@@ -61,3 +61,42 @@ describe('Layout as a sink', () => {
     expect(await layout.listTags('quay.io/coreos/etcd')).toEqual(['v3.3', 'latest']);
   });
 });
+
+describe('Layout as a source', () => {
+  it('opens a blob at an offset (a resumed create continues a partly written blob)', async () => {
+    const varied = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
+    const d = { mediaType: 'application/octet-stream', digest: sha256Digest(varied), size: varied.length };
+    await layout.putBlob('', d, Readable.from([varied]));
+    const read = async (offset?: number): Promise<Buffer> => {
+      const parts: Buffer[] = [];
+      for await (const c of await layout.openBlob('', d, offset === undefined ? {} : { offset })) parts.push(c as Buffer);
+      return Buffer.concat(parts);
+    };
+    expect((await read()).equals(varied)).toBe(true);
+    expect((await read(123_457)).equals(varied.subarray(123_457))).toBe(true);
+  });
+});
+
+describe('a failed import into a layout', () => {
+  it('discard removes a layout init created, and never one that existed', async () => {
+    const fresh = new Layout(`${tmp.path}/new/deeper/l`);
+    await fresh.init();
+    await fresh.discard();
+    await expect(readdir(`${tmp.path}/new`)).rejects.toThrow();
+    // `layout` (beforeEach) exists: a second Layout on it created nothing, so discards nothing.
+    const again = new Layout(layout.dir);
+    await again.init();
+    await again.discard();
+    expect((await readdir(layout.dir)).sort()).toEqual(['blobs', 'oci-layout']);
+  });
+
+  it('names every image in one index.json write', async () => {
+    const m = (n: number) => parseManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: desc.digest, size: n }, layers: [] })), undefined, 'm');
+    await layout.putTags([
+      { repository: 'a/b', manifest: m(1), reference: 'v1' },
+      { repository: 'a/c', manifest: m(2), reference: 'v2' },
+    ]);
+    const index = JSON.parse(await readFile(`${layout.dir}/index.json`, 'utf8')) as { manifests: Array<{ annotations: Record<string, string> }> };
+    expect(index.manifests.map((d) => d.annotations['org.opencontainers.image.ref.name'])).toEqual(['a/b:v1', 'a/c:v2']);
+  });
+});

@@ -7,6 +7,7 @@ import { AirlockError } from '../errors.js';
 import type { Endpoints } from '../copy/expand.js';
 import type { Layout } from '../layout/layout.js';
 import type { RegistryClient } from '../registry/client.js';
+import type { RegistryListener } from '../registry/events.js';
 import { VERSION } from '../version.js';
 
 export interface RegistryFlags {
@@ -17,6 +18,8 @@ export interface RegistryFlags {
   concurrency?: string;
   /** Uploads only (import): largest PATCH, in MiB; see {@link parseChunkSize}. */
   chunkSize?: string;
+  /** See {@link parseTimeout}. */
+  timeout?: string;
 }
 
 /** Blobs in flight per registry by default: enough to hide latency to a remote registry. */
@@ -39,7 +42,11 @@ export function addRegistryOptions(
     .addOption(new Option('--ca-file <file>', 'trust this CA certificate (PEM) for TLS; repeatable').argParser(collect))
     .option('--plain-http', 'talk plain HTTP, for registries without TLS', false)
     .option('--insecure-skip-tls-verify', 'do not verify registry TLS certificates (unsafe)', false)
-    .option('--concurrency <n>', `${concurrency.what} (default ${concurrency.defaultValue})`);
+    .option('--concurrency <n>', `${concurrency.what} (default ${concurrency.defaultValue})`)
+    .option(
+      '--timeout <duration>',
+      'how long a silent registry is waited for: the response head and each gap in a body; connecting gets half (30s, 2m, or seconds; default 60s)',
+    );
 }
 
 interface Creds {
@@ -90,16 +97,39 @@ export function parseChunkSize(text: string | undefined): number | undefined {
   return mib * 1024 * 1024;
 }
 
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * `--timeout DURATION` in ms, undefined when not given: `90` (seconds), `90s`, `2m`, `500ms`, from
+ * 100 ms to 1 h.
+ */
+export function parseTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const ms = m === null ? NaN : Math.round(Number(m[1]) * (DURATION_UNITS[m[2] ?? 's'] ?? NaN));
+  if (!(ms >= 100 && ms <= 3_600_000)) {
+    throw new AirlockError('USAGE', `--timeout ${text}: must be a duration from 100ms to 1h`, {
+      hint: 'for example --timeout 30s, --timeout 5m, or --timeout 90 (seconds)',
+    });
+  }
+  return ms;
+}
+
 /**
  * Build the endpoint factory; one client per host, reused for every image of that host. The
  * registry client (undici) is loaded here, not when the CLI starts: commands that never talk to a
  * registry (verify, inspect, key) start ~80 ms sooner.
  */
-export async function endpointsFrom(flags: RegistryFlags): Promise<Endpoints & { close(): Promise<void> }> {
+export async function endpointsFrom(flags: RegistryFlags, onEvent?: RegistryListener): Promise<Endpoints & { close(): Promise<void> }> {
   const creds = (flags.creds ?? []).map(parseCreds);
   const concurrency = parseConcurrency(flags.concurrency);
   const chunkSize = parseChunkSize(flags.chunkSize);
-  const [{ RegistryClient }, { Layout }] = await Promise.all([import('../registry/client.js'), import('../layout/layout.js')]);
+  const timeout = parseTimeout(flags.timeout);
+  const [{ RegistryClient }, { Layout }, { timeoutsFrom }] = await Promise.all([
+    import('../registry/client.js'),
+    import('../layout/layout.js'),
+    import('../registry/timeouts.js'),
+  ]);
   const clients = new Map<string, RegistryClient>();
   return {
     registry(host: string): RegistryClient {
@@ -113,6 +143,8 @@ export async function endpointsFrom(flags: RegistryFlags): Promise<Endpoints & {
           ...(c === undefined ? {} : { credentials: { username: c.username, password: c.password } }),
           maxConcurrentBlobs: concurrency,
           ...(chunkSize === undefined ? {} : { upload: { chunkSize } }),
+          ...(timeout === undefined ? {} : { timeouts: timeoutsFrom(timeout) }),
+          ...(onEvent === undefined ? {} : { onEvent }),
           userAgent: `airlock/${VERSION}`,
         });
         clients.set(host, client);

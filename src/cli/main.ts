@@ -30,7 +30,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal)
     .version(VERSION, '-V, --version')
     .option('--json', 'print the result (or the error) as JSON on stdout', false)
     .option('-q, --quiet', 'print no progress', false)
-    .option('--debug', 'print stack traces for internal errors', false)
+    .option('--debug', 'print an HTTP trace (method, URL, status, bytes, time; secrets redacted) and stack traces for internal errors', false)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const ctx: CommandContext = { signal, globals: () => program.opts<GlobalOptions>() };

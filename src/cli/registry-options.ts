@@ -8,6 +8,7 @@ import type { Endpoints } from '../copy/expand.js';
 import { cleanText, registerCredentials } from '../redact.js';
 import type { Layout } from '../layout/layout.js';
 import type { RegistryClient } from '../registry/client.js';
+import type { RegistryListener } from '../registry/events.js';
 import { VERSION } from '../version.js';
 
 export interface RegistryFlags {
@@ -18,6 +19,8 @@ export interface RegistryFlags {
   concurrency?: string;
   /** Uploads only (import): largest PATCH, in MiB; see {@link parseChunkSize}. */
   chunkSize?: string;
+  /** See {@link parseTimeout}. */
+  timeout?: string;
 }
 
 /** Blobs in flight per registry by default: enough to hide latency to a remote registry. */
@@ -40,7 +43,11 @@ export function addRegistryOptions(
     .addOption(new Option('--ca-file <file>', 'trust this CA certificate (PEM) for TLS; repeatable').argParser(collect))
     .option('--plain-http', 'talk plain HTTP, for registries without TLS', false)
     .option('--insecure-skip-tls-verify', 'do not verify registry TLS certificates (unsafe)', false)
-    .option('--concurrency <n>', `${concurrency.what} (default ${concurrency.defaultValue})`);
+    .option('--concurrency <n>', `${concurrency.what} (default ${concurrency.defaultValue})`)
+    .option(
+      '--timeout <duration>',
+      'how long a silent registry is waited for: the response head and each gap in a body; connecting gets half (30s, 2m, or seconds; default 60s)',
+    );
 }
 
 interface Creds {
@@ -123,11 +130,31 @@ export interface EndpointContext {
   hosts: readonly string[];
   /** Whether `--debug` is on: registry notes (a token realm on another host) then go to stderr. */
   debug?: boolean;
+  /** Hears of each retry and, with `--debug`, each HTTP exchange (see `network-log.ts`). */
+  onEvent?: RegistryListener;
 }
 
 /** A `--debug` line on stderr; registry text in it is cleaned like any other. */
 function debugLine(line: string): void {
   process.stderr.write(`airlock: debug: ${cleanText(line)}\n`);
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * `--timeout DURATION` in ms, undefined when not given: `90` (seconds), `90s`, `2m`, `500ms`, from
+ * 100 ms to 1 h.
+ */
+export function parseTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const ms = m === null ? NaN : Math.round(Number(m[1]) * (DURATION_UNITS[m[2] ?? 's'] ?? NaN));
+  if (!(ms >= 100 && ms <= 3_600_000)) {
+    throw new AirlockError('USAGE', `--timeout ${text}: must be a duration from 100ms to 1h`, {
+      hint: 'for example --timeout 30s, --timeout 5m, or --timeout 90 (seconds)',
+    });
+  }
+  return ms;
 }
 
 /**
@@ -140,7 +167,12 @@ export async function endpointsFrom(flags: RegistryFlags, context: EndpointConte
   for (const c of creds.values()) registerCredentials(c);
   const concurrency = parseConcurrency(flags.concurrency);
   const chunkSize = parseChunkSize(flags.chunkSize);
-  const [{ RegistryClient }, { Layout }] = await Promise.all([import('../registry/client.js'), import('../layout/layout.js')]);
+  const timeout = parseTimeout(flags.timeout);
+  const [{ RegistryClient }, { Layout }, { timeoutsFrom }] = await Promise.all([
+    import('../registry/client.js'),
+    import('../layout/layout.js'),
+    import('../registry/timeouts.js'),
+  ]);
   const clients = new Map<string, RegistryClient>();
   return {
     registry(host: string): RegistryClient {
@@ -154,6 +186,8 @@ export async function endpointsFrom(flags: RegistryFlags, context: EndpointConte
           ...(c === undefined ? {} : { credentials: { username: c.username, password: c.password } }),
           maxConcurrentBlobs: concurrency,
           ...(chunkSize === undefined ? {} : { upload: { chunkSize } }),
+          ...(timeout === undefined ? {} : { timeouts: timeoutsFrom(timeout) }),
+          ...(context.onEvent === undefined ? {} : { onEvent: context.onEvent }),
           userAgent: `airlock/${VERSION}`,
           ...(context.debug === true ? { debug: debugLine } : {}),
         });

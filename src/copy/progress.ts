@@ -12,7 +12,9 @@ export type ProgressEvent =
   /** `bytes` more bytes went through the current phase. */
   | { kind: 'bytes'; bytes: number }
   /** Something the operator should know that is not an error. */
-  | { kind: 'warning'; message: string };
+  | { kind: 'warning'; message: string }
+  /** `what` failed (`reason`) and is tried again: attempt `attempt` of `attempts`. */
+  | { kind: 'retry'; what: string; attempt: number; attempts: number; reason: string };
 
 export type ProgressListener = (event: ProgressEvent) => void;
 

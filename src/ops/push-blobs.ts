@@ -16,6 +16,7 @@ import { AirlockError, isAirlockError } from '../errors.js';
 import { shortDigest } from '../digest/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { RegistryHttpError } from '../registry/errors.js';
+import { failureReason } from '../registry/events.js';
 import { backoffDelay, DEFAULT_RETRY, isTemporary } from '../registry/retry.js';
 import { canMount, type Sink } from '../transport/types.js';
 import type { ArchiveReader } from '../bundle/archive-reader.js';
@@ -244,8 +245,11 @@ async function uploadWithRetry(unit: BlobUnit, repository: string, opts: PushBlo
       const worthIt = sent > 0 || isExpiredSession(err);
       if (signal.aborted || attempt >= retry.attempts || !worthIt || !isRetryableUpload(err)) throw withDamagedHint(err);
       opts.progress({
-        kind: 'warning',
-        message: `upload of ${shortDigest(unit.desc.digest)} to ${repository} failed (${(err as Error).message}); retrying, attempt ${attempt + 1} of ${retry.attempts}`,
+        kind: 'retry',
+        what: `upload of ${shortDigest(unit.desc.digest)}… to ${repository}`,
+        attempt: attempt + 1,
+        attempts: retry.attempts,
+        reason: failureReason(err),
       });
       await retry.sleep(backoffDelay(attempt - 1, retry), signal);
       if (await landedAnyway(opts.sink, repository, unit.desc, signal)) return;

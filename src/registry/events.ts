@@ -6,6 +6,7 @@
  * (`digest`, `mount`, `from`, `n`, `last`, and a token request's `service` and `scope`), since upload locations carry signed session state and
  * storage redirects carry pre-signed credentials. Request and response headers never appear.
  */
+import { AirlockError } from '../errors.js';
 import { RegistryHttpError } from './errors.js';
 import { seconds, SlowBodyError, type Timeouts } from './timeouts.js';
 
@@ -90,6 +91,8 @@ export function failureReason(err: unknown, timeouts?: Timeouts): string {
     return `${err.status}${after}`;
   }
   if (err instanceof SlowBodyError) return 'body slower than 1 KiB/s';
+  // Mapped already (networkError): the cause says it shorter.
+  if (err instanceof AirlockError && err.cause !== undefined) return failureReason(err.cause, timeouts);
   const code = codeOf(err) ?? '';
   const secs = (ms: number | undefined): string => (ms === undefined ? '' : ` for ${seconds(ms)}`);
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return `no connection${secs(timeouts?.connectMs)}`;

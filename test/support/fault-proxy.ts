@@ -78,8 +78,8 @@ export interface FaultProxy {
   stats: FaultStats;
   /** Responses being sent right now (to check that a client closed everything it opened). */
   active(): number;
-  /** Forget counts and occurrences (a new run with the same seed sees the same faults). */
-  reset(): void;
+  /** Forget counts and occurrences and fault under `seed` from now on (undefined: no faults). */
+  setSeed(seed: number | undefined): void;
   close(): Promise<void>;
 }
 
@@ -90,7 +90,7 @@ export const DEFAULT_WEIGHTS: Record<FaultKind, number> = {
   'reset-after-head': 2,
   'cut-body': 3,
   'stall-head': 1,
-  'stall-body': 1,
+  'stall-body': 2,
   trickle: 1,
 };
 
@@ -153,6 +153,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   let occurrences = new Map<string, number>();
   let consecutive = new Map<string, number>();
   let activeResponses = 0;
+  let seed = opts.seed;
   const stats: FaultStats = { requests: 0, faults: 0, byKind: {}, log: [] };
 
   const later = (ms: number, fn: () => void): void => {
@@ -173,7 +174,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     const scripted = opts.decide?.(info);
     let fault: Fault | undefined;
     if (scripted !== undefined) fault = scripted ?? undefined;
-    else if (opts.seed !== undefined && (consecutive.get(key) ?? 0) < maxConsecutive) fault = seededFault(opts.seed, info, rate, weights);
+    else if (seed !== undefined && (consecutive.get(key) ?? 0) < maxConsecutive) fault = seededFault(seed, info, rate, weights);
     consecutive.set(key, fault === undefined ? 0 : (consecutive.get(key) ?? 0) + 1);
     stats.requests++;
     stats.log.push({ method, url, ...(fault === undefined ? {} : { fault: fault.kind }) });
@@ -306,7 +307,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     stats,
     active: () => activeResponses,
-    reset() {
+    setSeed(next) {
+      seed = next;
       occurrences = new Map();
       consecutive = new Map();
       stats.requests = 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { credsByHost, parseChunkSize, parseConcurrency, parseCreds } from '../../src/cli/registry-options.js';
+import { credsByHost, parseChunkSize, parseConcurrency, parseCreds, parseTimeout } from '../../src/cli/registry-options.js';
 import { isAirlockError } from '../../src/errors.js';
 
 describe('parseCreds', () => {
@@ -82,5 +82,24 @@ describe('parseChunkSize', () => {
     expect(() => parseChunkSize('0')).toThrow(/whole number of MiB/);
     expect(() => parseChunkSize('1.5')).toThrow(/whole number of MiB/);
     expect(() => parseChunkSize('lots')).toThrow(/whole number of MiB/);
+  });
+});
+
+describe('parseTimeout', () => {
+  it.each([
+    ['90', 90_000],
+    ['30s', 30_000],
+    ['2m', 120_000],
+    ['1.5s', 1_500],
+    ['500ms', 500],
+    ['1h', 3_600_000],
+  ])('%s is %d ms', (text, ms) => {
+    expect(parseTimeout(text)).toBe(ms);
+  });
+  it('is absent by default', () => {
+    expect(parseTimeout(undefined)).toBeUndefined();
+  });
+  it.each(['0', '50ms', '2h', 'soon', '-1s', '1 d'])('refuses %j', (text) => {
+    expect(() => parseTimeout(text)).toThrow(/--timeout .*100ms to 1h/);
   });
 });

@@ -9,6 +9,7 @@ import type { BundleParent } from '../../bundle/manifest.js';
 import { loadSigningKey, loadPublicKeys } from '../../bundle/keys.js';
 import { addRegistryOptions, endpointsFrom, type RegistryFlags } from '../registry-options.js';
 import { createReporter } from '../progress.js';
+import { networkLog } from '../network-log.js';
 import type { CommandContext } from '../main.js';
 import { printResult, table } from '../output.js';
 import { formatBytes } from '../progress.js';
@@ -80,8 +81,10 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     ]);
     const listed = await listedImages(refs, flags.file ?? [], flags.platform ?? []);
     const hosts = listed.flatMap((e) => (e.ref.kind === 'registry' ? [e.ref.ref.registry] : []));
-    const endpoints = await endpointsFrom(flags, { hosts, debug: ctx.globals().debug });
-    const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
+    const g = ctx.globals();
+    const reporter = await createReporter({ quiet: g.quiet || g.json });
+    const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
+    const endpoints = await endpointsFrom(flags, { hosts, debug: g.debug, onEvent: net.network });
     try {
       const images = await expandImages(listed, endpoints, { signal: ctx.signal, onProgress: reporter.listener });
       const result = await createBundle({
@@ -96,12 +99,12 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         inventoryTrust,
         ...(maxAgeDays === undefined ? {} : { maxInventoryAgeMs: maxAgeDays * 86_400_000 }),
         signal: ctx.signal,
-        onProgress: reporter.listener,
+        onProgress: net.listener,
       });
       reporter.stop(true);
       const delta = result.delta;
       const saved = result.totals.referencedBytes - result.totals.bytes - (delta?.externalBytes ?? 0);
-      printResult(ctx, result, [
+      printResult(ctx, { ...result, retries: net.retries() }, [
         `wrote ${result.path} (${formatBytes(result.archiveBytes)}) and ${result.checksumFile}`,
         `  ${result.totals.images} images, ${result.totals.blobs} blobs, ${formatBytes(result.totals.bytes)} of content (${formatBytes(saved)} saved by storing shared blobs once)`,
         ...(delta === undefined
@@ -109,6 +112,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
           : [parentsLine(delta.parents), `  not carried: ${delta.externalBlobs} blobs (${formatBytes(delta.externalBytes)}) the target must already hold`]),
         `  bundle id ${result.bundleId}`,
         result.signed ? `  signed with key ${result.keyId}` : '  UNSIGNED: verify and import will refuse it without --allow-unsigned',
+        ...net.summary(),
       ]);
     } catch (err) {
       reporter.stop(false);

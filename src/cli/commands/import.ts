@@ -9,6 +9,7 @@ import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../ops/
 import { parseImportTarget } from '../../ops/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter, formatBytes } from '../progress.js';
+import { networkLog } from '../network-log.js';
 import { printResult, table } from '../output.js';
 import type { CommandContext } from '../main.js';
 
@@ -52,11 +53,13 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
     ]);
     const policy = flags.policy === undefined ? undefined : await (await import('../../policy/load.js')).loadPolicy(flags.policy);
     // The client must allow the small requests the engine runs at once; the engine bounds large uploads.
+    const g = ctx.globals();
+    const reporter = await createReporter({ quiet: g.quiet || g.json });
+    const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
     const endpoints = await endpointsFrom(
       { ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) },
-      { hosts: target.kind === 'registry' ? [target.host] : [], debug: ctx.globals().debug },
+      { hosts: target.kind === 'registry' ? [target.host] : [], debug: g.debug, onEvent: net.network },
     );
-    const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
     try {
       const sink = target.kind === 'layout' ? new Layout(target.dir) : endpoints.registry(target.host);
       if (!(sink instanceof Layout || sink instanceof RegistryClient)) throw new AirlockError('INTERNAL', 'the target endpoint cannot be written to');
@@ -70,14 +73,15 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         stripHost: flags.stripHost,
         concurrency: uploads,
         signal: ctx.signal,
-        onProgress: reporter.listener,
+        onProgress: net.listener,
       });
       reporter.stop(true);
       const b = result.blobs;
-      printResult(ctx, result, [
+      printResult(ctx, { ...result, retries: net.retries() }, [
         `imported ${file} into ${result.target}`,
         `  bundle id ${result.bundleId}, ${result.keyId === undefined ? 'UNSIGNED or untrusted (accepted because of --allow-unsigned)' : `signed by trusted key ${result.keyId}`}`,
         `  ${b.distinct} distinct blobs; per repository ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${result.manifests} manifests`,
+        ...net.summary(),
         '',
         ...table([['IMAGE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.name, i.reference, i.digest])]),
       ]);

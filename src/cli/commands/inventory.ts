@@ -10,6 +10,7 @@ import { DEFAULT_INVENTORY_CONCURRENCY, makeInventory, type InventoryResult, typ
 import { parseImportTarget } from '../../ops/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter, formatBytes } from '../progress.js';
+import { networkLog } from '../network-log.js';
 import { printResult } from '../output.js';
 import type { CommandContext } from '../main.js';
 
@@ -21,9 +22,10 @@ interface InventoryFlags extends RegistryFlags {
   force: boolean;
 }
 
-function summary(r: InventoryResult): string {
+function summary(r: InventoryResult, retries: number): string {
   const where = r.output === undefined ? '' : ` into ${r.output}`;
-  return `inventory ${r.id} of ${r.target}${where}: ${r.images} images, ${r.manifests} manifests, ${r.blobs} blobs (${formatBytes(r.bytes)}), ${r.signed ? `signed with key ${r.keyId}` : 'UNSIGNED'}`;
+  const retried = retries === 0 ? '' : `; ${retries} ${retries === 1 ? 'retry' : 'retries'} after network faults`;
+  return `inventory ${r.id} of ${r.target}${where}: ${r.images} images, ${r.manifests} manifests, ${r.blobs} blobs (${formatBytes(r.bytes)}), ${r.signed ? `signed with key ${r.keyId}` : 'UNSIGNED'}${retried}`;
 }
 
 export function registerInventoryCommand(program: Command, ctx: CommandContext): void {
@@ -49,8 +51,13 @@ export function registerInventoryCommand(program: Command, ctx: CommandContext):
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const requests = parseConcurrency(flags.concurrency ?? String(DEFAULT_INVENTORY_CONCURRENCY));
     const { RegistryClient } = await import('../../registry/client.js');
-    const endpoints = await endpointsFrom({ ...flags, concurrency: String(requests) }, { hosts: parsed === undefined ? [] : [parsed.host], debug: ctx.globals().debug });
-    const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
+    const g = ctx.globals();
+    const reporter = await createReporter({ quiet: g.quiet || g.json });
+    const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
+    const endpoints = await endpointsFrom(
+      { ...flags, concurrency: String(requests) },
+      { hosts: parsed === undefined ? [] : [parsed.host], debug: g.debug, onEvent: net.network },
+    );
     try {
       let target: InventoryTarget = { kind: 'layout', dir: flags.layout ?? '' };
       if (parsed !== undefined) {
@@ -65,16 +72,16 @@ export function registerInventoryCommand(program: Command, ctx: CommandContext):
         ...(flags.output === undefined ? {} : { output: flags.output }),
         force: flags.force,
         signal: ctx.signal,
-        onProgress: reporter.listener,
+        onProgress: net.listener,
       });
       reporter.stop(true);
       if (result.output === undefined) {
         process.stdout.write(result.file);
-        if (!ctx.globals().quiet) process.stderr.write(`${summary(result)}\n`);
+        if (!ctx.globals().quiet) process.stderr.write(`${summary(result, net.retries())}\n`);
         return;
       }
       const { file: _, ...rest } = result;
-      printResult(ctx, rest, [summary(result)]);
+      printResult(ctx, { ...rest, retries: net.retries() }, [summary(result, net.retries())]);
     } catch (err) {
       reporter.stop(false);
       throw err;

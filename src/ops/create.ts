@@ -18,6 +18,10 @@
  * With `since` (earlier bundles, their heads or manifests, or inventories of the target: see
  * `copy/since.ts`) the bundle is a delta: it carries every manifest but only the configs and
  * layers none of them delivered. The PREVs are read and checked before anything is fetched.
+ *
+ * Every bundle states its `sequence` (see `sequence.ts`) and, with `expiresInMs`, when it expires.
+ * A signed bundle's sequence is recorded in `KEY.sequence` before the first blob is written, so a
+ * bundle started and never finished still counts: the next one is above it.
  */
 import { rename, stat, truncate } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -37,7 +41,8 @@ import { planBundle, type BundlePlan, type PlannedBlob, type PlannedImage } from
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { BlobFeed } from '../copy/blob-feed.js';
 import { loadSince } from '../copy/since.js';
-import { bundleManifest, signableBundleJson } from './bundle-manifest.js';
+import { bundleManifest, signableBundleJson, type BundleStamp } from './bundle-manifest.js';
+import { chooseSequence, parentSequence, readRecordedSequence, recordSequence, sequenceFileFor, withSequenceLock, type SequenceInputs } from './sequence.js';
 import { checkOutputFree, fileExists, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
 import { checkImageNames } from './create-names.js';
 
@@ -67,6 +72,15 @@ export interface CreateOptions {
   inventoryTrust?: readonly TrustedKey[];
   /** Oldest `--since` inventory accepted, in ms. */
   maxInventoryAgeMs?: number;
+  /** `--sequence N`: this bundle's sequence instead of the next one (see `sequence.ts`). */
+  sequence?: number;
+  /** `--expires`: the bundle expires this long after it is created. */
+  expiresInMs?: number;
+  /**
+   * Where the signing key's last sequence is kept; default `KEY.sequence` beside the key file
+   * (no file for a key that was not loaded from one, nor for an unsigned bundle).
+   */
+  sequenceFile?: string;
 }
 
 export interface CreateResult {
@@ -80,6 +94,10 @@ export interface CreateResult {
   totals: BundlePlan['totals'];
   archiveBytes: number;
   sha256: string;
+  /** The bundle's `created`, `sequence` and `expires` as written in bundle.json. */
+  created: string;
+  sequence: number;
+  expires?: string;
   /** Blobs, and their bytes, taken from `OUT.partial` of an interrupted run instead of the source. */
   reusedBlobs: number;
   reusedBytes: number;
@@ -110,6 +128,12 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         });
 
   checkImageNames(opts.images);
+
+  const sequencing = await sequenceInputs(opts);
+  // A --sequence not above the parents' fails before any request; against the key's record it is
+  // checked when the head is made (a rerun that continues OUT.partial keeps its own sequence).
+  chooseSequence({ ...sequencing, recorded: 0 }, opts.now?.() ?? new Date());
+
   progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length });
   const resolved = await resolveAll(opts.images, {
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
@@ -117,7 +141,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   });
   const plan = planBundle(resolved, delivered === undefined ? {} : { delivered });
   const partial = opts.output + PARTIAL_SUFFIX;
-  const { writer, head, signature, kept, part } = await startArchive(plan, partial, opts);
+  const { writer, head, signature, kept, part, stamp } = await startArchive(plan, partial, opts, sequencing);
   const heads = headEntries(plan, head, signature?.bytes);
   const skip = Math.max(0, kept - heads.length);
   /** The blob kept in part (it follows the kept ones), continued from `part.dataBytes`. */
@@ -190,6 +214,9 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     bundleId: sha256Digest(head),
     signed: signature !== undefined,
     ...(signature === undefined ? {} : { keyId: signature.keyId }),
+    created: stamp.created,
+    sequence: stamp.sequence,
+    ...(stamp.expires === undefined ? {} : { expires: stamp.expires }),
     images: plan.images,
     totals: plan.totals,
     archiveBytes: result.bytes,
@@ -202,6 +229,23 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   };
 }
 
+/** What the sequence is chosen from: `--sequence`, the key's record, the parents. */
+async function sequenceInputs(opts: CreateOptions): Promise<SequenceInputs> {
+  const progress = opts.onProgress ?? silent;
+  const parents = await parentSequence(opts.since ?? []);
+  const key = opts.signingKey;
+  const file = key === undefined ? undefined : (opts.sequenceFile ?? (key.path === undefined ? undefined : sequenceFileFor(key.path)));
+  const recorded = key === undefined || file === undefined ? 0 : await readRecordedSequence(file, key.keyId, progress);
+  return { recorded, parents, ...(file === undefined ? {} : { file }), ...(opts.sequence === undefined ? {} : { explicit: opts.sequence }) };
+}
+
+/** The stamp as written: `created`, `sequence` and `expires` of bundle.json. */
+interface WrittenStamp {
+  created: string;
+  sequence: number;
+  expires?: string;
+}
+
 /** The archive to write into, with the head that goes (or already is) at its start. */
 interface Started {
   writer: ArchiveWriter;
@@ -211,26 +255,63 @@ interface Started {
   kept: number;
   /** The start of the next blob, kept. */
   part?: KeptPart;
+  stamp: WrittenStamp;
+}
+
+/** The expiry of a bundle created at `created` (whole seconds), if it has one. */
+function expiryFor(created: Date, opts: CreateOptions): Date | undefined {
+  return opts.expiresInMs === undefined ? undefined : new Date(Math.floor(created.getTime() / 1000) * 1000 + opts.expiresInMs);
 }
 
 /** Continue `partial` when it was started for the same plan and signer; else start a new file. */
-async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptions): Promise<Started> {
+async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptions, sequencing: SequenceInputs): Promise<Started> {
   const progress = opts.onProgress ?? silent;
   const fresh = async (): Promise<Started> => {
     const created = opts.now?.() ?? new Date();
     created.setMilliseconds(0);
-    const head = signableBundleJson(plan, created);
-    const signature = opts.signingKey === undefined ? undefined : signBundle(head, opts.signingKey);
+    const expires = expiryFor(created, opts);
+    // The head of a bundle with a given sequence; `record` keeps that sequence as the key's last.
+    const make = async (inputs: SequenceInputs, record: boolean) => {
+      const stamp: BundleStamp = { sequence: chooseSequence(inputs, created), ...(expires === undefined ? {} : { expires }) };
+      const head = signableBundleJson(plan, created, stamp);
+      if (record && opts.signingKey !== undefined && inputs.file !== undefined && stamp.sequence! > inputs.recorded) {
+        await recordSequence(inputs.file, opts.signingKey.keyId, stamp.sequence!, sha256Digest(head), opts.now?.() ?? new Date());
+      }
+      return { manifest: bundleManifest(plan, created, stamp), head };
+    };
+    const key = opts.signingKey;
+    const file = sequencing.file;
+    // Read, choose and record under the key's lock: two creates never take the same number.
+    const made =
+      (key !== undefined && file !== undefined
+        ? await withSequenceLock(file, async () => make({ ...sequencing, recorded: await readRecordedSequence(file, key.keyId, progress) }, true), progress, opts.signal)
+        : undefined) ?? (await make(sequencing, false));
+    const signature = key === undefined ? undefined : signBundle(made.head, key);
     const writer = await ArchiveWriter.create(partial, { mtime: created, level: opts.level });
-    return { writer, head, signature, kept: 0 };
+    return { writer, head: made.head, signature, kept: 0, stamp: writtenStamp(made.manifest) };
   };
   if (opts.resume === false || !(await fileExists(partial))) return fresh();
   const restart = (why: string): Promise<Started> => {
     progress({ kind: 'warning', message: `not continuing ${partial}: ${why}; starting over` });
     return fresh();
   };
-  const old = await reusableHead(plan, partial, opts.signingKey);
+  const old = await reusableHead(plan, partial, opts);
   if (typeof old === 'string') return restart(old);
+  // The record may have been lost since the partial file was started: it is the key's last at least.
+  const key = opts.signingKey;
+  const file = sequencing.file;
+  if (key !== undefined && file !== undefined && old.stamp.sequence > sequencing.recorded) {
+    await withSequenceLock(
+      file,
+      async () => {
+        if (old.stamp.sequence > (await readRecordedSequence(file, key.keyId, progress))) {
+          await recordSequence(file, key.keyId, old.stamp.sequence, sha256Digest(old.head), opts.now?.() ?? new Date());
+        }
+      },
+      progress,
+      opts.signal,
+    );
+  }
   try {
     const size = (await stat(partial)).size;
     progress({ kind: 'phase', phase: `checking ${basename(partial)} from an interrupted run`, total: size });
@@ -242,45 +323,55 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
       onBytes: (n) => progress({ kind: 'bytes', bytes: n }),
       continuePartial: true,
     });
-    return { writer: r.writer, head: old.head, signature: old.signature, kept: r.kept, ...(r.part === undefined ? {} : { part: r.part }) };
+    return { writer: r.writer, head: old.head, signature: old.signature, kept: r.kept, stamp: old.stamp, ...(r.part === undefined ? {} : { part: r.part }) };
   } catch (err) {
     if (opts.signal?.aborted === true) throw err;
     return restart((err as Error).message);
   }
 }
 
+function writtenStamp(m: { created: string; sequence?: number; expires?: string }): WrittenStamp {
+  return { created: m.created, sequence: m.sequence ?? 0, ...(m.expires === undefined ? {} : { expires: m.expires }) };
+}
+
 /**
  * The head of `partial` if this run would write exactly it: bundle.json is what this plan gives
- * with the old `created` time (so images, blobs, order and layout are all the same), and the
- * signature is what the current key (or none) gives. Otherwise why not.
+ * with the old `created` time and sequence (so images, blobs, order and layout are all the same,
+ * and `--expires` or `--sequence`, when given, are the same too), and the signature is what the
+ * current key (or none) gives. Otherwise why not.
  */
 async function reusableHead(
   plan: BundlePlan,
   partial: string,
-  key: SigningKey | undefined,
-): Promise<{ created: Date; head: Buffer; signature: { bytes: Buffer; keyId: string } | undefined } | string> {
+  opts: CreateOptions,
+): Promise<{ created: Date; head: Buffer; signature: { bytes: Buffer; keyId: string } | undefined; stamp: WrittenStamp } | string> {
+  const key = opts.signingKey;
   let old: Awaited<ReturnType<typeof readHead>>;
   try {
     old = await readHead(partial);
   } catch (err) {
     return `its head cannot be read (${(err as Error).message})`;
   }
-  let created: unknown;
+  let doc: { created?: unknown; sequence?: unknown };
   try {
-    created = (JSON.parse(old.bundleJson.toString('utf8')) as { created?: unknown }).created;
+    doc = JSON.parse(old.bundleJson.toString('utf8')) as { created?: unknown; sequence?: unknown };
   } catch {
     return 'its bundle.json is not JSON';
   }
-  const date = typeof created === 'string' ? new Date(created) : undefined;
+  const date = typeof doc.created === 'string' ? new Date(doc.created) : undefined;
   if (date === undefined || Number.isNaN(date.getTime())) return 'its bundle.json has no valid creation time';
-  if (!signableBundleJson(plan, date).equals(old.bundleJson)) {
-    return 'it was started for other images or other image content';
+  if (typeof doc.sequence !== 'number') return 'it was started by an airlock that wrote no sequence';
+  const expires = expiryFor(date, opts);
+  const manifest = bundleManifest(plan, date, { sequence: opts.sequence ?? doc.sequence, ...(expires === undefined ? {} : { expires }) });
+  if (!serializeBundleManifest(manifest).equals(old.bundleJson)) {
+    return 'it was started for other images, other image content, or another --sequence or --expires';
   }
-  if (key === undefined) return old.signature === undefined ? { created: date, head: old.bundleJson, signature: undefined } : 'it is signed, this bundle is not';
+  const stamp = writtenStamp(manifest);
+  if (key === undefined) return old.signature === undefined ? { created: date, head: old.bundleJson, signature: undefined, stamp } : 'it is signed, this bundle is not';
   if (old.signature === undefined) return 'it is unsigned, this bundle is signed';
   const signature = signBundle(old.bundleJson, key);
   if (!signature.bytes.equals(old.signature)) return 'it was signed with another key';
-  return { created: date, head: old.bundleJson, signature };
+  return { created: date, head: old.bundleJson, signature, stamp };
 }
 
 /** bundle.json, bundle.json.sig (signed bundles), oci-layout, index.json: the entries before the blobs. */

@@ -35,6 +35,7 @@ import { BlobFeed } from '../copy/blob-feed.js';
 import { loadSince } from '../copy/since.js';
 import { bundleManifest, signableBundleJson } from './bundle-manifest.js';
 import { checkOutputFree, fileExists, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
+import { checkOutputFile } from '../fs/output-location.js';
 
 export interface CreateOptions {
   images: ImageToResolve[];
@@ -92,6 +93,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   if (opts.images.length === 0) {
     throw new AirlockError('USAGE', 'no images to bundle', { hint: 'pass image references or -f images.yaml' });
   }
+  await checkOutputFile(opts.output, 'output');
   await checkOutputFree(opts.output, opts.force === true);
   const delivered =
     opts.since === undefined || opts.since.length === 0
@@ -144,7 +146,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       const what = `blob ${blob.desc.digest} of ${blob.source.description}/${blob.repository}`;
       const verified = verifiedChunks(body, blob.desc, what, (n) => progress({ kind: 'bytes', bytes: n }));
       try {
-        await writer.addStream(path, blob.desc.size, verified, { compress: compressed(blob) });
+        await writer.addStream(path, blob.desc.size, verified, { compress: compressed(blob), signal: opts.signal });
       } finally {
         body.destroy();
       }

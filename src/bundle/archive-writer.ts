@@ -214,7 +214,7 @@ export class ArchiveWriter {
     this.#closed = true;
     if (opts.flush === true && !this.#busy) {
       try {
-        await this.#out.close();
+        await this.#out.keep();
         return;
       } catch {
         // fall through: close what is left

@@ -170,6 +170,21 @@ export class BatchOutput {
     return { sha256: await this.#hasher.finish(this.#flushed), bytes: this.#flushed };
   }
 
+  /**
+   * Write what is buffered and close, without the fsync and the sha256 of {@link close}: for a file
+   * kept to be continued later, which is read back and checked before any of it is reused. Hashing a
+   * large file here would hold up Ctrl-C for seconds.
+   */
+  async keep(): Promise<void> {
+    try {
+      await this.flush();
+      await this.#inFlight;
+    } finally {
+      await this.#hasher.abort();
+      await this.#fh.close().catch(() => undefined);
+    }
+  }
+
   /** Close without flushing what is buffered; never throws. */
   async abandon(): Promise<void> {
     await this.#inFlight.catch(() => undefined);

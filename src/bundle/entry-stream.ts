@@ -7,12 +7,11 @@
  * entry that was read completely.
  */
 import { once } from 'node:events';
-import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
 import { AirlockError, fromFsError, isAirlockError } from '../errors.js';
-import { READ_CHUNK } from './file-read.js';
+import { openForReading, READ_CHUNK } from './file-read.js';
 import { TAR_BLOCK } from './format.js';
 import { describeEntry, type StreamedEntry } from './entry-problems.js';
 import { decodeTarHeader } from './tar-entry.js';
@@ -57,7 +56,7 @@ export async function streamEntries(path: string, onEntry: OnEntry, opts: { sign
  * CPU time of `bundle verify`).
  */
 async function* readReusing(path: string): AsyncGenerator<Buffer> {
-  const fh = await open(path, 'r');
+  const fh = await openForReading(path);
   try {
     const buf = Buffer.allocUnsafe(READ_CHUNK);
     for (;;) {

@@ -1,6 +1,7 @@
 /** Positional reads of a bundle file that either return exactly what was asked or fail clearly. */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { AirlockError, fromFsError } from '../errors.js';
+import { openRegularFile } from '../fs/small-file.js';
 
 /**
  * Size of each read from a bundle: 1 MiB. Per-call costs (syscall, promise, hash update) are paid
@@ -32,11 +33,10 @@ export async function readExactly(fh: FileHandle, length: number, position: numb
   return buf;
 }
 
-/** Open a bundle file for reading; a missing or unreadable file is a clear error naming it. */
-export async function openForReading(path: string): Promise<FileHandle> {
-  try {
-    return await open(path, 'r');
-  } catch (err) {
-    throw fromFsError(err, path, 'opening');
-  }
+/**
+ * Open a bundle file for reading; a missing or unreadable file, or one that is not a regular file
+ * (a FIFO would block the open forever), is a clear error naming it.
+ */
+export function openForReading(path: string): Promise<FileHandle> {
+  return openRegularFile(path, 'bundle archive');
 }

@@ -4,8 +4,9 @@
  * which is what a signature records and what `--trust` files are matched by.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { link, open, readFile, unlink } from 'node:fs/promises';
-import { AirlockError } from '../errors.js';
+import { link, open, unlink } from 'node:fs/promises';
+import { AirlockError, fromFsError } from '../errors.js';
+import { readSmallFile } from '../fs/small-file.js';
 
 /** A private key ready to sign with. */
 export interface SigningKey {
@@ -80,32 +81,15 @@ async function createExclusive(path: string, content: string, mode: number): Pro
         hint: 'choose another --out prefix, or move the old key pair away first',
       });
     }
-    throw new AirlockError('IO', `cannot write ${path}: ${(err as Error).message}`, { subject: path, cause: err });
+    throw fromFsError(err, path, 'writing');
   } finally {
     await unlink(temp).catch(() => undefined);
   }
 }
 
 async function readKeyFile(path: string, what: string): Promise<string> {
-  let text: Buffer;
-  try {
-    const fh = await open(path, 'r');
-    try {
-      text = await fh.readFile();
-    } finally {
-      await fh.close();
-    }
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error).message;
-    throw new AirlockError('INPUT_INVALID', `cannot read ${what} ${path}: ${why}`, {
-      subject: path,
-      hint: 'check the path and permissions; make a key pair with: airlock key generate --out PREFIX',
-      cause: err,
-    });
-  }
-  if (text.length > MAX_KEY_FILE_BYTES) throw notAKey(path, what, 'file is far too large for a key');
-  return text.toString('utf8');
+  const hint = 'airlock uses ed25519 keys in PEM files made by: airlock key generate --out PREFIX (PREFIX.key signs, PREFIX.pub verifies)';
+  return (await readSmallFile(path, { maxBytes: MAX_KEY_FILE_BYTES, what, hint })).toString('utf8');
 }
 
 function notAKey(path: string, what: string, why: string): AirlockError {

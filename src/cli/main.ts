@@ -9,6 +9,7 @@ import { registerInventoryCommand } from './commands/inventory.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { renderError } from './render-error.js';
 import { toJson } from './output.js';
+import { watchSignals } from './interrupt.js';
 import { VERSION } from '../version.js';
 
 export interface GlobalOptions {
@@ -22,9 +23,14 @@ export interface CommandContext {
   /** Aborted on Ctrl-C / SIGTERM. */
   signal: AbortSignal;
   globals(): GlobalOptions;
+  /**
+   * Say what running the same command again does after an interruption (create: continues
+   * OUT.partial); printed if the run has to be ended before it can report it itself.
+   */
+  onInterruptHint(hint: string): void;
 }
 
-export function buildProgram(signal: AbortSignal = new AbortController().signal): Command {
+export function buildProgram(signal: AbortSignal = new AbortController().signal, onInterruptHint: (hint: string) => void = () => undefined): Command {
   const program = new Command('airlock')
     .description('Move container images across an air gap in one signed, deduplicated OCI bundle')
     .version(VERSION, '-V, --version')
@@ -33,7 +39,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal)
     .option('--debug', 'print an HTTP trace (method, URL, status, bytes, time; secrets redacted) and stack traces for internal errors', false)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  const ctx: CommandContext = { signal, globals: () => program.opts<GlobalOptions>() };
+  const ctx: CommandContext = { signal, globals: () => program.opts<GlobalOptions>(), onInterruptHint };
   registerKeyCommands(program, ctx);
   registerBundleCommands(program, ctx);
   registerInventoryCommand(program, ctx);
@@ -47,11 +53,8 @@ export async function main(argv: string[]): Promise<number> {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
-  const controller = new AbortController();
-  const program = buildProgram(controller.signal);
-  const onSignal = (): void => controller.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const signals = watchSignals();
+  const program = buildProgram(signals.signal, (hint) => signals.setHint(hint));
   try {
     await program.parseAsync(argv);
     return 0;
@@ -67,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const line of rendered.lines) process.stderr.write(`${line}\n`);
     return rendered.exitCode;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.settled();
+    signals.dispose();
   }
 }

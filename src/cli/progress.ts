@@ -42,7 +42,8 @@ export interface Reporter {
 export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStream }): Promise<Reporter> {
   const stream = opts.stream ?? process.stderr;
   if (opts.quiet) return { listener: () => undefined, info: () => undefined, stop: () => undefined };
-  const tty = stream.isTTY === true;
+  // A terminal that reports 0 columns (a pty nobody sized) gets lines: ora would clear without end.
+  const tty = stream.isTTY === true && (stream.columns ?? 0) > 0;
   const ora = tty ? (await import('ora')).default : undefined;
   let spinner: Ora | undefined;
   let phase = '';
@@ -94,7 +95,8 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
         done = 0;
         started = Date.now();
         if (ora !== undefined) {
-          spinner = ora({ text: phase, stream }).start();
+          // discardStdin: false, or ora puts the terminal in raw mode and Ctrl-C sends no SIGINT.
+          spinner = ora({ text: phase, stream, discardStdin: false }).start();
           draw(true);
         } else {
           const size = e.total === undefined ? '' : ` (${formatBytes(e.total)})`;

@@ -2,9 +2,10 @@
  * Turning any thrown value into one line for the operator (plus a hint line), a JSON object for
  * `--json`, and an exit code.
  */
-import { AirlockError } from '../errors.js';
+import { AirlockError, fromFsError } from '../errors.js';
 import { cleanText } from '../redact.js';
 import { EXIT_CODES } from './exit-codes.js';
+import { DEFAULT_RERUN_HINT } from './interrupt.js';
 
 /**
  * Credentials must never reach a terminal or a log, nor may a registry's words drive the terminal:
@@ -42,6 +43,12 @@ export function toAirlockError(err: unknown): AirlockError {
   if (code === 'ABORT_ERR' || (err as Error | undefined)?.name === 'AbortError') {
     return new AirlockError('INTERRUPTED', 'interrupted', { hint: 'run the same command again to continue' });
   }
+  // A file-system error that reached here without being given its meaning still names its path.
+  const path = (err as NodeJS.ErrnoException | undefined)?.path;
+  if (typeof path === 'string') {
+    const mapped = fromFsError(err, path, 'accessing');
+    if (mapped instanceof AirlockError) return mapped;
+  }
   if (code === 'ENOSPC') {
     return new AirlockError('IO', 'no space left on device', { hint: 'free disk space and run again', cause: err });
   }
@@ -70,6 +77,12 @@ export interface RenderedError {
 
 export function renderError(err: unknown, debug = false): RenderedError {
   const e = toAirlockError(err);
+  // Through JSON first: toJSON() output may hold class instances or values JSON cannot carry.
+  const json = redactValue(JSON.parse(JSON.stringify({ error: e.toJSON() }))) as Record<string, unknown>;
+  if (e.code === 'INTERRUPTED') {
+    // One line, the same shape as the one printed when a stuck run is ended (interrupt.ts).
+    return { lines: [`airlock: ${redact(e.message)}; ${redact(e.hint ?? DEFAULT_RERUN_HINT)}`], json, exitCode: EXIT_CODES.INTERRUPTED };
+  }
   const lines = [`airlock: error: ${redact(e.message)}`];
   const problems = e.details?.problems;
   if (Array.isArray(problems) && problems.length > 1) {
@@ -87,7 +100,5 @@ export function renderError(err: unknown, debug = false): RenderedError {
   if (e.hint !== undefined) lines.push(`  hint: ${redact(e.hint)}`);
   if (debug && e.cause instanceof Error && e.cause.stack !== undefined) lines.push(redact(e.cause.stack, { keepNewlines: true }));
   if (debug && e.code === 'INTERNAL' && e.stack !== undefined) lines.push(redact(e.stack, { keepNewlines: true }));
-  // Through JSON first: toJSON() output may hold class instances or values JSON cannot carry.
-  const json = redactValue(JSON.parse(JSON.stringify({ error: e.toJSON() }))) as Record<string, unknown>;
   return { lines, json, exitCode: EXIT_CODES[e.code] };
 }

@@ -19,10 +19,10 @@
  * at the target before it writes.
  */
 import { createPublicKey } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
-import { AirlockError, fromFsError } from '../errors.js';
+import { AirlockError } from '../errors.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
-import { readHead, type BundleHead } from '../bundle/read-head.js';
+import { MAX_SIGNATURE_BYTES, readHead, type BundleHead } from '../bundle/read-head.js';
+import { openRegularFile, readSmallFile } from '../fs/small-file.js';
 import { BUNDLE_MEDIA_TYPE, parseBundleManifest, type BundleManifest, type BundleParent } from '../bundle/manifest.js';
 import { parseSignature, verifySignature, type SigningKey } from '../bundle/signing.js';
 import { ZSTD_FRAME_MAGIC } from '../bundle/format.js';
@@ -239,20 +239,15 @@ async function manifestHeadFile(path: string, bytes: Buffer): Promise<HeadFile> 
   const manifest = parseBundleManifest(bytes, path);
   let signature: Buffer | undefined;
   try {
-    signature = await readFile(`${path}.sig`);
+    signature = await readSmallFile(`${path}.sig`, { maxBytes: MAX_SIGNATURE_BYTES, what: 'bundle.json signature' });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fromFsError(err, `${path}.sig`, 'reading');
+    if (!(err instanceof AirlockError && err.code === 'INPUT_INVALID' && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')) throw err;
   }
   return { path, form: 'manifest', bundleJson: bytes, ...(signature === undefined ? {} : { signature }), manifest, id: sha256Digest(bytes) };
 }
 
 async function startsWithZstd(path: string): Promise<boolean> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    throw fromFsError(err, path, 'opening');
-  }
+  const fh = await openRegularFile(path, 'bundle, bundle.json or inventory', SINCE_HINT);
   try {
     const magic = Buffer.alloc(4);
     const { bytesRead } = await fh.read(magic, 0, 4, 0);
@@ -264,19 +259,14 @@ async function startsWithZstd(path: string): Promise<boolean> {
 
 /** A JSON PREV is read whole, up to the inventory cap (an exported bundle.json is capped lower when parsed). */
 async function readCapped(path: string): Promise<Buffer> {
-  try {
-    const { size } = await stat(path);
-    if (size > MAX_INVENTORY_BYTES) throw notAPrev(path, `${size} bytes, more than the ${MAX_INVENTORY_BYTES} accepted`);
-    return await readFile(path);
-  } catch (err) {
-    if (err instanceof AirlockError) throw err;
-    throw fromFsError(err, path, 'reading');
-  }
+  return readSmallFile(path, { maxBytes: MAX_INVENTORY_BYTES, what: 'bundle.json or inventory', hint: SINCE_HINT });
 }
+
+const SINCE_HINT = 'pass an earlier bundle (or its first megabytes), its bundle.json (airlock bundle inspect --manifest), or an inventory (airlock inventory)';
 
 function notAPrev(path: string, why: string): AirlockError {
   return new AirlockError('INPUT_INVALID', `--since ${path}: ${why}`, {
     subject: path,
-    hint: 'pass an earlier bundle (or its first megabytes), its bundle.json (airlock bundle inspect --manifest), or an inventory (airlock inventory)',
+    hint: SINCE_HINT,
   });
 }

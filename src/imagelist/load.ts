@@ -3,9 +3,9 @@
  * validate against `schemas/images.schema.json`, then parse every reference, platform, expression
  * and range. Any problem is one INPUT_INVALID line naming the file, line and entry.
  */
-import { readFile, stat } from 'node:fs/promises';
 import { LineCounter, parseDocument, type Document } from 'yaml';
-import { AirlockError, fromFsError } from '../errors.js';
+import { AirlockError } from '../errors.js';
+import { readSmallFile } from '../fs/small-file.js';
 import type { Platform } from '../oci/descriptor.js';
 import {
   entryFromRaw,
@@ -95,19 +95,11 @@ export async function loadImageList(path: string): Promise<ImageList> {
 
 /** Read the file as UTF-8 text, refusing directories, huge files and binary content. */
 async function readListFile(path: string): Promise<string> {
-  let bytes: Buffer;
-  try {
-    const info = await stat(path);
-    if (info.isFile() && info.size > MAX_IMAGE_LIST_BYTES) {
-      throw new AirlockError('INPUT_INVALID', `${path}: ${info.size} bytes, more than an image list may have (${MAX_IMAGE_LIST_BYTES})`, {
-        subject: path,
-        hint: 'check the path: -f takes an image list (YAML or JSON), not an image or bundle',
-      });
-    }
-    bytes = await readFile(path);
-  } catch (err) {
-    throw fromFsError(err, path, 'reading');
-  }
+  const bytes = await readSmallFile(path, {
+    maxBytes: MAX_IMAGE_LIST_BYTES,
+    what: 'image list',
+    hint: 'check the path: -f takes an image list (YAML or JSON), not an image or bundle',
+  });
   const text = bytes.toString('utf8');
   if (text.includes('\u0000')) {
     throw new AirlockError('INPUT_INVALID', `${path}: binary content, not a YAML or JSON image list`, {

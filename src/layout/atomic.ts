@@ -34,14 +34,15 @@ export async function writeFileAtomic(target: string, data: Buffer, mode = 0o644
 
 /**
  * Stream `body` (a source and optional transforms, such as a verifying stream) into `target`
- * atomically: if any stage errors, the temp file is removed and `target` is untouched.
+ * atomically: if any stage errors, or `signal` aborts, the temp file is removed and `target` is
+ * untouched.
  */
-export async function streamToFileAtomic(target: string, ...body: [Readable, ...Transform[]]): Promise<void> {
+export async function streamToFileAtomic(target: string, signal: AbortSignal | undefined, ...body: [Readable, ...Transform[]]): Promise<void> {
   const tmp = tempPathFor(target);
   try {
     const fh = await open(tmp, 'wx', 0o644);
     // The stream owns the handle: it fsyncs (flush) and closes it when the pipeline ends.
-    await pipeline([...body, fh.createWriteStream({ flush: true, highWaterMark: 1 << 20 })]);
+    await pipeline([...body, fh.createWriteStream({ flush: true, highWaterMark: 1 << 20 })], signal === undefined ? {} : { signal });
     await rename(tmp, target);
   } catch (err) {
     throw fromFsError(err, target, 'writing');

@@ -4,9 +4,9 @@
  * Updates are read-modify-write under an in-process queue and land atomically (temp + rename), so a
  * crash leaves either the old or the new index, never a torn one.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AirlockError, fromFsError } from '../errors.js';
+import { AirlockError } from '../errors.js';
+import { readSmallFile } from '../fs/small-file.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { ImageIndex } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
@@ -20,18 +20,15 @@ export async function readIndex(dir: string): Promise<ImageIndex> {
   const file = join(dir, INDEX_FILE);
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
+    bytes = await readSmallFile(file, { maxBytes: MAX_INDEX_BYTES, what: 'OCI layout index.json' });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+    if ((err as AirlockError).code === 'INPUT_INVALID' && ((err as AirlockError).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
       throw new AirlockError('INPUT_INVALID', `${dir} is not an OCI image layout: it has no index.json`, {
         subject: dir,
         hint: 'point oci: at a directory written by airlock, skopeo or another OCI tool',
       });
     }
-    throw fromFsError(err, file, 'reading');
-  }
-  if (bytes.length > MAX_INDEX_BYTES) {
-    throw new AirlockError('INPUT_INVALID', `${file} is larger than 64 MiB`, { subject: file });
+    throw err;
   }
   let doc: unknown;
   try {

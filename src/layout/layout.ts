@@ -12,10 +12,12 @@
  * directory; a rerun is safe.
  */
 import { createReadStream } from 'node:fs';
-import { access, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { access, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { AirlockError, fromFsError } from '../errors.js';
+import { makeDirectory } from '../fs/output-location.js';
+import { readSmallFile } from '../fs/small-file.js';
 import { isDigest, sha256Digest, type Digest } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -54,9 +56,10 @@ export class Layout implements Source, Sink {
     try {
       const marker = join(this.dir, OCI_LAYOUT_FILE);
       const wasLayout = await exists(marker);
-      // mkdir reports the first directory it had to create: the layout itself, a parent of it,
-      // or only `blobs` inside a directory that was there already.
-      const first = await mkdir(join(this.dir, BLOBS_DIR), { recursive: true });
+      // makeDirectory reports the first directory it had to create: the layout itself, a parent of
+      // it, or only `blobs` inside a directory that was there already. (Not mkdir({ recursive: true }):
+      // under /proc that never returns, see fs/output-location.ts.)
+      const first = await makeDirectory(join(this.dir, BLOBS_DIR));
       if (wasLayout) return;
       const madeDir = first !== undefined && !isInside(this.dir, first);
       this.#created = madeDir ? [first] : [marker, ...(first === undefined ? [] : [first])];
@@ -130,12 +133,12 @@ export class Layout implements Source, Sink {
     }
   }
 
-  async putBlob(_repository: string, desc: Descriptor, body: Readable, _opts?: CallOptions): Promise<void> {
+  async putBlob(_repository: string, desc: Descriptor, body: Readable, opts?: CallOptions): Promise<void> {
     if (await this.hasBlob('', desc)) {
       body.resume();
       return;
     }
-    await streamToFileAtomic(blobFile(this.dir, desc.digest), body, new VerifyingStream(desc, `blob ${desc.digest}`));
+    await streamToFileAtomic(blobFile(this.dir, desc.digest), opts?.signal, body, new VerifyingStream(desc, `blob ${desc.digest}`));
   }
 
   async putManifest(repository: string, manifest: RawManifest, tag: string | undefined): Promise<void> {
@@ -169,7 +172,7 @@ export class Layout implements Source, Sink {
       if (s.size > MAX_MANIFEST_BYTES) {
         throw new AirlockError('UNSUPPORTED', `${what}: manifest ${digest} is over 4 MiB`, { subject: digest });
       }
-      const bytes = await readFile(file);
+      const bytes = await readSmallFile(file, { maxBytes: MAX_MANIFEST_BYTES, what: 'manifest blob' });
       if (sha256Digest(bytes) !== digest) {
         throw new AirlockError('INTEGRITY', `${what}: blob ${digest} in the layout does not match its digest`, {
           subject: digest,

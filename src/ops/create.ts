@@ -45,6 +45,7 @@ import { bundleManifest, signableBundleJson, type BundleStamp } from './bundle-m
 import { chooseSequence, parentSequence, readRecordedSequence, recordSequence, sequenceFileFor, withSequenceLock, type SequenceInputs } from './sequence.js';
 import { checkOutputFree, fileExists, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
 import { checkImageNames } from './create-names.js';
+import { checkOutputFile } from '../fs/output-location.js';
 
 export interface CreateOptions {
   images: ImageToResolve[];
@@ -115,6 +116,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   if (opts.images.length === 0) {
     throw new AirlockError('USAGE', 'no images to bundle', { hint: 'pass image references or -f images.yaml' });
   }
+  await checkOutputFile(opts.output, 'output');
   await checkOutputFree(opts.output, opts.force === true);
   const delivered =
     opts.since === undefined || opts.since.length === 0
@@ -184,7 +186,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
           await writer.continueStream(path, blob.desc.size, verifiedChunks(body, blob.desc, what, onBytes, { bytes: part.dataBytes, hash: part.hash }), { signal: opts.signal });
           continuing = false;
         } else {
-          await writer.addStream(path, blob.desc.size, verifiedChunks(body, blob.desc, what, onBytes), { compress: compressed(blob) });
+          await writer.addStream(path, blob.desc.size, verifiedChunks(body, blob.desc, what, onBytes), { compress: compressed(blob), signal: opts.signal });
         }
       } finally {
         body.destroy();

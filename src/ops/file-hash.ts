@@ -3,6 +3,7 @@
  * core while the main thread decompresses and hashes entries.
  */
 import { Worker } from 'node:worker_threads';
+import { AirlockError } from '../errors.js';
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -26,15 +27,32 @@ try {
 }
 `;
 
-/** Resolves to the lower-case hex sha256 of the file at `path`. */
-export function hashFileInWorker(path: string): Promise<string> {
+/**
+ * Resolves to the lower-case hex sha256 of the regular file at `path`. When `signal` aborts, the
+ * worker is terminated (between two 4 MiB reads) and the promise rejects: a verify that fails early
+ * or is interrupted does not wait for the hash of a large file.
+ */
+export function hashFileInWorker(path: string, signal?: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(new AirlockError('INTERRUPTED', 'interrupted', { cause: signal.reason }));
+      return;
+    }
     const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { path } });
+    const onAbort = (): void => {
+      reject(new AirlockError('INTERRUPTED', 'interrupted', { cause: signal?.reason }));
+      void worker.terminate();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     worker.once('message', (m: { hex?: string; error?: string }) => {
+      signal?.removeEventListener('abort', onAbort);
       if (m.hex !== undefined) resolve(m.hex);
       else reject(new Error(m.error ?? 'hash worker failed'));
       void worker.terminate();
     });
-    worker.once('error', reject);
+    worker.once('error', (err) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(err);
+    });
   });
 }

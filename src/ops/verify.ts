@@ -14,9 +14,10 @@
  * (`external`) cannot be checked here and are returned as `expects`: the target must hold them.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { isAirlockError } from '../errors.js';
+import { fromFsError, isAirlockError } from '../errors.js';
+import { readSmallFile } from '../fs/small-file.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
@@ -28,7 +29,6 @@ import { isExpired, parseBundleManifest, type BundleManifest, type BundleParent,
 import { checkSignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { hashFileInWorker } from './file-hash.js';
-import { fileExists } from './output-file.js';
 import { problemsError, type Problem } from './problems.js';
 import { checkReferences } from './verify-references.js';
 
@@ -74,29 +74,49 @@ interface Expected {
 }
 
 export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
-  const progress = opts.onProgress ?? silent;
   const head = await readHead(opts.path);
   const problems: Problem[] = [];
   const { keyId, problems: sigProblems } = checkTrust(head.bundleJson, head.signature, opts);
   problems.push(...sigProblems);
   const manifest = parseBundleManifest(head.bundleJson, opts.path);
+  const sidecar = `${opts.path}.sha256`;
+  // Read (and refuse a FIFO or device as) the sidecar now, not after the long pass.
+  const sidecarText = opts.checksum === false ? undefined : await readSidecar(sidecar);
+  // The hash worker stops with the command: on Ctrl-C, and when the pass fails early.
+  const stopHash = new AbortController();
+  const hashSignal = opts.signal === undefined ? stopHash.signal : AbortSignal.any([opts.signal, stopHash.signal]);
+  const fileHash = sidecarText === undefined ? undefined : hashFileInWorker(opts.path, hashSignal);
+  fileHash?.catch(() => undefined);
+  try {
+    return await verifyContent(opts, head, manifest, keyId, problems, sidecar, sidecarText, fileHash);
+  } finally {
+    stopHash.abort();
+  }
+}
+
+/** The streaming pass and the checks after it; see {@link verifyBundle}. */
+async function verifyContent(
+  opts: VerifyOptions,
+  head: Awaited<ReturnType<typeof readHead>>,
+  manifest: BundleManifest,
+  keyId: string | undefined,
+  problems: Problem[],
+  sidecar: string,
+  sidecarText: string | undefined,
+  fileHash: Promise<string> | undefined,
+): Promise<VerifyResult> {
+  const progress = opts.onProgress ?? silent;
   const expired = isExpired(manifest, opts.now?.() ?? new Date());
   if (expired) {
     const message = `the bundle expired at ${manifest.expires} (created ${manifest.created})`;
     if (opts.allowExpired === true) progress({ kind: 'warning', message: `${opts.path}: ${message}; accepted because of --allow-expired` });
     else problems.push({ code: 'POLICY', subject: opts.path, message });
   }
-
   const expected = new Map<string, Expected>([
     ['oci-layout', manifest.layout['oci-layout']],
     ['index.json', manifest.layout['index.json']],
   ]);
   for (const b of manifest.blobs) expected.set(blobPath(b.digest as Digest), b);
-  const sidecar = `${opts.path}.sha256`;
-  const checkSidecar = opts.checksum !== false && (await fileExists(sidecar));
-  const fileHash = checkSidecar ? hashFileInWorker(opts.path) : undefined;
-  fileHash?.catch(() => undefined);
-
   progress({ kind: 'phase', phase: 'verifying', total: manifest.totals.bytes, items: expected.size });
   const seen: Array<{ path: string; size: number }> = [];
   const seenPaths = new Set<string>();
@@ -158,7 +178,7 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
   }
   problems.push(...checkReferences(manifest, kept.get('index.json'), manifests));
   if (complete) problems.push(...(await checkIndexAgrees(opts.path, seen)));
-  if (fileHash !== undefined) problems.push(...(await checkSidecarFile(opts.path, sidecar, fileHash)));
+  if (fileHash !== undefined && sidecarText !== undefined) problems.push(...(await checkSidecarFile(opts.path, sidecar, sidecarText, fileHash)));
 
   if (problems.length > 0) {
     const hint = problems.every((p) => p.code === 'POLICY')
@@ -294,8 +314,23 @@ async function checkIndexAgrees(path: string, seen: Array<{ path: string; size: 
   }
 }
 
-async function checkSidecarFile(path: string, sidecar: string, fileHash: Promise<string>): Promise<Problem[]> {
-  const text = (await readFile(sidecar, 'utf8')).slice(0, 4096);
+/** Largest `.sha256` sidecar read: 64 KiB (sha256sum writes one line of ~100 bytes). */
+const MAX_SIDECAR_BYTES = 64 << 10;
+
+/** The sidecar's text, or undefined when there is none. */
+async function readSidecar(sidecar: string): Promise<string | undefined> {
+  try {
+    await lstat(sidecar);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fromFsError(err, sidecar, 'reading');
+  }
+  const bytes = await readSmallFile(sidecar, { maxBytes: MAX_SIDECAR_BYTES, what: 'sha256sum sidecar', hint: `remove ${sidecar} or replace it with the one written beside the bundle` });
+  return bytes.toString('utf8');
+}
+
+async function checkSidecarFile(path: string, sidecar: string, sidecarText: string, fileHash: Promise<string>): Promise<Problem[]> {
+  const text = sidecarText.slice(0, 4096);
   const m = /^([a-f0-9]{64}) [ *](.+)$/m.exec(text);
   if (m === null) return [{ code: 'INTEGRITY', subject: sidecar, message: `${sidecar} is not in sha256sum format` }];
   if (basename(m[2]!) !== basename(path)) {

@@ -3,12 +3,12 @@
  * validate against `schemas/policy.schema.json` (ajv's Ajv2020, as the image list does), compile
  * the patterns and load the signer key files. Any problem is one INPUT_INVALID line naming the file.
  */
-import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 // schemas/policy.schema.json, compiled at build time (scripts/compile-schemas.mjs).
 import validatePolicy from '../generated/policy-validate.js';
 import { parse as parseYaml } from 'yaml';
-import { AirlockError, fromFsError } from '../errors.js';
+import { AirlockError } from '../errors.js';
+import { readSmallFile } from '../fs/small-file.js';
 import { loadPublicKey, type TrustedKey } from '../bundle/keys.js';
 import { compilePattern, type PatternSpec } from './pattern.js';
 import type { ImportPolicy, PatternRules } from './policy.js';
@@ -40,13 +40,8 @@ function invalid(path: string, problem: string, cause?: unknown): AirlockError {
 }
 
 async function readPolicyText(path: string): Promise<string> {
-  try {
-    const info = await stat(path);
-    if (info.isFile() && info.size > MAX_POLICY_BYTES) throw invalid(path, `${info.size} bytes, more than a policy may have (${MAX_POLICY_BYTES})`);
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw fromFsError(err, path, 'reading');
-  }
+  const hint = 'a policy is "version: 1" with optional registries, repositories (allow/deny patterns) and signers; see samples/policy.yaml';
+  return (await readSmallFile(path, { maxBytes: MAX_POLICY_BYTES, what: 'policy', hint })).toString('utf8');
 }
 
 function compileRules(raw: RawRules | undefined, path: string, field: string): PatternRules {

@@ -97,7 +97,7 @@ async function repositoryContent(reg: TestRegistry, repository: string): Promise
  */
 async function storedBlobs(reg: TestRegistry): Promise<Map<string, number>> {
   const dir = join(v2(reg), 'blobs', 'sha256');
-  const { layers, manifests } = await repositoryContent(reg, 'm/airlock/import-state');
+  const { layers = [], manifests = [] } = await repositoryContent(reg, 'm/airlock/import-state');
   const record = new Set([...layers, ...manifests]);
   const out = new Map<string, number>();
   for (const f of (await files(dir)).filter((f) => f.endsWith('/data'))) {

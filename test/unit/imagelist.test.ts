@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -211,7 +212,11 @@ describe('loadImageList: invalid files', () => {
     });
     const sub = join(dir, 'subdir');
     await mkdir(sub);
-    await expect(loadImageList(sub)).rejects.toMatchObject({ code: 'INPUT_INVALID', message: `${sub} is a directory, expected a file` });
+    await expect(loadImageList(sub)).rejects.toMatchObject({ code: 'INPUT_INVALID', message: `${sub} is a directory, expected a file (an image list)` });
+    // A FIFO would block the read forever: refused at once.
+    const fifo = join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    await expect(loadImageList(fifo)).rejects.toMatchObject({ code: 'INPUT_INVALID', message: `${fifo}: a FIFO (named pipe), not a regular file (an image list)` });
     expect(await loadError(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x01]))).toMatchObject({
       code: 'INPUT_INVALID',
       message: 'F: binary content, not a YAML or JSON image list',

@@ -14,6 +14,8 @@ import type { CommandContext } from '../main.js';
 import { printResult, table } from '../output.js';
 import { formatBytes } from '../progress.js';
 import { AirlockError } from '../../errors.js';
+import { checkOutputFile } from '../../fs/output-location.js';
+import { checkOutputFree, PARTIAL_SUFFIX } from '../../ops/output-file.js';
 import { registerImportCommand } from './import.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -104,6 +106,10 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     }
     const { parseDuration } = await import('../../ops/sequence.js');
     const expiresInMs = flags.expires === undefined ? undefined : parseDuration(flags.expires);
+    // Before any network work: an hour of copying must not end at an output that cannot be written.
+    await checkOutputFile(flags.output, '-o');
+    await checkOutputFree(flags.output, flags.force);
+    ctx.onInterruptHint(`run the same command again to continue from ${flags.output}${PARTIAL_SUFFIX} (kept)`);
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const inventoryTrust = await loadPublicKeys(flags.trust ?? []);
     const [{ listedImages }, { expandImages }, { createBundle }] = await Promise.all([

@@ -4,6 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import { AirlockError } from '../../errors.js';
+import { checkOutputDirectory } from '../../fs/output-location.js';
 import { loadPublicKeys } from '../../bundle/keys.js';
 import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../ops/import-limit.js';
 import { parseImportTarget } from '../../ops/import-names.js';
@@ -48,6 +49,8 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
 
   cmd.action(async (file: string, flags: ImportFlags) => {
     const target = parseImportTarget(flags.to);
+    if (target.kind === 'layout') await checkOutputDirectory(target.dir);
+    ctx.onInterruptHint('run the same command again to complete the import: what already landed is skipped');
     const uploads = parseConcurrency(flags.concurrency, DEFAULT_IMPORT_CONCURRENCY);
     const trusted = await loadPublicKeys(flags.trust ?? []);
     const [{ importBundle }, { Layout }, { RegistryClient }] = await Promise.all([

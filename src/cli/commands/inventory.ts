@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { AirlockError } from '../../errors.js';
+import { checkOutputFile } from '../../fs/output-location.js';
 import { loadSigningKey } from '../../bundle/keys.js';
 import { DEFAULT_INVENTORY_CONCURRENCY, makeInventory, type InventoryResult, type InventoryTarget } from '../../ops/inventory.js';
 import { parseImportTarget } from '../../ops/import-names.js';
@@ -48,6 +49,7 @@ export function registerInventoryCommand(program: Command, ctx: CommandContext):
     }
     const parsed = flags.registry === undefined ? undefined : parseImportTarget(flags.registry);
     if (parsed?.kind === 'layout') throw new AirlockError('USAGE', `--registry ${flags.registry}: for a layout use --layout DIR`);
+    if (flags.output !== undefined) await checkOutputFile(flags.output, '-o');
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const requests = parseConcurrency(flags.concurrency ?? String(DEFAULT_INVENTORY_CONCURRENCY));
     const { RegistryClient } = await import('../../registry/client.js');

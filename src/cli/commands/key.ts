@@ -1,6 +1,7 @@
 /** `airlock key generate`: an ed25519 key pair for signing bundles. */
 import type { Command } from 'commander';
 import { generateKeyPair } from '../../bundle/keys.js';
+import { checkOutputFile } from '../../fs/output-location.js';
 import type { CommandContext } from '../main.js';
 import { printResult } from '../output.js';
 
@@ -11,6 +12,7 @@ export function registerKeyCommands(program: Command, ctx: CommandContext): void
     .description('write a new ed25519 key pair: PREFIX.key (private, mode 0600) and PREFIX.pub')
     .requiredOption('--out <prefix>', 'path prefix of the two files')
     .action(async (opts: { out: string }) => {
+      await checkOutputFile(`${opts.out}.key`, '--out');
       const result = await generateKeyPair(opts.out);
       printResult(ctx, result, [
         `private key: ${result.privateKeyFile} (keep it on the connected side, readable only by you)`,

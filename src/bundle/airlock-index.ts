@@ -7,6 +7,7 @@
 import type { AirlockError } from '../errors.js';
 import { INDEX_SCHEMA_VERSION, MAX_FRAME_CONTENT, notABundle, TAR_BLOCK, TAR_END_SIZE } from './format.js';
 import type { SeekFrame } from './seek-table.js';
+import { parseStrictJson } from './strict-json.js';
 import { tarEntrySize, unsafePathReason } from './tar-entry.js';
 
 /** How an entry's frames are encoded: zstd-compressed, or Raw blocks (already-compressed blobs). */
@@ -50,9 +51,9 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 export function decodeIndex(payload: Buffer, path: string): IndexEntry[] {
   let doc: unknown;
   try {
-    doc = JSON.parse(payload.toString('utf8'));
-  } catch {
-    throw bad(path, 'not JSON');
+    doc = parseStrictJson(payload);
+  } catch (err) {
+    throw bad(path, (err as Error).message);
   }
   const d = doc as { schemaVersion?: unknown; entries?: unknown };
   if (typeof doc !== 'object' || doc === null || d.schemaVersion !== INDEX_SCHEMA_VERSION || !Array.isArray(d.entries)) {
@@ -71,7 +72,10 @@ export function decodeIndex(payload: Buffer, path: string): IndexEntry[] {
       e.frames > 0 &&
       isCount(e.dataOffset) &&
       (e.encoding === 'zstd' || e.encoding === 'raw');
-    if (!ok) throw bad(path, `entry ${i} is malformed`);
+    if (!ok) {
+      const unsafe = typeof e.path === 'string' ? unsafePathReason(e.path) : undefined;
+      throw bad(path, `entry ${i} is malformed${unsafe === undefined ? '' : ` (${unsafe}: ${JSON.stringify(e.path)})`}`);
+    }
     return e as IndexEntry;
   });
 }
@@ -79,9 +83,10 @@ export function decodeIndex(payload: Buffer, path: string): IndexEntry[] {
 /**
  * Check the index against the seek table: entries occupy consecutive frames from the first,
  * each entry's frames decompress to exactly its header, data and padding, then come the tar end
- * frame and the index frame itself (decompressed size 0), and nothing else.
+ * frame and the index frame itself (decompressed size 0), and nothing else. With `exactSplit`
+ * (verify and import), every frame of an entry but its last holds exactly 1 GiB.
  */
-export function locateEntries(entries: readonly IndexEntry[], frames: readonly SeekFrame[], path: string): LocatedEntry[] {
+export function locateEntries(entries: readonly IndexEntry[], frames: readonly SeekFrame[], path: string, opts: { exactSplit?: boolean } = {}): LocatedEntry[] {
   if (frames.length < 2) throw bad(path, 'too few frames');
   const seen = new Set<string>();
   const located: LocatedEntry[] = [];
@@ -97,6 +102,11 @@ export function locateEntries(entries: readonly IndexEntry[], frames: readonly S
     for (let i = frame; i < frame + e.frames; i++) {
       const f = frames[i]!;
       if (f.decompressedSize === 0 || f.decompressedSize > MAX_FRAME_CONTENT) throw bad(path, `frame ${i} has an invalid size`);
+      // The format splits an entry only at 1 GiB: a frame boundary anywhere else (inside a tar
+      // header, say) is not what airlock writes, and the frame scan of a resumed create relies on it.
+      if (opts.exactSplit === true && i < frame + e.frames - 1 && f.decompressedSize !== MAX_FRAME_CONTENT) {
+        throw bad(path, `${e.path}: frame ${i} holds ${f.decompressedSize} bytes; only an entry's last frame may hold less than 1 GiB`);
+      }
       content += f.decompressedSize;
       offset += f.compressedSize;
     }

@@ -6,6 +6,7 @@
  */
 import { request } from 'undici';
 import type { TestRegistry } from './registry.js';
+import { isStateRepository } from '../../src/ops/import-state.js';
 
 const ACCEPT = [
   'application/vnd.oci.image.manifest.v1+json',
@@ -50,7 +51,9 @@ export async function registryState(reg: TestRegistry, prefix: string): Promise<
         incomplete.push(`${name} → manifest (${top.status})`);
         continue;
       }
-      tags.set(name, top.digest ?? '');
+      // airlock's own import record is checked for completeness like any tag, but is bookkeeping
+      // whose bytes change with every import (its time stamp), not content that converges.
+      if (!isStateRepository(repo)) tags.set(name, top.digest ?? '');
       const pending: ManifestDoc[] = [JSON.parse(top.body) as ManifestDoc];
       while (pending.length > 0) {
         const doc = pending.pop()!;

@@ -65,6 +65,13 @@ class RecordingSink implements Sink {
   async putManifest(repository: string, m: RawManifest, tag: string | undefined): Promise<void> {
     this.log.push(`manifest ${repository} ${m.digest} ${tag ?? ''}`);
   }
+  // Readable like every registry, and empty: import reads its rollback record (none yet) back.
+  async getManifest(repository: string, reference: string): Promise<RawManifest> {
+    throw new AirlockError('NOT_FOUND', `recording: no manifest ${repository}:${reference}`);
+  }
+  async openBlob(repository: string, desc: Descriptor): Promise<Readable> {
+    throw new AirlockError('NOT_FOUND', `recording: no blob ${repository}@${desc.digest}`);
+  }
 }
 
 let work: TempDir;

@@ -169,12 +169,20 @@ describe('bundle create continues an interrupted run', () => {
     console.log(`cut at ${(cutAt / MiB).toFixed(1)} MiB of the file (${(HUGE_LAYER / MiB).toFixed(0)} MiB layer): rerun fetched ${(proxy.served / MiB).toFixed(2)} MiB, reused ${(result.reusedBytes / MiB).toFixed(2)} MiB`);
 
     expect((await airlock(['bundle', 'verify', out, '--trust', `${tmp.path}/signer.pub`])).code).toBe(0);
-    const created = (JSON.parse((await readHead(out)).bundleJson.toString()) as { created: string }).created;
+    // Same creation time and sequence as the resumed run (see the test above): then the same bytes.
+    const stamp = JSON.parse((await readHead(out)).bundleJson.toString()) as { created: string; sequence: number };
     const again = `${tmp.path}/inside-uninterrupted.tar.zst`;
     const endpoints = await endpointsFrom({ plainHttp: true });
     try {
       const images = await expandImages(imageListFromRefs([hugeRef]).entries, endpoints);
-      const direct = await createBundle({ images, output: again, signingKey: await loadSigningKey(key), now: () => new Date(created) });
+      const direct = await createBundle({
+        images,
+        output: again,
+        signingKey: await loadSigningKey(key),
+        now: () => new Date(stamp.created),
+        sequenceFile: `${tmp.path}/inside-uninterrupted.sequence`,
+        sequence: stamp.sequence,
+      });
       expect(direct.sha256).toBe(result.sha256);
     } finally {
       await endpoints.close();

@@ -131,17 +131,19 @@ async function verifyContent(
           return;
         }
         checked.add(entry.path);
-        await checkContent(entry.path, body, want, kept, problems, progress);
+        await checkContent(entry.path, body, want, kept, problems, progress, opts.signal);
       },
       { signal: opts.signal },
     );
     complete = true;
   } catch (err) {
+    // Ctrl-C can surface as a broken tar stream: stop, do not go on entry by entry.
+    opts.signal?.throwIfAborted();
     if (!isAirlockError(err, 'INTEGRITY')) throw err;
     // The sequential pass cannot go past damaged zstd data. Check what it did not reach one entry
     // at a time through the archive index, so every damaged blob is named, not just the first.
     const rest = [...expected].filter(([path]) => !checked.has(path));
-    for (const path of await checkByIndex(opts.path, rest, kept, problems, progress)) {
+    for (const path of await checkByIndex(opts.path, rest, kept, problems, progress, opts.signal)) {
       checked.add(path);
       seenPaths.add(path);
     }
@@ -191,12 +193,14 @@ async function checkContent(
   kept: Map<string, Buffer>,
   problems: Problem[],
   progress: ProgressListener,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const keep = (path === 'index.json' || isManifestMediaType(want.mediaType ?? '')) && want.size <= MAX_MANIFEST_BYTES;
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
+    signal?.throwIfAborted();
     hash.update(chunk);
     size += chunk.length;
     if (keep && size <= MAX_MANIFEST_BYTES) chunks.push(chunk);
@@ -224,6 +228,7 @@ async function checkByIndex(
   kept: Map<string, Buffer>,
   problems: Problem[],
   progress: ProgressListener,
+  signal: AbortSignal | undefined,
 ): Promise<string[]> {
   let reader: ArchiveReader;
   try {
@@ -238,7 +243,7 @@ async function checkByIndex(
       if (reader.entry(name) === undefined) continue;
       reached.push(name);
       try {
-        await checkContent(name, reader.openEntry(name), want, kept, problems, progress);
+        await checkContent(name, reader.openEntry(name), want, kept, problems, progress, signal);
       } catch (err) {
         if (!isAirlockError(err)) throw err;
         problems.push({ code: 'INTEGRITY', subject: want.digest, message: err.message });

@@ -128,6 +128,8 @@ async function verifyContent(
   try {
     reader = await ArchiveReader.open(opts.path, archiveLimits(manifest));
   } catch (err) {
+    // Ctrl-C can surface as a broken tar stream: stop, do not go on entry by entry.
+    opts.signal?.throwIfAborted();
     if (!isAirlockError(err, 'INTEGRITY')) throw err;
     problems.add({ code: 'INTEGRITY', subject: opts.path, message: `archive index: ${err.message}` });
     // A tail that lists more than the manifest signs is not damage to locate: stop here. Otherwise
@@ -226,7 +228,7 @@ async function readThroughIndex(reader: ArchiveReader, pass: Pass): Promise<void
     }
     pass.found.add(entry.path);
     try {
-      await checkContent(entry.path, reader.openEntry(entry.path), want, pass.kept, problems, pass.progress);
+      await checkContent(entry.path, reader.openEntry(entry.path), want, pass.kept, problems, pass.progress, pass.signal);
     } catch (err) {
       if (!isAirlockError(err, 'INTEGRITY')) throw err;
       problems.add({ code: 'INTEGRITY', subject: want.digest, message: err.message });
@@ -294,7 +296,7 @@ async function diagnoseSequentially(pass: Pass): Promise<void> {
           return;
         }
         pass.found.add(entry.path);
-        await checkContent(entry.path, body, want, pass.kept, problems, pass.progress);
+        await checkContent(entry.path, body, want, pass.kept, problems, pass.progress, pass.signal);
       },
       { ...(pass.signal === undefined ? {} : { signal: pass.signal }) },
     );
@@ -303,6 +305,8 @@ async function diagnoseSequentially(pass: Pass): Promise<void> {
       problems.stopped = true;
       return;
     }
+    // Ctrl-C can surface as a broken tar stream: that is an interruption, not damage.
+    pass.signal?.throwIfAborted();
     if (!isAirlockError(err, 'INTEGRITY')) throw err;
     problems.add({ code: 'INTEGRITY', subject: pass.path, message: `the archive cannot be read to its end: ${err.message}` });
   }
@@ -319,12 +323,14 @@ async function checkContent(
   kept: Map<string, Buffer>,
   problems: ProblemList,
   progress: ProgressListener,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const keep = (path === 'index.json' || isManifestMediaType(want.mediaType ?? '')) && want.size <= MAX_MANIFEST_BYTES;
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
+    signal?.throwIfAborted();
     hash.update(chunk);
     size += chunk.length;
     if (keep && size <= MAX_MANIFEST_BYTES) chunks.push(chunk);

@@ -12,6 +12,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCorpus } from '../../samples/corpus.mjs';
+import { loadPublicKey } from '../../src/bundle/keys.js';
+import { verifyBundle } from '../../src/ops/verify.js';
 import { AIRLOCK_BIN, airlock } from '../support/cli.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { seedRegistry } from '../support/seed.js';
@@ -132,6 +134,9 @@ function killAll(child: ChildProcess, how: string): void {
   }
 }
 
+/** Which way the run ended: its own error (the signal reached the loop) or the forced exit after the grace. */
+const path = (r: Stopped): string => (r.output.includes('airlock: interrupted; ') ? 'forced exit after the grace' : 'stopped by itself');
+
 const partialAt = (partial: string, bytes: number) => (): boolean => existsSync(partial) && statSync(partial).size >= bytes;
 
 describe('Ctrl-C and SIGTERM during bundle create', () => {
@@ -139,7 +144,7 @@ describe('Ctrl-C and SIGTERM during bundle create', () => {
     const out = `${tmp.path}/create-${how}.tar.zst`;
     const partial = `${out}.partial`;
     const first = await interrupt(createArgs(out), partialAt(partial, 4 * MiB), how);
-    console.log(`create, ${how}: stopped ${first.stopMs.toFixed(0)} ms after the signal`);
+    console.log(`create, ${how}: stopped ${first.stopMs.toFixed(0)} ms after the signal (${path(first)})`);
     expect(first.code, first.output).toBe(130);
     expect(first.stopMs).toBeLessThan(STOP_BOUND_MS);
     expect(first.output).toMatch(/airlock: .*interrupted.*; run the same command again to continue from /);
@@ -162,7 +167,7 @@ describe('Ctrl-C and SIGTERM during bundle import', () => {
     const prefix = `imported-${how.toLowerCase()}`;
     proxy.received = 0;
     const first = await interrupt(importArgs(prefix), () => proxy.received >= 4 * MiB, how);
-    console.log(`import, ${how}: stopped ${first.stopMs.toFixed(0)} ms after the signal`);
+    console.log(`import, ${how}: stopped ${first.stopMs.toFixed(0)} ms after the signal (${path(first)})`);
     expect(first.code, first.output).toBe(130);
     expect(first.stopMs).toBeLessThan(STOP_BOUND_MS);
     expect(first.output).toMatch(/airlock: .*interrupted; .*run the same command again/);
@@ -176,6 +181,27 @@ describe('Ctrl-C and SIGTERM during bundle import', () => {
     const back = `${tmp.path}/back-${how}.tar.zst`;
     const made = await airlock(['bundle', 'create', result.images[0]!.reference, '-o', back, '--unsigned', '--plain-http', '-q']);
     expect(made.code, made.stderr).toBe(0);
+  });
+});
+
+describe('an interrupted verify', () => {
+  it('stops reading when its signal aborts mid-pass (not going on entry by entry through the index)', async () => {
+    const controller = new AbortController();
+    let read = 0;
+    let afterAbort = 0;
+    const verifying = verifyBundle({
+      path: bundle,
+      trusted: [await loadPublicKey(pub)],
+      signal: controller.signal,
+      onProgress: (e) => {
+        if (e.kind !== 'bytes') return;
+        if (controller.signal.aborted) afterAbort += e.bytes;
+        else if ((read += e.bytes) >= 2 * MiB) controller.abort();
+      },
+    });
+    await expect(verifying).rejects.toMatchObject({ name: 'AbortError' });
+    // What was already decompressed may still be hashed; the other ~18 MiB are not read.
+    expect(afterAbort).toBeLessThan(8 * MiB);
   });
 });
 

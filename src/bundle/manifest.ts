@@ -72,6 +72,13 @@ export interface BundleManifest {
   mediaType: typeof BUNDLE_MEDIA_TYPE;
   /** RFC 3339 UTC, whole seconds as airlock writes it: `2024-05-01T12:00:00Z`. */
   created: string;
+  /**
+   * Grows from one bundle of a signer to the next (see `ops/sequence.ts`); import refuses to move
+   * a tag back to a lower one. Absent in bundles made before airlock wrote it.
+   */
+  sequence?: number;
+  /** RFC 3339 UTC: verify and import refuse the bundle after this time (unless allowed). */
+  expires?: string;
   /** e.g. `airlock/0.1.0`. */
   creator: string;
   images: BundleImage[];
@@ -95,6 +102,16 @@ export interface BundleTotals {
   referencedBytes: number;
   /** Delta bundles only: the sum of `external[].size`. */
   externalBytes?: number;
+}
+
+/** The sequence import compares: a bundle without one (made by an older airlock) counts as 0. */
+export function sequenceOf(m: Pick<BundleManifest, 'sequence'>): number {
+  return m.sequence ?? 0;
+}
+
+/** True when the bundle has an expiry and it has passed at `now`. */
+export function isExpired(m: Pick<BundleManifest, 'expires'>, now: Date): boolean {
+  return m.expires !== undefined && Date.parse(m.expires) <= now.getTime();
 }
 
 /** True when the manifest describes a delta bundle (made with `--since`). */
@@ -139,6 +156,10 @@ export function validateBundleManifest(doc: unknown): string[] {
     problems.push('totals.referencedBytes is less than the carried and external bytes');
   }
   if (!isRealDate(m.created)) problems.push(`created ${m.created} is not a valid date`);
+  if (m.expires !== undefined) {
+    if (!isRealDate(m.expires)) problems.push(`expires ${m.expires} is not a valid date`);
+    else if (Date.parse(m.expires) <= Date.parse(m.created)) problems.push(`expires ${m.expires} is not after created ${m.created}`);
+  }
   return problems.slice(0, MAX_PROBLEMS);
 }
 

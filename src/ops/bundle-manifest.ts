@@ -9,12 +9,28 @@ import { BUNDLE_MEDIA_TYPE, serializeBundleManifest, validateBundleManifest, typ
 import type { BundlePlan } from '../copy/plan.js';
 import { VERSION } from '../version.js';
 
-/** bundle.json for `plan`, created at `created` (whole seconds). Delta fields only for a delta plan. */
-export function bundleManifest(plan: BundlePlan, created: Date): BundleManifest {
+/** What orders a bundle among its signer's others: its sequence, and when it stops being valid. */
+export interface BundleStamp {
+  sequence?: number;
+  expires?: Date;
+}
+
+/** RFC 3339 UTC in whole seconds, as bundle.json states times: `2024-05-01T12:00:00Z`. */
+export function bundleTime(t: Date): string {
+  return new Date(Math.floor(t.getTime() / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+}
+
+/**
+ * bundle.json for `plan`, created at `created` (whole seconds), with the sequence and expiry of
+ * `stamp`. Delta fields only for a delta plan.
+ */
+export function bundleManifest(plan: BundlePlan, created: Date, stamp: BundleStamp = {}): BundleManifest {
   return {
     schemaVersion: 1,
     mediaType: BUNDLE_MEDIA_TYPE,
-    created: created.toISOString().replace('.000Z', 'Z'),
+    created: bundleTime(created),
+    ...(stamp.sequence === undefined ? {} : { sequence: stamp.sequence }),
+    ...(stamp.expires === undefined ? {} : { expires: bundleTime(stamp.expires) }),
     creator: `airlock/${VERSION}`,
     images: plan.images.map((img) => ({
       name: img.name,
@@ -44,8 +60,8 @@ export function bundleManifest(plan: BundlePlan, created: Date): BundleManifest 
  * @throws INTERNAL "refusing to sign" naming the field: a check that belongs earlier in create
  *   (where the value came from a source) is missing
  */
-export function signableBundleJson(plan: BundlePlan, created: Date): Buffer {
-  const bytes = serializeBundleManifest(bundleManifest(plan, created));
+export function signableBundleJson(plan: BundlePlan, created: Date, stamp: BundleStamp = {}): Buffer {
+  const bytes = serializeBundleManifest(bundleManifest(plan, created, stamp));
   const problems = validateBundleManifest(JSON.parse(bytes.toString('utf8')));
   if (problems.length > 0) {
     throw new AirlockError('INTERNAL', `refusing to sign a bundle.json that verify would reject: ${problems.join('; ')}`, {

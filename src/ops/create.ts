@@ -14,6 +14,10 @@
  * With `since` (earlier bundles, their heads or manifests, or inventories of the target: see
  * `copy/since.ts`) the bundle is a delta: it carries every manifest but only the configs and
  * layers none of them delivered. The PREVs are read and checked before anything is fetched.
+ *
+ * Every bundle states its `sequence` (see `sequence.ts`) and, with `expiresInMs`, when it expires.
+ * A signed bundle's sequence is recorded in `KEY.sequence` before the first blob is written, so a
+ * bundle started and never finished still counts: the next one is above it.
  */
 import { rename, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -33,7 +37,8 @@ import { planBundle, type BundlePlan, type PlannedBlob, type PlannedImage } from
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { BlobFeed } from '../copy/blob-feed.js';
 import { loadSince } from '../copy/since.js';
-import { bundleManifest, signableBundleJson } from './bundle-manifest.js';
+import { bundleManifest, signableBundleJson, type BundleStamp } from './bundle-manifest.js';
+import { chooseSequence, parentSequence, readRecordedSequence, recordSequence, sequenceFileFor, type SequenceInputs } from './sequence.js';
 import { checkOutputFree, fileExists, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
 import { checkOutputFile } from '../fs/output-location.js';
 
@@ -63,6 +68,15 @@ export interface CreateOptions {
   inventoryTrust?: readonly TrustedKey[];
   /** Oldest `--since` inventory accepted, in ms. */
   maxInventoryAgeMs?: number;
+  /** `--sequence N`: this bundle's sequence instead of the next one (see `sequence.ts`). */
+  sequence?: number;
+  /** `--expires`: the bundle expires this long after it is created. */
+  expiresInMs?: number;
+  /**
+   * Where the signing key's last sequence is kept; default `KEY.sequence` beside the key file
+   * (no file for a key that was not loaded from one, nor for an unsigned bundle).
+   */
+  sequenceFile?: string;
 }
 
 export interface CreateResult {
@@ -76,6 +90,10 @@ export interface CreateResult {
   totals: BundlePlan['totals'];
   archiveBytes: number;
   sha256: string;
+  /** The bundle's `created`, `sequence` and `expires` as written in bundle.json. */
+  created: string;
+  sequence: number;
+  expires?: string;
   /** Blobs, and their bytes, taken from `OUT.partial` of an interrupted run instead of the source. */
   reusedBlobs: number;
   reusedBytes: number;
@@ -106,6 +124,9 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
           onProgress: progress,
         });
 
+  const sequencing = await sequenceInputs(opts);
+  chooseSequence(sequencing, opts.now?.() ?? new Date()); // a --sequence that is too low fails before any request
+
   progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length });
   const resolved = await resolveAll(opts.images, {
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
@@ -113,13 +134,16 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   });
   const plan = planBundle(resolved, delivered === undefined ? {} : { delivered });
   const partial = opts.output + PARTIAL_SUFFIX;
-  const { writer, head, signature, kept } = await startArchive(plan, partial, opts);
+  const { writer, head, signature, kept, stamp } = await startArchive(plan, partial, opts, sequencing);
   const heads = headEntries(plan, head, signature?.bytes);
   const skip = Math.max(0, kept - heads.length);
   const reusedBytes = plan.blobs.slice(0, skip).reduce((n, b) => n + b.desc.size, 0);
   let result: { sha256: string; bytes: number };
   let feed: BlobFeed | undefined;
   try {
+    if (opts.signingKey !== undefined && sequencing.file !== undefined && stamp.sequence > sequencing.recorded) {
+      await recordSequence(sequencing.file, opts.signingKey.keyId, stamp.sequence, sha256Digest(head), opts.now?.() ?? new Date());
+    }
     for (const e of heads.slice(kept)) await writer.addBuffer(e.path, e.bytes, { compress: true });
     if (skip > 0) {
       const mib = (reusedBytes / 2 ** 20).toFixed(1);
@@ -172,6 +196,9 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     bundleId: sha256Digest(head),
     signed: signature !== undefined,
     ...(signature === undefined ? {} : { keyId: signature.keyId }),
+    created: stamp.created,
+    sequence: stamp.sequence,
+    ...(stamp.expires === undefined ? {} : { expires: stamp.expires }),
     images: plan.images,
     totals: plan.totals,
     archiveBytes: result.bytes,
@@ -184,6 +211,23 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   };
 }
 
+/** What the sequence is chosen from: `--sequence`, the key's record, the parents. */
+async function sequenceInputs(opts: CreateOptions): Promise<SequenceInputs> {
+  const progress = opts.onProgress ?? silent;
+  const parents = await parentSequence(opts.since ?? []);
+  const key = opts.signingKey;
+  const file = key === undefined ? undefined : (opts.sequenceFile ?? (key.path === undefined ? undefined : sequenceFileFor(key.path)));
+  const recorded = key === undefined || file === undefined ? 0 : await readRecordedSequence(file, key.keyId, progress);
+  return { recorded, parents, ...(file === undefined ? {} : { file }), ...(opts.sequence === undefined ? {} : { explicit: opts.sequence }) };
+}
+
+/** The stamp as written: `created`, `sequence` and `expires` of bundle.json. */
+interface WrittenStamp {
+  created: string;
+  sequence: number;
+  expires?: string;
+}
+
 /** The archive to write into, with the head that goes (or already is) at its start. */
 interface Started {
   writer: ArchiveWriter;
@@ -191,25 +235,34 @@ interface Started {
   signature: { bytes: Buffer; keyId: string } | undefined;
   /** Entries (head entries, then blobs in plan order) already in the file. */
   kept: number;
+  stamp: WrittenStamp;
+}
+
+/** The expiry of a bundle created at `created` (whole seconds), if it has one. */
+function expiryFor(created: Date, opts: CreateOptions): Date | undefined {
+  return opts.expiresInMs === undefined ? undefined : new Date(Math.floor(created.getTime() / 1000) * 1000 + opts.expiresInMs);
 }
 
 /** Continue `partial` when it was started for the same plan and signer; else start a new file. */
-async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptions): Promise<Started> {
+async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptions, sequencing: SequenceInputs): Promise<Started> {
   const progress = opts.onProgress ?? silent;
   const fresh = async (): Promise<Started> => {
     const created = opts.now?.() ?? new Date();
     created.setMilliseconds(0);
-    const head = signableBundleJson(plan, created);
+    const expires = expiryFor(created, opts);
+    const stamp: BundleStamp = { sequence: chooseSequence(sequencing, created), ...(expires === undefined ? {} : { expires }) };
+    const head = signableBundleJson(plan, created, stamp);
+    const manifest = bundleManifest(plan, created, stamp);
     const signature = opts.signingKey === undefined ? undefined : signBundle(head, opts.signingKey);
     const writer = await ArchiveWriter.create(partial, { mtime: created, level: opts.level });
-    return { writer, head, signature, kept: 0 };
+    return { writer, head, signature, kept: 0, stamp: writtenStamp(manifest) };
   };
   if (opts.resume === false || !(await fileExists(partial))) return fresh();
   const restart = (why: string): Promise<Started> => {
     progress({ kind: 'warning', message: `not continuing ${partial}: ${why}; starting over` });
     return fresh();
   };
-  const old = await reusableHead(plan, partial, opts.signingKey);
+  const old = await reusableHead(plan, partial, opts);
   if (typeof old === 'string') return restart(old);
   try {
     const size = (await stat(partial)).size;
@@ -221,45 +274,55 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
       signal: opts.signal,
       onBytes: (n) => progress({ kind: 'bytes', bytes: n }),
     });
-    return { writer: r.writer, head: old.head, signature: old.signature, kept: r.kept };
+    return { writer: r.writer, head: old.head, signature: old.signature, kept: r.kept, stamp: old.stamp };
   } catch (err) {
     if (opts.signal?.aborted === true) throw err;
     return restart((err as Error).message);
   }
 }
 
+function writtenStamp(m: { created: string; sequence?: number; expires?: string }): WrittenStamp {
+  return { created: m.created, sequence: m.sequence ?? 0, ...(m.expires === undefined ? {} : { expires: m.expires }) };
+}
+
 /**
  * The head of `partial` if this run would write exactly it: bundle.json is what this plan gives
- * with the old `created` time (so images, blobs, order and layout are all the same), and the
- * signature is what the current key (or none) gives. Otherwise why not.
+ * with the old `created` time and sequence (so images, blobs, order and layout are all the same,
+ * and `--expires` or `--sequence`, when given, are the same too), and the signature is what the
+ * current key (or none) gives. Otherwise why not.
  */
 async function reusableHead(
   plan: BundlePlan,
   partial: string,
-  key: SigningKey | undefined,
-): Promise<{ created: Date; head: Buffer; signature: { bytes: Buffer; keyId: string } | undefined } | string> {
+  opts: CreateOptions,
+): Promise<{ created: Date; head: Buffer; signature: { bytes: Buffer; keyId: string } | undefined; stamp: WrittenStamp } | string> {
+  const key = opts.signingKey;
   let old: Awaited<ReturnType<typeof readHead>>;
   try {
     old = await readHead(partial);
   } catch (err) {
     return `its head cannot be read (${(err as Error).message})`;
   }
-  let created: unknown;
+  let doc: { created?: unknown; sequence?: unknown };
   try {
-    created = (JSON.parse(old.bundleJson.toString('utf8')) as { created?: unknown }).created;
+    doc = JSON.parse(old.bundleJson.toString('utf8')) as { created?: unknown; sequence?: unknown };
   } catch {
     return 'its bundle.json is not JSON';
   }
-  const date = typeof created === 'string' ? new Date(created) : undefined;
+  const date = typeof doc.created === 'string' ? new Date(doc.created) : undefined;
   if (date === undefined || Number.isNaN(date.getTime())) return 'its bundle.json has no valid creation time';
-  if (!signableBundleJson(plan, date).equals(old.bundleJson)) {
-    return 'it was started for other images or other image content';
+  if (typeof doc.sequence !== 'number') return 'it was started by an airlock that wrote no sequence';
+  const expires = expiryFor(date, opts);
+  const manifest = bundleManifest(plan, date, { sequence: opts.sequence ?? doc.sequence, ...(expires === undefined ? {} : { expires }) });
+  if (!serializeBundleManifest(manifest).equals(old.bundleJson)) {
+    return 'it was started for other images, other image content, or another --sequence or --expires';
   }
-  if (key === undefined) return old.signature === undefined ? { created: date, head: old.bundleJson, signature: undefined } : 'it is signed, this bundle is not';
+  const stamp = writtenStamp(manifest);
+  if (key === undefined) return old.signature === undefined ? { created: date, head: old.bundleJson, signature: undefined, stamp } : 'it is signed, this bundle is not';
   if (old.signature === undefined) return 'it is unsigned, this bundle is signed';
   const signature = signBundle(old.bundleJson, key);
   if (!signature.bytes.equals(old.signature)) return 'it was signed with another key';
-  return { created: date, head: old.bundleJson, signature };
+  return { created: date, head: old.bundleJson, signature, stamp };
 }
 
 /** bundle.json, bundle.json.sig (signed bundles), oci-layout, index.json: the entries before the blobs. */

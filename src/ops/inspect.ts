@@ -38,6 +38,8 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
       signed: head.signature !== undefined,
       ...(keyId === undefined ? {} : { keyId, signatureChecked: false }),
       created: manifest.created,
+      sequence: manifest.sequence ?? null,
+      expires: manifest.expires ?? null,
       creator: manifest.creator,
       images: manifest.images,
       ...(manifest.parents === undefined

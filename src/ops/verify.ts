@@ -7,7 +7,8 @@
  * duplicated, unsafe (links, devices, `..`, absolute paths) or missing is in the archive, that
  * `index.json` names exactly the signed images, that every manifest finds what it references, that
  * the random-access index agrees with the archive, and the `.sha256` sidecar when present.
- * Every problem found is reported, not just the first.
+ * Every problem found is reported, not just the first. An expired bundle is a problem (POLICY)
+ * unless `allowExpired`, when it is a warning.
  *
  * A delta bundle is checked the same way for everything it carries; the blobs it does not carry
  * (`external`) cannot be checked here and are returned as `expects`: the target must hold them.
@@ -24,7 +25,7 @@ import { blobPath } from '../layout/paths.js';
 import { readHead } from '../bundle/read-head.js';
 import { streamEntries } from '../bundle/entry-stream.js';
 import { ArchiveReader } from '../bundle/archive-reader.js';
-import { parseBundleManifest, type BundleManifest, type BundleParent, type ExternalBlob } from '../bundle/manifest.js';
+import { isExpired, parseBundleManifest, type BundleManifest, type BundleParent, type ExternalBlob } from '../bundle/manifest.js';
 import { checkSignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { hashFileInWorker } from './file-hash.js';
@@ -35,6 +36,10 @@ export interface VerifyOptions {
   path: string;
   trusted: TrustedKey[];
   allowUnsigned?: boolean;
+  /** Report an expired bundle as a warning, not a problem. */
+  allowExpired?: boolean;
+  /** Injected clock for the expiry (tests). */
+  now?: () => Date;
   /** Check `PATH.sha256` when it exists (default true). */
   checksum?: boolean;
   signal?: AbortSignal;
@@ -54,6 +59,12 @@ export interface VerifyResult {
   parents?: BundleParent[];
   /** Blobs the images need that the bundle does not carry: the target must already hold them (empty for a full bundle). */
   expects: ExternalBlob[];
+  created: string;
+  /** Absent for a bundle made before airlock wrote sequences. */
+  sequence?: number;
+  expires?: string;
+  /** True when `expires` has passed (only with `allowExpired`; otherwise verification failed). */
+  expired: boolean;
 }
 
 interface Expected {
@@ -68,6 +79,13 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
   const { keyId, problems: sigProblems } = checkTrust(head.bundleJson, head.signature, opts);
   problems.push(...sigProblems);
   const manifest = parseBundleManifest(head.bundleJson, opts.path);
+  const expired = isExpired(manifest, opts.now?.() ?? new Date());
+  if (expired) {
+    const progress = opts.onProgress ?? silent;
+    const message = `the bundle expired at ${manifest.expires} (created ${manifest.created})`;
+    if (opts.allowExpired === true) progress({ kind: 'warning', message: `${opts.path}: ${message}; accepted because of --allow-expired` });
+    else problems.push({ code: 'POLICY', subject: opts.path, message });
+  }
   const sidecar = `${opts.path}.sha256`;
   // Read (and refuse a FIFO or device as) the sidecar now, not after the long pass.
   const sidecarText = opts.checksum === false ? undefined : await readSidecar(sidecar);
@@ -77,7 +95,7 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
   const fileHash = sidecarText === undefined ? undefined : hashFileInWorker(opts.path, hashSignal);
   fileHash?.catch(() => undefined);
   try {
-    return await verifyContent(opts, head, manifest, keyId, problems, sidecar, sidecarText, fileHash);
+    return await verifyContent(opts, head, manifest, keyId, problems, sidecar, sidecarText, fileHash, expired);
   } finally {
     stopHash.abort();
   }
@@ -93,6 +111,7 @@ async function verifyContent(
   sidecar: string,
   sidecarText: string | undefined,
   fileHash: Promise<string> | undefined,
+  expired: boolean,
 ): Promise<VerifyResult> {
   const progress = opts.onProgress ?? silent;
   const expected = new Map<string, Expected>([
@@ -166,7 +185,10 @@ async function verifyContent(
   if (fileHash !== undefined && sidecarText !== undefined) problems.push(...(await checkSidecarFile(opts.path, sidecar, sidecarText, fileHash)));
 
   if (problems.length > 0) {
-    throw problemsError(`${opts.path} failed verification`, problems, 'do not import this bundle; copy it again from the source media or recreate it');
+    const hint = problems.every((p) => p.code === 'POLICY')
+      ? 'ask its creator for a fresh bundle; --allow-expired accepts this one anyway'
+      : 'do not import this bundle; copy it again from the source media or recreate it';
+    throw problemsError(`${opts.path} failed verification`, problems, hint);
   }
   return {
     path: opts.path,
@@ -179,6 +201,10 @@ async function verifyContent(
     manifest,
     ...(manifest.parents === undefined ? {} : { parents: manifest.parents }),
     expects: manifest.external ?? [],
+    created: manifest.created,
+    ...(manifest.sequence === undefined ? {} : { sequence: manifest.sequence }),
+    ...(manifest.expires === undefined ? {} : { expires: manifest.expires }),
+    expired,
   };
 }
 

@@ -110,13 +110,22 @@ describe('bundle create continues an interrupted run', () => {
     const { stdout } = await run('sha256sum', ['-c', 'killed.tar.zst.sha256'], { cwd: tmp.path });
     expect(stdout).toContain('OK');
 
-    // One uninterrupted run with the same creation time writes exactly the same file.
-    const created = (JSON.parse((await readHead(out)).bundleJson.toString()) as { created: string }).created;
+    // One uninterrupted run with the same creation time and sequence writes exactly the same file.
+    // The key's record already holds that sequence (an explicit one must be above it), so the run
+    // gets a record of its own, still empty.
+    const { created, sequence } = JSON.parse((await readHead(out)).bundleJson.toString()) as { created: string; sequence: number };
     const again = `${tmp.path}/uninterrupted.tar.zst`;
     const endpoints = await endpointsFrom({ plainHttp: true });
     try {
       const images = await expandImages(imageListFromRefs([ref]).entries, endpoints);
-      const direct = await createBundle({ images, output: again, signingKey: await loadSigningKey(key), now: () => new Date(created) });
+      const direct = await createBundle({
+        images,
+        output: again,
+        signingKey: await loadSigningKey(key),
+        now: () => new Date(created),
+        sequenceFile: `${tmp.path}/uninterrupted.sequence`,
+        sequence,
+      });
       expect(direct.reusedBytes).toBe(0);
       expect(direct.sha256).toBe(result.sha256);
     } finally {

@@ -31,6 +31,30 @@ interface CreateFlags extends RegistryFlags {
   since?: string[];
   trust?: string[];
   maxInventoryAge?: string;
+  sequence?: string;
+  expires?: string;
+}
+
+/**
+ * `sequence 1764590000, expires 2026-12-31T00:00:00Z (in 30 days)`; a bundle made before airlock
+ * wrote sequences says so, since import orders it before every sequenced bundle of its signer.
+ */
+function stampLine(m: { created: string; sequence?: number; expires?: string }, now?: Date): string {
+  const sequence = m.sequence === undefined || m.sequence === 0 ? 'no sequence (made by an older airlock: import treats it as 0, older than any bundle of its signer that has one)' : `sequence ${m.sequence}`;
+  if (m.expires === undefined) return `${sequence}, no expiry`;
+  if (now === undefined) return `${sequence}, expires ${m.expires}`;
+  const left = Date.parse(m.expires) - now.getTime();
+  return `${sequence}, expires ${m.expires} (${left <= 0 ? `EXPIRED ${formatAge(-left)} ago` : `in ${formatAge(left)}`})`;
+}
+
+/** `3 days`, `5 hours`, `12 minutes`, `40 seconds`: the largest whole unit. */
+function formatAge(ms: number): string {
+  const units: Array<[string, number]> = [['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000], ['second', 1000]];
+  for (const [name, size] of units) {
+    const n = Math.floor(ms / size);
+    if (n >= 1) return `${n} ${name}${n === 1 ? '' : 's'}`;
+  }
+  return 'less than a second';
 }
 
 /** `  delta of 2 parents: sha256:… (bundle, 2026-…), …` */
@@ -61,7 +85,9 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         ).argParser(collect),
       )
       .addOption(new Option('--trust <key.pub>', 'with --since INVENTORY: public key whose inventory signatures are accepted; repeatable').argParser(collect))
-      .option('--max-inventory-age <days>', 'with --since INVENTORY: oldest inventory accepted, in days (default 30)'),
+      .option('--max-inventory-age <days>', 'with --since INVENTORY: oldest inventory accepted, in days (default 30)')
+      .option('--expires <duration>', 'the bundle expires this long after it is made (30d, 12h, 1w, 1d12h): verify and import then refuse it')
+      .option('--sequence <n>', "this bundle's sequence instead of the next one (must be above the last one of the key, kept in KEY.sequence)"),
   ).action(async (refs: string[], flags: CreateFlags) => {
     if (flags.signKey !== undefined && flags.unsigned) {
       throw new AirlockError('USAGE', '--sign-key and --unsigned exclude each other');
@@ -77,6 +103,12 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     await checkOutputFile(flags.output, '-o');
     await checkOutputFree(flags.output, flags.force);
     ctx.onInterruptHint(`run the same command again to continue from ${flags.output}${PARTIAL_SUFFIX} (kept)`);
+    const sequence = flags.sequence === undefined ? undefined : Number(flags.sequence);
+    if (sequence !== undefined && !(/^[0-9]+$/.test(flags.sequence!) && Number.isSafeInteger(sequence) && sequence >= 1)) {
+      throw new AirlockError('USAGE', `--sequence ${flags.sequence}: must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`);
+    }
+    const { parseDuration } = await import('../../ops/sequence.js');
+    const expiresInMs = flags.expires === undefined ? undefined : parseDuration(flags.expires);
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const inventoryTrust = await loadPublicKeys(flags.trust ?? []);
     const [{ listedImages }, { expandImages }, { createBundle }] = await Promise.all([
@@ -100,6 +132,8 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         since: flags.since ?? [],
         inventoryTrust,
         ...(maxAgeDays === undefined ? {} : { maxInventoryAgeMs: maxAgeDays * 86_400_000 }),
+        ...(sequence === undefined ? {} : { sequence }),
+        ...(expiresInMs === undefined ? {} : { expiresInMs }),
         signal: ctx.signal,
         onProgress: reporter.listener,
       });
@@ -113,6 +147,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
           ? []
           : [parentsLine(delta.parents), `  not carried: ${delta.externalBlobs} blobs (${formatBytes(delta.externalBytes)}) the target must already hold`]),
         `  bundle id ${result.bundleId}`,
+        `  ${stampLine(result)}`,
         result.signed ? `  signed with key ${result.keyId}` : '  UNSIGNED: verify and import will refuse it without --allow-unsigned',
       ]);
     } catch (err) {
@@ -129,7 +164,8 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     .argument('<file>', 'bundle archive (.tar.zst)')
     .addOption(new Option('--trust <key.pub>', 'public key whose signatures are trusted; repeatable').argParser(collect))
     .option('--allow-unsigned', 'accept a bundle without a (trusted) signature', false)
-    .action(async (file: string, flags: { trust?: string[]; allowUnsigned: boolean }) => {
+    .option('--allow-expired', 'report an expired bundle as a warning instead of failing', false)
+    .action(async (file: string, flags: { trust?: string[]; allowUnsigned: boolean; allowExpired: boolean }) => {
       const trusted = await loadPublicKeys(flags.trust ?? []);
       const { verifyBundle } = await import('../../ops/verify.js');
       const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
@@ -138,13 +174,15 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
           path: file,
           trusted,
           allowUnsigned: flags.allowUnsigned,
+          allowExpired: flags.allowExpired,
           signal: ctx.signal,
           onProgress: reporter.listener,
         });
         reporter.stop(true);
         printResult(ctx, result, [
-          `${file}: OK`,
+          `${file}: OK${result.expired ? ' but EXPIRED (accepted because of --allow-expired)' : ''}`,
           `  ${result.images} images, ${result.blobs} blobs, ${formatBytes(result.bytes)} verified`,
+          `  ${stampLine(result.manifest, new Date())}`,
           ...(result.parents === undefined
             ? []
             : [
@@ -182,6 +220,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       const lines = [
         `bundle ${result.bundleId}`,
         `  created ${m.created} by ${m.creator}, ${result.signed ? `signed by key ${result.keyId ?? '?'} (not checked: run verify)` : 'UNSIGNED'}`,
+        `  ${stampLine(m, new Date())}`,
         `  ${m.totals.images} images, ${m.totals.blobs} blobs, ${formatBytes(m.totals.bytes)} stored; ${formatBytes(m.totals.referencedBytes)} without dedup (${formatBytes(m.totals.referencedBytes - m.totals.bytes - (m.totals.externalBytes ?? 0))} saved)`,
         ...(m.parents === undefined
           ? []

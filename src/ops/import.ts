@@ -7,12 +7,14 @@
  * size, and every manifest is read, verified and parsed. Then the target is checked (HEAD, nothing
  * written): for a delta bundle, every blob it does not carry must already be in the target
  * (import-external.ts), else the import stops naming each missing blob and the bundle to import
- * first. Then, in order:
+ * first; and the target's import record must not say that a newer bundle of the same signer set a
+ * tag this bundle would move, nor may the bundle have expired (import-rollback.ts). Then, in order:
  * 1. blobs: skipped when the target has them, mounted from another of its repositories, or
  *    uploaded straight from their own archive entries (several at once); the sink checks each
  *    against the signed digest and size before committing it (the registry on the final PUT, an
  *    `oci:` layout as it writes);
- * 2. manifests, each repository's children before its indexes, by digest;
+ * 2. manifests, each repository's children before its indexes, by digest; then the import record,
+ *    read and checked again, with this bundle's tags merged in;
  * 3. tags, last: a pull never sees a tag pointing at missing content, and when anything before
  *    fails nothing is tagged. A registry takes one PUT per tag, so a failure part-way through this
  *    phase leaves some tags moved (each to complete content) and the rest not: the error lists both
@@ -38,6 +40,8 @@ import type { RawManifest } from '../oci/manifest.js';
 import { absentBlobs, checkBlobs, transferBlobs, type BlobRetry, type BlobTransfer } from './push-blobs.js';
 import { missingContentError, TargetSearch } from './import-external.js';
 import { applyTags } from './tag-phase.js';
+import { checkExpiry, checkReservedNames, identityOf, RollbackGuard, tagMoves } from './import-rollback.js';
+import { stateStoreFor, type ImportStateStore } from './import-state.js';
 
 
 export interface ImportOptions {
@@ -58,6 +62,14 @@ export interface ImportOptions {
   onProgress?: ProgressListener;
   /** Whole-blob retry settings (tests shorten the waits). */
   retry?: Partial<BlobRetry>;
+  /** Move tags to an older bundle's content of the same signer (see import-rollback.ts). */
+  allowDowngrade?: boolean;
+  /** Import a bundle whose `expires` has passed. */
+  allowExpired?: boolean;
+  /** Where the import record is kept; default the target's own (import-state.ts). */
+  state?: ImportStateStore;
+  /** Injected clock (expiry, record times). */
+  now?: () => Date;
 }
 
 /** One image and where it landed. */
@@ -76,6 +88,8 @@ export interface ImportResult {
   /** The trusted key that signed the bundle; absent when accepted unsigned. */
   keyId?: string;
   target: string;
+  /** Where the target's import record is kept (see import-state.ts). */
+  record: string;
   images: ImportedImage[];
   /** Counts over blob × repository pairs, and the bytes actually uploaded. */
   blobs: { distinct: number; present: number; mounted: number; uploaded: number; uploadedBytes: number };
@@ -133,7 +147,8 @@ async function discardSink(sink: PreparedSink): Promise<void> {
  * Import a bundle.
  *
  * @throws SIGNATURE (unsigned, untrusted, bad signature), INTEGRITY (damaged or altered bundle),
- *   INPUT_INVALID (a name that does not map, a policy refusal), USAGE (colliding names), NOT_FOUND
+ *   INPUT_INVALID (a name that does not map), POLICY (a policy refusal, an expired bundle, a tag
+ *   the import record says a newer bundle set), USAGE (colliding names), NOT_FOUND
  *   (a delta whose external blobs the target lacks: nothing is written), and the target's errors
  *   (AUTH, NETWORK, TLS, REGISTRY, RATE_LIMITED, IO); no tag is written unless the failure comes
  *   in the tag phase itself, and then `details.tags` lists which moved (see tag-phase.ts)
@@ -149,7 +164,9 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   const keyId = checkTrust(opts.path, head, trust, opts.policy);
   if (keyId === undefined) progress({ kind: 'warning', message: `${opts.path} is imported WITHOUT a trusted signature (--allow-unsigned)` });
   const bundle = parseBundleManifest(head.bundleJson, opts.path);
+  checkExpiry(opts.path, bundle, opts.now?.() ?? new Date(), opts.allowExpired === true, progress);
   const mappings = mapImages(bundle.images, opts.target, { stripHost: opts.stripHost === true });
+  checkReservedNames(mappings, opts.target);
   if (opts.policy !== undefined) {
     checkImagesAllowed(opts.policy, mappings.map((m) => ({ name: m.name, registry: m.registry, repository: m.upstreamRepository })));
   }
@@ -189,6 +206,17 @@ async function importContent(
   const plan = planImport(opts.path, bundle, manifests, mappings);
   for (const m of mappings) progress({ kind: 'image', name: m.name, digest: m.digest, detail: `-> ${m.reference}` });
   await pingSink(opts.sink, opts.signal);
+  // Rollback and replay: refused here, before anything is written; recorded just before the tags.
+  const guard = await RollbackGuard.open({
+    path: opts.path,
+    store: opts.state ?? stateStoreFor(opts.target, opts.sink),
+    bundle: identityOf(sha256Digest(head.bundleJson), bundle, keyId),
+    moves: tagMoves(mappings),
+    allowDowngrade: opts.allowDowngrade === true,
+    progress,
+    ...(opts.now === undefined ? {} : { now: opts.now }),
+    ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+  });
   const target = opts.target;
   const search = new TargetSearch(opts.sink, {
     prefix: target.kind === 'registry' ? target.prefix : '',
@@ -213,6 +241,7 @@ async function importContent(
   try {
     transfers = await transferBlobs(checked, { sink: opts.sink, reader, concurrency, progress, signal: opts.signal, ...(opts.retry === undefined ? {} : { retry: opts.retry }) });
     pushed = await pushManifests(plan, opts, progress);
+    await guard.record(opts.signal);
     await applyTags(plan, { sink: opts.sink, target: opts.target, onProgress: progress, ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
   } catch (err) {
     await discardSink(opts.sink);
@@ -224,6 +253,7 @@ async function importContent(
     bundleId: sha256Digest(head.bundleJson),
     ...(keyId === undefined ? {} : { keyId }),
     target: describeTarget(opts.target),
+    record: guard.where,
     images: mappings.map((m) => ({
       name: m.name,
       reference: m.reference,

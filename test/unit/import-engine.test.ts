@@ -27,6 +27,7 @@ import { DAMAGED_BUNDLE_HINT, planImport, readBundleManifests } from '../../src/
 import { pushBlobs } from '../../src/ops/push-blobs.js';
 import { RegistryHttpError } from '../../src/registry/errors.js';
 import type { MountingSink } from '../../src/transport/types.js';
+import { MemoryStateStore } from '../support/memory-state.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
 const KiB = 1024;
@@ -213,7 +214,7 @@ describe('pushBlobs', () => {
 describe('importBundle', () => {
   it('pushes blobs, then manifests (children first), then tags', async () => {
     const sink = new MemorySink();
-    const result = await importBundle({ path: bundle, target: TARGET, sink, trusted });
+    const result = await importBundle({ path: bundle, target: TARGET, sink, state: new MemoryStateStore(), trusted });
     const kinds = sink.log.map((l) => l.split(' ')[0]);
     const lastBlob = kinds.lastIndexOf('blob');
     const firstManifest = kinds.indexOf('manifest');
@@ -222,8 +223,23 @@ describe('importBundle', () => {
     expect(kinds.lastIndexOf('manifest')).toBeLessThan(firstTag);
     expect(sink.log.filter((l) => l.startsWith('tag'))).toEqual(IMAGES.map((n) => `tag m/${n}`));
     expect(result.images.map((i) => i.reference)).toEqual(IMAGES.map((n) => `registry.lan/m/${n}`));
-    const again = await importBundle({ path: bundle, target: TARGET, sink, trusted });
+    const again = await importBundle({ path: bundle, target: TARGET, sink, state: new MemoryStateStore(), trusted });
     expect(again.blobs.uploaded + again.blobs.mounted).toBe(0);
+  });
+
+  it('writes the import record after the manifests and before the first tag', async () => {
+    const sink = new MemorySink();
+    const state = new MemoryStateStore();
+    const write = state.write.bind(state);
+    state.write = async (s) => {
+      sink.log.push('record');
+      await write(s);
+    };
+    await importBundle({ path: bundle, target: TARGET, sink, state, trusted });
+    const kinds = sink.log.map((l) => l.split(' ')[0]);
+    expect(kinds.indexOf('record')).toBeGreaterThan(kinds.lastIndexOf('manifest'));
+    expect(kinds.indexOf('record')).toBeLessThan(kinds.indexOf('tag'));
+    expect(Object.keys(state.state.tags).sort()).toEqual(IMAGES.map((n) => `m/${n}`).sort());
   });
 
   it('tags nothing when a layer in the archive was altered', async () => {
@@ -237,7 +253,7 @@ describe('importBundle', () => {
     await fh.write(Buffer.from('XXXX'), 0, 4, entry.offset + 2048);
     await fh.close();
     const sink = new MemorySink();
-    const err = await importBundle({ path: tampered, target: TARGET, sink, trusted }).catch((e: unknown) => e);
+    const err = await importBundle({ path: tampered, target: TARGET, sink, state: new MemoryStateStore(), trusted }).catch((e: unknown) => e);
     expect(isAirlockError(err, 'INTEGRITY'), String(err)).toBe(true);
     expect((err as Error).message).toContain(layer.digest);
     expect((err as AirlockError).hint).toBe(DAMAGED_BUNDLE_HINT);
@@ -247,10 +263,10 @@ describe('importBundle', () => {
 
   it('is fail-closed on signatures', async () => {
     const sink = new MemorySink();
-    const untrusted = await importBundle({ path: bundle, target: TARGET, sink, trusted: [] }).catch((e: unknown) => e);
+    const untrusted = await importBundle({ path: bundle, target: TARGET, sink, state: new MemoryStateStore(), trusted: [] }).catch((e: unknown) => e);
     expect(isAirlockError(untrusted, 'SIGNATURE')).toBe(true);
     expect(sink.log).toEqual([]);
-    const allowed = await importBundle({ path: bundle, target: TARGET, sink, trusted: [], allowUnsigned: true });
+    const allowed = await importBundle({ path: bundle, target: TARGET, sink, state: new MemoryStateStore(), trusted: [], allowUnsigned: true });
     expect(allowed.keyId).toBeUndefined();
   });
 });

@@ -21,6 +21,8 @@ interface ImportFlags extends RegistryFlags {
   allowUnsigned: boolean;
   policy?: string;
   stripHost: boolean;
+  allowDowngrade: boolean;
+  allowExpired: boolean;
 }
 
 /**
@@ -36,6 +38,8 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       .requiredOption('--to <HOST[:PORT][/PREFIX]|oci:DIR>', 'target registry and optional repository prefix, or an OCI image layout directory')
       .addOption(new Option('--trust <key.pub>', 'public key whose signatures are trusted; repeatable').argParser(collect))
       .option('--allow-unsigned', 'accept a bundle without a (trusted) signature', false)
+      .option('--allow-downgrade', "move tags back to an older bundle's content of the same signer (a rollback on purpose)", false)
+      .option('--allow-expired', 'import a bundle whose expiry has passed', false)
       .option('--policy <file>', 'import policy (YAML or JSON, see schemas/policy.schema.json): allowed registries, repositories, signers')
       .option('--strip-host', 'drop the upstream registry host from target names (refused if two images would collide)', false)
       .option('--chunk-size <MiB>', 'send large blobs in PATCH requests of at most this size, for proxies that cap request bodies (default: one request per blob, as docker push does)'),
@@ -68,6 +72,8 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         allowUnsigned: flags.allowUnsigned,
         ...(policy === undefined ? {} : { policy }),
         stripHost: flags.stripHost,
+        allowDowngrade: flags.allowDowngrade,
+        allowExpired: flags.allowExpired,
         concurrency: uploads,
         signal: ctx.signal,
         onProgress: reporter.listener,
@@ -76,6 +82,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       const b = result.blobs;
       printResult(ctx, result, [
         `imported ${file} into ${result.target}`,
+        `  recorded in ${result.record} (rollback protection)`,
         `  bundle id ${result.bundleId}, ${result.keyId === undefined ? 'UNSIGNED or untrusted (accepted because of --allow-unsigned)' : `signed by trusted key ${result.keyId}`}`,
         `  ${b.distinct} distinct blobs; per repository ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${result.manifests} manifests`,
         '',

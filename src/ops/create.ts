@@ -38,7 +38,7 @@ import { silent, type ProgressListener } from '../copy/progress.js';
 import { BlobFeed } from '../copy/blob-feed.js';
 import { loadSince } from '../copy/since.js';
 import { bundleManifest, signableBundleJson, type BundleStamp } from './bundle-manifest.js';
-import { chooseSequence, parentSequence, readRecordedSequence, recordSequence, sequenceFileFor, type SequenceInputs } from './sequence.js';
+import { chooseSequence, parentSequence, readRecordedSequence, recordSequence, sequenceFileFor, withSequenceLock, type SequenceInputs } from './sequence.js';
 import { checkOutputFree, fileExists, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
 import { checkOutputFile } from '../fs/output-location.js';
 
@@ -125,7 +125,9 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         });
 
   const sequencing = await sequenceInputs(opts);
-  chooseSequence(sequencing, opts.now?.() ?? new Date()); // a --sequence that is too low fails before any request
+  // A --sequence not above the parents' fails before any request; against the key's record it is
+  // checked when the head is made (a rerun that continues OUT.partial keeps its own sequence).
+  chooseSequence({ ...sequencing, recorded: 0 }, opts.now?.() ?? new Date());
 
   progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length });
   const resolved = await resolveAll(opts.images, {
@@ -141,9 +143,6 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   let result: { sha256: string; bytes: number };
   let feed: BlobFeed | undefined;
   try {
-    if (opts.signingKey !== undefined && sequencing.file !== undefined && stamp.sequence > sequencing.recorded) {
-      await recordSequence(sequencing.file, opts.signingKey.keyId, stamp.sequence, sha256Digest(head), opts.now?.() ?? new Date());
-    }
     for (const e of heads.slice(kept)) await writer.addBuffer(e.path, e.bytes, { compress: true });
     if (skip > 0) {
       const mib = (reusedBytes / 2 ** 20).toFixed(1);
@@ -250,12 +249,25 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
     const created = opts.now?.() ?? new Date();
     created.setMilliseconds(0);
     const expires = expiryFor(created, opts);
-    const stamp: BundleStamp = { sequence: chooseSequence(sequencing, created), ...(expires === undefined ? {} : { expires }) };
-    const head = signableBundleJson(plan, created, stamp);
-    const manifest = bundleManifest(plan, created, stamp);
-    const signature = opts.signingKey === undefined ? undefined : signBundle(head, opts.signingKey);
+    // The head of a bundle with a given sequence; `record` keeps that sequence as the key's last.
+    const make = async (inputs: SequenceInputs, record: boolean) => {
+      const stamp: BundleStamp = { sequence: chooseSequence(inputs, created), ...(expires === undefined ? {} : { expires }) };
+      const head = signableBundleJson(plan, created, stamp);
+      if (record && opts.signingKey !== undefined && inputs.file !== undefined && stamp.sequence! > inputs.recorded) {
+        await recordSequence(inputs.file, opts.signingKey.keyId, stamp.sequence!, sha256Digest(head), opts.now?.() ?? new Date());
+      }
+      return { manifest: bundleManifest(plan, created, stamp), head };
+    };
+    const key = opts.signingKey;
+    const file = sequencing.file;
+    // Read, choose and record under the key's lock: two creates never take the same number.
+    const made =
+      (key !== undefined && file !== undefined
+        ? await withSequenceLock(file, async () => make({ ...sequencing, recorded: await readRecordedSequence(file, key.keyId, progress) }, true), progress, opts.signal)
+        : undefined) ?? (await make(sequencing, false));
+    const signature = key === undefined ? undefined : signBundle(made.head, key);
     const writer = await ArchiveWriter.create(partial, { mtime: created, level: opts.level });
-    return { writer, head, signature, kept: 0, stamp: writtenStamp(manifest) };
+    return { writer, head: made.head, signature, kept: 0, stamp: writtenStamp(made.manifest) };
   };
   if (opts.resume === false || !(await fileExists(partial))) return fresh();
   const restart = (why: string): Promise<Started> => {
@@ -264,6 +276,21 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
   };
   const old = await reusableHead(plan, partial, opts);
   if (typeof old === 'string') return restart(old);
+  // The record may have been lost since the partial file was started: it is the key's last at least.
+  const key = opts.signingKey;
+  const file = sequencing.file;
+  if (key !== undefined && file !== undefined && old.stamp.sequence > sequencing.recorded) {
+    await withSequenceLock(
+      file,
+      async () => {
+        if (old.stamp.sequence > (await readRecordedSequence(file, key.keyId, progress))) {
+          await recordSequence(file, key.keyId, old.stamp.sequence, sha256Digest(old.head), opts.now?.() ?? new Date());
+        }
+      },
+      progress,
+      opts.signal,
+    );
+  }
   try {
     const size = (await stat(partial)).size;
     progress({ kind: 'phase', phase: `checking ${basename(partial)} from an interrupted run`, total: size });

@@ -17,9 +17,13 @@
  *
  * The file is a small JSON document naming the key it belongs to, written atomically (temp +
  * rename). A file left by another key (the key was regenerated under the same name) is ignored
- * with a warning and replaced.
+ * with a warning and replaced. Reading, choosing and writing happen under `KEY.sequence.lock`
+ * (created exclusively), so two creates with one key on one machine never take the same number.
+ * Where the key's directory is read-only (a mounted secret), there is no record: a warning says
+ * so, and the sequence comes from the clock and the parents alone.
  */
-import { readFile } from 'node:fs/promises';
+import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AirlockError } from '../errors.js';
 import type { Digest } from '../digest/digest.js';
 import { writeFileAtomic } from '../layout/atomic.js';
@@ -80,6 +84,57 @@ export async function readRecordedSequence(file: string, keyId: string, progress
     return 0;
   }
   return doc.sequence;
+}
+
+/** How long create waits for another create's hold on the record: 10 s (a hold lasts milliseconds). */
+const LOCK_WAIT_MS = 10_000;
+/** A lock older than this was left by a process that died holding it: 60 s. */
+const STALE_LOCK_MS = 60_000;
+/** Poll interval while another create holds the lock. */
+const LOCK_POLL_MS = 50;
+
+/** Errors that mean "this directory cannot be written", not "something broke". */
+const READ_ONLY = new Set(['EACCES', 'EPERM', 'EROFS']);
+
+/**
+ * Run `fn` holding `FILE.lock`. Resolves to undefined, after a warning, when the directory cannot
+ * be written at all (no record can be kept there).
+ *
+ * @throws IO when another create holds the lock for more than {@link LOCK_WAIT_MS}
+ */
+export async function withSequenceLock<T>(file: string, fn: () => Promise<T>, progress: ProgressListener, signal?: AbortSignal): Promise<T | undefined> {
+  const lock = `${file}.lock`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      await (await open(lock, 'wx', 0o644)).close();
+      break;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (READ_ONLY.has(code)) {
+        progress({ kind: 'warning', message: `cannot keep ${file} (${code}): this bundle's sequence comes from the clock and the --since parents alone` });
+        return undefined;
+      }
+      if (code !== 'EEXIST') throw new AirlockError('IO', `cannot create ${lock}: ${(err as Error).message}`, { subject: lock, cause: err });
+      const held = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (held > STALE_LOCK_MS) {
+        await unlink(lock).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new AirlockError('IO', `${lock} is held by another bundle create with the same key`, {
+          subject: lock,
+          hint: `wait for it to finish; if no bundle create is running, delete ${lock}`,
+        });
+      }
+      await sleep(LOCK_POLL_MS, undefined, signal === undefined ? {} : { signal });
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await unlink(lock).catch(() => undefined);
+  }
 }
 
 /** Write `file` atomically: `keyId` used `sequence` for `bundle`. */

@@ -120,6 +120,13 @@ describe('bundle create', () => {
     expect(delta.manifest.sequence).toBe(T0_SECONDS + 101);
   });
 
+  it('two creates with one key at the same second take different sequences (the record is locked)', async () => {
+    const file = sequenceFileFor(key.path!);
+    const recorded = JSON.parse(await readFile(file, 'utf8')) as { sequence: number };
+    const [a, b] = await Promise.all([create(), create()]);
+    expect([a.manifest.sequence, b.manifest.sequence].sort()).toEqual([recorded.sequence + 1, recorded.sequence + 2]);
+  });
+
   it('an unsigned bundle has a sequence from the clock and no record', async () => {
     const endpoints = { registry: () => { throw new Error('no registry'); }, layout: (d: string) => new Layout(d) };
     const images = await expandImages(imageListFromRefs([`oci:${corpus.dir}:${NAME}`]).entries, endpoints);

@@ -253,6 +253,11 @@ function damagedRecord(where: string, why: string): AirlockError {
   });
 }
 
+/** True for the record repository of any prefix (what `airlock inventory` leaves out). */
+export function isStateRepository(repository: string): boolean {
+  return repository === STATE_REPOSITORY || repository.endsWith(`/${STATE_REPOSITORY}`);
+}
+
 /** The reserved repository of a prefix: `PREFIX/airlock/import-state`. */
 export function stateRepository(prefix: string): string {
   return prefix === '' ? STATE_REPOSITORY : `${prefix}/${STATE_REPOSITORY}`;

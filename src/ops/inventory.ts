@@ -29,6 +29,7 @@ import { MAX_INVENTORY_BYTES, writeInventory, type InventoryPayload } from '../i
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { runLimited } from '../copy/run-limited.js';
 import { checkOutputFree } from './output-file.js';
+import { isStateRepository } from './import-state.js';
 
 /**
  * 4 requests in flight: listing is one small GET per repository and per manifest, so latency, not
@@ -212,7 +213,8 @@ async function listRegistry(target: Extract<InventoryTarget, { kind: 'registry' 
       cause: err,
     });
   }
-  const repositories = [...catalog.repositories].sort();
+  // airlock's own import records (import-state.ts) are bookkeeping, not images the target holds.
+  const repositories = [...catalog.repositories].filter((r) => !isStateRepository(r)).sort();
   progress({ kind: 'phase', phase: 'listing tags', items: repositories.length });
   const tagged: Array<{ repository: string; tag: string }> = [];
   await runLimited(repositories, concurrency, opts.signal, async (repository, signal) => {

@@ -26,7 +26,16 @@ import { TargetSearch } from '../../src/ops/import-external.js';
 import { parseImportTarget } from '../../src/ops/import-names.js';
 import type { MountingSink } from '../../src/transport/types.js';
 import { bundleParent, writeDelta } from '../support/delta.js';
+import { MemoryStateStore } from '../support/memory-state.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
+
+/** Each in-memory registry keeps its import record beside it, as a real one keeps it inside. */
+const records = new WeakMap<object, MemoryStateStore>();
+function stateFor(sink: object): MemoryStateStore {
+  let store = records.get(sink);
+  if (store === undefined) records.set(sink, (store = new MemoryStateStore()));
+  return store;
+}
 
 const KiB = 1024;
 const BASE = { id: 'x-base', size: 24 * KiB };
@@ -138,7 +147,7 @@ describe('importing a delta bundle', () => {
   it('refuses a delta whose parent was never imported: every missing blob, the bundle to import first, nothing written', async () => {
     expect(externals.map((e) => e.digest)).toContain(layer('quay.io/new/app:1', 1)); // GONE (blobs[0] is the config)
     const sink = new MemoryRegistry();
-    const err = await importBundle({ path: delta, target: TARGET, sink, trusted }).catch((e: unknown) => e);
+    const err = await importBundle({ path: delta, target: TARGET, sink, state: stateFor(sink), trusted }).catch((e: unknown) => e);
     expect(isAirlockError(err, 'NOT_FOUND'), String(err)).toBe(true);
     const e = err as AirlockError;
     expect(e.message).toContain(`${delta} is a delta bundle; registry.lan/m lacks ${externals.length} blobs it does not carry`);
@@ -156,23 +165,23 @@ describe('importing a delta bundle', () => {
 
   it('after its parent, ends exactly as the full bundle does, mounting a blob from a repository it does not touch', async () => {
     const chain = new MemoryRegistry();
-    await importBundle({ path: full1, target: TARGET, sink: chain, trusted });
-    const result = await importBundle({ path: delta, target: TARGET, sink: chain, trusted });
+    await importBundle({ path: full1, target: TARGET, sink: chain, state: stateFor(chain), trusted });
+    const result = await importBundle({ path: delta, target: TARGET, sink: chain, state: stateFor(chain), trusted });
     const gone = layer('quay.io/new/app:1', 1);
     expect(chain.log).toContain(`mount m/quay.io/new/app ${gone} from m/quay.io/old/gone`);
     const uploaded = new Set(result.transfers.filter((t) => t.action === 'uploaded').map((t) => t.digest));
     for (const x of externals) expect(uploaded.has(x.digest)).toBe(false);
 
     const whole = new MemoryRegistry();
-    await importBundle({ path: full2, target: TARGET, sink: whole, trusted });
+    await importBundle({ path: full2, target: TARGET, sink: whole, state: stateFor(whole), trusted });
     expect(chain.state(GEN2)).toEqual(whole.state(GEN2));
   });
 
   it('without a catalog, names the blob it could not find beyond the mapped repositories, and says why', async () => {
     const sink = new MemoryRegistry('refused');
-    await importBundle({ path: full1, target: TARGET, sink, trusted });
+    await importBundle({ path: full1, target: TARGET, sink, state: stateFor(sink), trusted });
     const before = sink.log.length;
-    const err = (await importBundle({ path: delta, target: TARGET, sink, trusted }).catch((e: unknown) => e)) as AirlockError;
+    const err = (await importBundle({ path: delta, target: TARGET, sink, state: stateFor(sink), trusted }).catch((e: unknown) => e)) as AirlockError;
     expect(err.code).toBe('NOT_FOUND');
     expect((err.details!.missing as Array<{ digest: string }>).map((m) => m.digest)).toEqual([layer('quay.io/new/app:1', 1)]);
     expect(err.hint).toContain('the catalog could not be searched (registry memory denied access to the repository catalog (401))');
@@ -183,7 +192,7 @@ describe('importing a delta bundle', () => {
     const inventory = { id: sha256Digest('an inventory payload'), created: '2026-11-28T00:00:00Z', kind: 'inventory' as const };
     const stale = join(work.path, 'from-inventory.tar.zst');
     await writeDelta(full2, stale, [{ parent: inventory, digests: parent1.digests }], key);
-    const err = (await importBundle({ path: stale, target: TARGET, sink: new MemoryRegistry(), trusted }).catch((e: unknown) => e)) as AirlockError;
+    const err = (await importBundle({ path: stale, target: TARGET, sink: new MemoryRegistry(), state: new MemoryStateStore(), trusted }).catch((e: unknown) => e)) as AirlockError;
     expect(err.code).toBe('NOT_FOUND');
     expect(err.message).toContain(`the inventory ${inventory.id} is stale: the target no longer holds blob `);
     expect(err.hint).toBe(

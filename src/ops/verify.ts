@@ -83,6 +83,13 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
   const { keyId, problems: sigProblems } = checkTrust(head.bundleJson, head.signature, opts);
   problems.add(...sigProblems);
   const manifest = parseBundleManifest(head.bundleJson, opts.path);
+  const expired = isExpired(manifest, opts.now?.() ?? new Date());
+  if (expired) {
+    const progress = opts.onProgress ?? silent;
+    const message = `the bundle expired at ${manifest.expires} (created ${manifest.created})`;
+    if (opts.allowExpired === true) progress({ kind: 'warning', message: `${opts.path}: ${message}; accepted because of --allow-expired` });
+    else problems.push({ code: 'POLICY', subject: opts.path, message });
+  }
   const sidecar = `${opts.path}.sha256`;
   // Read (and refuse a FIFO or device as) the sidecar now, not after the long pass.
   const sidecarText = opts.checksum === false ? undefined : await readSidecar(sidecar);
@@ -92,7 +99,7 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
   const fileHash = sidecarText === undefined ? undefined : hashFileInWorker(opts.path, hashSignal);
   fileHash?.catch(() => undefined);
   try {
-    return await verifyContent(opts, head, manifest, keyId, problems, sidecar, sidecarText, fileHash);
+    return await verifyContent(opts, head, manifest, keyId, problems, sidecar, sidecarText, fileHash, expired);
   } finally {
     stopHash.abort();
   }
@@ -108,6 +115,7 @@ async function verifyContent(
   sidecar: string,
   sidecarText: string | undefined,
   fileHash: Promise<string> | undefined,
+  expired: boolean,
 ): Promise<VerifyResult> {
   const progress = opts.onProgress ?? silent;
   const expired = isExpired(manifest, opts.now?.() ?? new Date());

@@ -88,7 +88,7 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
     const progress = opts.onProgress ?? silent;
     const message = `the bundle expired at ${manifest.expires} (created ${manifest.created})`;
     if (opts.allowExpired === true) progress({ kind: 'warning', message: `${opts.path}: ${message}; accepted because of --allow-expired` });
-    else problems.push({ code: 'POLICY', subject: opts.path, message });
+    else problems.add({ code: 'POLICY', subject: opts.path, message });
   }
   const sidecar = `${opts.path}.sha256`;
   // Read (and refuse a FIFO or device as) the sidecar now, not after the long pass.
@@ -118,12 +118,6 @@ async function verifyContent(
   expired: boolean,
 ): Promise<VerifyResult> {
   const progress = opts.onProgress ?? silent;
-  const expired = isExpired(manifest, opts.now?.() ?? new Date());
-  if (expired) {
-    const message = `the bundle expired at ${manifest.expires} (created ${manifest.created})`;
-    if (opts.allowExpired === true) progress({ kind: 'warning', message: `${opts.path}: ${message}; accepted because of --allow-expired` });
-    else problems.add({ code: 'POLICY', subject: opts.path, message });
-  }
   const expected = new Map<string, Expected>([
     ['oci-layout', manifest.layout['oci-layout']],
     ['index.json', manifest.layout['index.json']],

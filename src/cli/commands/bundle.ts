@@ -110,12 +110,6 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     await checkOutputFile(flags.output, '-o');
     await checkOutputFree(flags.output, flags.force);
     ctx.onInterruptHint(`run the same command again to continue from ${flags.output}${PARTIAL_SUFFIX} (kept)`);
-    const sequence = flags.sequence === undefined ? undefined : Number(flags.sequence);
-    if (sequence !== undefined && !(/^[0-9]+$/.test(flags.sequence!) && Number.isSafeInteger(sequence) && sequence >= 1)) {
-      throw new AirlockError('USAGE', `--sequence ${flags.sequence}: must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`);
-    }
-    const { parseDuration } = await import('../../ops/sequence.js');
-    const expiresInMs = flags.expires === undefined ? undefined : parseDuration(flags.expires);
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const inventoryTrust = await loadPublicKeys(flags.trust ?? []);
     const [{ listedImages }, { expandImages }, { createBundle }] = await Promise.all([

@@ -7,6 +7,7 @@
 import type { AirlockError } from '../errors.js';
 import { INDEX_SCHEMA_VERSION, MAX_FRAME_CONTENT, notABundle, TAR_BLOCK, TAR_END_SIZE } from './format.js';
 import type { SeekFrame } from './seek-table.js';
+import { parseStrictJson } from './strict-json.js';
 import { tarEntrySize, unsafePathReason } from './tar-entry.js';
 
 /** How an entry's frames are encoded: zstd-compressed, or Raw blocks (already-compressed blobs). */
@@ -50,9 +51,9 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 export function decodeIndex(payload: Buffer, path: string): IndexEntry[] {
   let doc: unknown;
   try {
-    doc = JSON.parse(payload.toString('utf8'));
-  } catch {
-    throw bad(path, 'not JSON');
+    doc = parseStrictJson(payload);
+  } catch (err) {
+    throw bad(path, (err as Error).message);
   }
   const d = doc as { schemaVersion?: unknown; entries?: unknown };
   if (typeof doc !== 'object' || doc === null || d.schemaVersion !== INDEX_SCHEMA_VERSION || !Array.isArray(d.entries)) {

@@ -10,6 +10,7 @@ import { sha256Digest, type Digest } from '../digest/digest.js';
 import { AirlockError } from '../errors.js';
 import { BUNDLE_MEDIA_TYPE } from './format.js';
 import { MAX_BUNDLE_JSON_BYTES } from './read-head.js';
+import { parseStrictJson } from './strict-json.js';
 
 export { BUNDLE_MEDIA_TYPE } from './format.js';
 
@@ -243,9 +244,10 @@ export function parseBundleManifest(bytes: Buffer, source: string): BundleManife
   if (bytes.length > MAX_BUNDLE_JSON_BYTES) throw fail([`${bytes.length} bytes, more than ${MAX_BUNDLE_JSON_BYTES}`]);
   let doc: unknown;
   try {
-    doc = JSON.parse(bytes.toString('utf8'));
+    doc = parseStrictJson(bytes);
   } catch (err) {
-    throw fail([`not JSON (${(err as Error).message})`]);
+    // A signed document two readers could read differently (a key twice, the last winning) is refused.
+    throw fail([(err as Error).message]);
   }
   const problems = validateBundleManifest(doc);
   if (problems.length > 0) throw fail(problems);

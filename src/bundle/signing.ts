@@ -13,6 +13,7 @@ import { sha256Digest } from '../digest/digest.js';
 import { AirlockError } from '../errors.js';
 import type { SigningKey, TrustedKey } from './keys.js';
 import { MAX_SIGNATURE_BYTES } from './read-head.js';
+import { parseStrictJson } from './strict-json.js';
 
 export type { SigningKey, TrustedKey } from './keys.js';
 
@@ -57,9 +58,9 @@ export function parseSignature(sigBytes: Buffer): BundleSignature {
   if (sigBytes.length > MAX_SIGNATURE_BYTES) throw refuse('malformed', 'bundle.json.sig is too large to be a signature');
   let doc: unknown;
   try {
-    doc = JSON.parse(sigBytes.toString('utf8'));
-  } catch {
-    throw refuse('malformed', 'bundle.json.sig is not JSON');
+    doc = parseStrictJson(sigBytes);
+  } catch (err) {
+    throw refuse('malformed', `bundle.json.sig is not strict JSON: ${(err as Error).message}`);
   }
   const d = doc as Partial<Record<keyof BundleSignature, unknown>>;
   const keys = typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? Object.keys(doc).sort().join() : '';

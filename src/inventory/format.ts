@@ -18,6 +18,7 @@
 import { AirlockError } from '../errors.js';
 import { isDigest, sha256Digest, type Digest } from '../digest/digest.js';
 import { signBundle, verifySignature, type SigningKey, type TrustedKey } from '../bundle/signing.js';
+import { parseStrictJson } from '../bundle/strict-json.js';
 
 export const INVENTORY_MEDIA_TYPE = 'application/vnd.airlock.inventory.v1+json';
 /** An inventory of a very large registry (a million blobs) stays far below this. */
@@ -69,9 +70,9 @@ export function parseInventory(bytes: Buffer, source: string, trusted: readonly 
   if (bytes.length > MAX_INVENTORY_BYTES) throw bad('larger than 256 MiB');
   let envelope: { mediaType?: unknown; inventory?: unknown; signature?: unknown };
   try {
-    envelope = JSON.parse(bytes.toString('utf8')) as typeof envelope;
-  } catch {
-    throw bad('not JSON');
+    envelope = parseStrictJson(bytes) as typeof envelope;
+  } catch (err) {
+    throw bad((err as Error).message);
   }
   if (!isInventoryDocument(envelope) || typeof envelope.inventory !== 'string') throw bad('no inventory payload');
   const inner = Buffer.from(envelope.inventory, 'utf8');
@@ -87,9 +88,9 @@ export function parseInventory(bytes: Buffer, source: string, trusted: readonly 
   }
   let payload: InventoryPayload;
   try {
-    payload = JSON.parse(envelope.inventory) as InventoryPayload;
-  } catch {
-    throw bad('payload is not JSON');
+    payload = parseStrictJson(inner) as InventoryPayload;
+  } catch (err) {
+    throw bad(`payload: ${(err as Error).message}`);
   }
   if (payload.schemaVersion !== 1 || typeof payload.target !== 'string' || !Array.isArray(payload.blobs) || !Array.isArray(payload.images)) {
     throw bad('payload lacks schemaVersion 1, target, images or blobs');

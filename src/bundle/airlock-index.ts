@@ -72,7 +72,10 @@ export function decodeIndex(payload: Buffer, path: string): IndexEntry[] {
       e.frames > 0 &&
       isCount(e.dataOffset) &&
       (e.encoding === 'zstd' || e.encoding === 'raw');
-    if (!ok) throw bad(path, `entry ${i} is malformed`);
+    if (!ok) {
+      const unsafe = typeof e.path === 'string' ? unsafePathReason(e.path) : undefined;
+      throw bad(path, `entry ${i} is malformed${unsafe === undefined ? '' : ` (${unsafe}: ${JSON.stringify(e.path)})`}`);
+    }
     return e as IndexEntry;
   });
 }
@@ -80,9 +83,10 @@ export function decodeIndex(payload: Buffer, path: string): IndexEntry[] {
 /**
  * Check the index against the seek table: entries occupy consecutive frames from the first,
  * each entry's frames decompress to exactly its header, data and padding, then come the tar end
- * frame and the index frame itself (decompressed size 0), and nothing else.
+ * frame and the index frame itself (decompressed size 0), and nothing else. With `exactSplit`
+ * (verify and import), every frame of an entry but its last holds exactly 1 GiB.
  */
-export function locateEntries(entries: readonly IndexEntry[], frames: readonly SeekFrame[], path: string): LocatedEntry[] {
+export function locateEntries(entries: readonly IndexEntry[], frames: readonly SeekFrame[], path: string, opts: { exactSplit?: boolean } = {}): LocatedEntry[] {
   if (frames.length < 2) throw bad(path, 'too few frames');
   const seen = new Set<string>();
   const located: LocatedEntry[] = [];
@@ -98,6 +102,11 @@ export function locateEntries(entries: readonly IndexEntry[], frames: readonly S
     for (let i = frame; i < frame + e.frames; i++) {
       const f = frames[i]!;
       if (f.decompressedSize === 0 || f.decompressedSize > MAX_FRAME_CONTENT) throw bad(path, `frame ${i} has an invalid size`);
+      // The format splits an entry only at 1 GiB: a frame boundary anywhere else (inside a tar
+      // header, say) is not what airlock writes, and the frame scan of a resumed create relies on it.
+      if (opts.exactSplit === true && i < frame + e.frames - 1 && f.decompressedSize !== MAX_FRAME_CONTENT) {
+        throw bad(path, `${e.path}: frame ${i} holds ${f.decompressedSize} bytes; only an entry's last frame may hold less than 1 GiB`);
+      }
       content += f.decompressedSize;
       offset += f.compressedSize;
     }

@@ -7,12 +7,32 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { AirlockError } from '../errors.js';
 import { decodeIndex, locateEntries, MAX_INDEX_BYTES, type IndexEntry, type LocatedEntry } from './airlock-index.js';
-import { EntryReadable } from './entry-reader.js';
+import { EntryReadable, isZeros } from './entry-reader.js';
+import { checkFrames } from './frame-check.js';
+import { zstd } from './zstd-binding.js';
 import { openForReading, readExactly } from './file-read.js';
-import { AIRLOCK_INDEX_MAGIC, notABundle } from './format.js';
+import { INDEX_BYTES_PER_ENTRY, type ArchiveLimits } from './archive-limits.js';
+import { AIRLOCK_INDEX_MAGIC, notABundle, TAR_END_SIZE, ZSTD_FRAME_MAGIC } from './format.js';
+
+/** Largest tar end frame read: 4 KiB (libzstd writes the 1024 zero bytes in about 20, a Raw-block frame in 1037). */
+const MAX_END_FRAME_BYTES = 4096;
 import { decodeSeekTable, parseSeekFooter, SEEK_FOOTER_SIZE, type SeekFrame } from './seek-table.js';
 
 export type { IndexEntry } from './airlock-index.js';
+
+/**
+ * The tail lists more than the signed manifest can account for: refused before it is read, so
+ * that a hostile table cannot make a reader allocate per frame or per entry. `details.bound` tells
+ * verify that a sequential pass to name damaged entries is pointless (the archive is not damaged,
+ * it is padded with content nobody signed).
+ */
+function tooLarge(path: string, why: string): AirlockError {
+  return new AirlockError('INTEGRITY', `${path}: ${why}`, {
+    subject: path,
+    details: { bound: true },
+    hint: 'the archive holds content the signed manifest does not list: do not import it; get an intact copy from its creator',
+  });
+}
 
 /** An open bundle file, read by entry. Close it when done. */
 /** Options of {@link ArchiveReader.openEntry}. */
@@ -30,7 +50,10 @@ export class ArchiveReader {
   readonly #entries: readonly LocatedEntry[];
   readonly #byPath: ReadonlyMap<string, LocatedEntry>;
 
-  private constructor(path: string, size: number, fh: FileHandle, frames: SeekFrame[], entries: LocatedEntry[]) {
+  readonly #endFrameAt: number;
+
+  private constructor(path: string, size: number, fh: FileHandle, frames: SeekFrame[], entries: LocatedEntry[], endFrameAt: number) {
+    this.#endFrameAt = endFrameAt;
     this.path = path;
     this.size = size;
     this.#fh = fh;
@@ -47,24 +70,35 @@ export class ArchiveReader {
    * const reader = await ArchiveReader.open('images.tar.zst');
    * try { await pipeline(reader.openEntry('index.json'), verifier, sink); } finally { await reader.close(); }
    */
-  static async open(path: string): Promise<ArchiveReader> {
+  static async open(path: string, limits?: ArchiveLimits): Promise<ArchiveReader> {
     const fh = await openForReading(path);
     try {
       const { size } = await fh.stat();
       if (size < SEEK_FOOTER_SIZE) throw notABundle(path, 'file too small');
       const footer = await readExactly(fh, SEEK_FOOTER_SIZE, size - SEEK_FOOTER_SIZE, path);
-      const { tableSize } = parseSeekFooter(footer, size, path);
+      const { frames: count, tableSize } = parseSeekFooter(footer, size, path);
+      if (limits !== undefined && count > limits.frames) {
+        throw tooLarge(path, `the seek table lists ${count} frames; the signed manifest accounts for at most ${limits.frames}`);
+      }
       const frames = decodeSeekTable(await readExactly(fh, tableSize, size - tableSize, path), size, path);
       const indexFrame = frames[frames.length - 1]!;
-      if (indexFrame.compressedSize < 8 || indexFrame.compressedSize > MAX_INDEX_BYTES + 8) {
-        throw notABundle(path, 'implausible index size');
+      const maxIndex = limits === undefined ? MAX_INDEX_BYTES : Math.min(MAX_INDEX_BYTES, limits.entries * INDEX_BYTES_PER_ENTRY);
+      if (indexFrame.compressedSize < 8 || indexFrame.compressedSize > maxIndex + 8) {
+        throw limits === undefined || indexFrame.compressedSize < 8
+          ? notABundle(path, 'implausible index size')
+          : tooLarge(path, `the index frame is ${indexFrame.compressedSize} bytes, more than the ${limits.entries} entries of the signed manifest can take`);
       }
       const indexBytes = await readExactly(fh, indexFrame.compressedSize, size - tableSize - indexFrame.compressedSize, path);
       if (indexBytes.readUInt32LE(0) !== AIRLOCK_INDEX_MAGIC || indexBytes.readUInt32LE(4) !== indexBytes.length - 8) {
         throw notABundle(path, 'no airlock index before the seek table');
       }
-      const entries = locateEntries(decodeIndex(indexBytes.subarray(8), path), frames, path);
-      return new ArchiveReader(path, size, fh, frames, entries);
+      const indexed = decodeIndex(indexBytes.subarray(8), path);
+      if (limits !== undefined && indexed.length > limits.entries) {
+        throw tooLarge(path, `the index lists ${indexed.length} entries; the signed manifest accounts for at most ${limits.entries}`);
+      }
+      const entries = locateEntries(indexed, frames, path, { exactSplit: limits !== undefined });
+      const endFrameAt = size - tableSize - indexFrame.compressedSize - frames[frames.length - 2]!.compressedSize;
+      return new ArchiveReader(path, size, fh, frames, entries, endFrameAt);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err;
@@ -99,6 +133,47 @@ export class ArchiveReader {
       });
     }
     return new EntryReadable(this.#fh, this.path, entry, this.#frames, opts.onBytes);
+  }
+
+  /**
+   * Look at every entry's frames and tar header without reading the content (frame-check.ts):
+   * cheap enough for import to run before it writes anything.
+   *
+   * @throws INTEGRITY naming the entry and what is wrong
+   */
+  async checkFrames(signal?: AbortSignal): Promise<void> {
+    await checkFrames(this.#fh, this.path, this.#entries, this.#frames, signal);
+  }
+
+  /**
+   * Check the tar end frame: exactly one zstd frame holding the 1024 zero bytes of the tar end
+   * marker. Nothing reads it by entry, but a tar reader of the whole stream does: anything else
+   * there would be more tar entries that no index lists.
+   *
+   * @throws INTEGRITY naming what is wrong
+   */
+  async checkEnd(): Promise<void> {
+    const frame = this.#frames[this.#frames.length - 2]!;
+    const bad = (why: string): AirlockError =>
+      new AirlockError('INTEGRITY', `${this.path}: the tar end frame is damaged: ${why}`, {
+        subject: this.path,
+        hint: 'copy the bundle again and compare it with its .sha256 sidecar',
+      });
+    if (frame.compressedSize > MAX_END_FRAME_BYTES) throw bad(`${frame.compressedSize} bytes, far more than 1024 zero bytes take`);
+    const src = await readExactly(this.#fh, frame.compressedSize, this.#endFrameAt, this.path);
+    if (src.length < 4 || src.readUInt32LE(0) !== ZSTD_FRAME_MAGIC) throw bad('not a zstd frame');
+    const out = Buffer.alloc(TAR_END_SIZE + 1);
+    const dctx = new zstd.DCtx();
+    let ret: number;
+    let produced: number;
+    let consumed: number;
+    try {
+      [ret, produced, consumed] = dctx.decompressStream(out, src);
+    } catch (err) {
+      throw bad((err as Error).message);
+    }
+    if (ret !== 0 || consumed !== src.length) throw bad('not exactly one complete frame');
+    if (produced !== TAR_END_SIZE || !isZeros(out.subarray(0, produced))) throw bad(`it does not hold exactly ${TAR_END_SIZE} zero bytes`);
   }
 
   /** Close the file; streams still open will fail. */

@@ -15,7 +15,34 @@ import { TAR_BLOCK } from './format.js';
 import type { SeekFrame } from './seek-table.js';
 import { decodeTarHeader } from './tar-entry.js';
 import { zstd, type DCtx } from './zstd-binding.js';
-import { RawFrameDecoder } from './zstd-frames.js';
+import { isRawFrameHeader, RawFrameDecoder } from './zstd-frames.js';
+import { ZSTD_FRAME_MAGIC } from './format.js';
+
+/** Skippable frame magics are 0x184D2A50 … 0x184D2A5F: this is the value of their top 28 bits. */
+const SKIPPABLE_MAGIC_HIGH = 0x184d2a5;
+
+/** The ustar magic and version airlock writes (POSIX.1-1988): `ustar\0` `00`. */
+const USTAR = Buffer.from('ustar\x0000', 'latin1');
+
+export function isZeros(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Why a tar header is not the one airlock writes for `entry`, or undefined. The ustar magic
+ * matters: under the old GNU magic the prefix field holds times, and GNU tar would read another
+ * path than the one checked here.
+ */
+export function tarHeaderMismatch(block: Buffer, entry: { path: string; size: number }): string | undefined {
+  const h = decodeTarHeader(block);
+  if (h === undefined) return 'not a valid tar header';
+  if (!block.subarray(257, 265).equals(USTAR)) return 'not a POSIX ustar header';
+  if (h.type !== 'File') return `type ${h.type ?? '?'}, not a regular file`;
+  if (h.path !== entry.path) return `path ${JSON.stringify(h.path)}, the index says ${JSON.stringify(entry.path)}`;
+  if (h.size !== entry.size) return `size ${String(h.size)}, the index says ${entry.size}`;
+  return undefined;
+}
 
 /** Output buffer per decompression call: 1 MiB (a result smaller than a quarter is copied out). */
 const DECODE_CHUNK = 1 << 20;
@@ -86,12 +113,14 @@ export class EntryReadable extends Readable {
       }
       const frame = this.#frames[this.#frame]!;
       if (this.#src.length === 0 && !this.#outputPending) {
+        const starting = this.#framePos === 0;
         const n = Math.min(READ_CHUNK, frame.compressedSize - this.#framePos);
         this.#src = await readExactly(this.#fh, n, this.#filePos, this.#path);
         this.#filePos += n;
         this.#framePos += n;
+        if (starting) this.#checkKind(this.#src);
       }
-      const pieces = this.#step();
+      const pieces = this.#step(frame);
       for (const p of pieces) this.#frameOut += p.length;
       if (this.#frameOut > frame.decompressedSize) throw this.#damaged(`frame ${this.#frame} is larger than the seek table says`);
       if (this.#framePos === frame.compressedSize && this.#src.length === 0 && !this.#outputPending) this.#endFrame(frame);
@@ -105,11 +134,31 @@ export class EntryReadable extends Readable {
     }
   }
 
+  /**
+   * The frame at the offset the seek table gives must be a zstd frame of the kind the index
+   * declares: libzstd would also read a Raw-block frame declared compressed, and skip a skippable
+   * frame, but then the index would not describe the archive, and what one reader accepts another
+   * (`bundle verify`, the frame scan of a resumed create) must not read differently.
+   */
+  #checkKind(start: Buffer): void {
+    const magic = start.length >= 4 ? start.readUInt32LE(0) : 0;
+    if (magic >>> 4 === SKIPPABLE_MAGIC_HIGH) throw this.#damaged(`frame ${this.#frame} is a skippable frame inside the entry`);
+    if (magic !== ZSTD_FRAME_MAGIC) throw this.#damaged(`frame ${this.#frame} does not start with a zstd frame header`);
+    const raw = isRawFrameHeader(start);
+    if (this.#dctx === undefined && !raw) throw this.#damaged(`the index says Raw blocks, but frame ${this.#frame} has another header (a compressed frame, or a damaged one)`);
+    if (this.#dctx !== undefined && raw) throw this.#damaged(`the index says compressed, but frame ${this.#frame} is a Raw-block frame`);
+  }
+
   /** Decode one step of the current frame from `#src`. */
-  #step(): Buffer[] {
+  #step(frame: SeekFrame): Buffer[] {
     if (this.#dctx === undefined) {
       this.#raw ??= new RawFrameDecoder();
-      const pieces = this.#raw.push(this.#src);
+      let pieces: Buffer[];
+      try {
+        pieces = this.#raw.push(this.#src);
+      } catch (err) {
+        throw this.#damaged(`frame ${this.#frame}: ${(err as Error).message}`);
+      }
       this.#src = EMPTY;
       return pieces;
     }
@@ -127,14 +176,20 @@ export class EntryReadable extends Readable {
     this.#zstdLeft = ret;
     // A full output buffer may mean more output is waiting inside libzstd.
     this.#outputPending = produced === DECODE_CHUNK;
-    if (ret === 0 && this.#src.length > 0) throw this.#damaged(`data after the end of frame ${this.#frame}`);
+    // One seek-table frame is exactly one zstd frame: libzstd would go on into a second frame (or
+    // skip a skippable one) in the same range, which the seek table does not describe.
+    if (ret === 0 && (this.#src.length > 0 || this.#framePos < frame.compressedSize)) throw this.#damaged(`data after the end of frame ${this.#frame}`);
     if (produced === 0) return [];
     return [produced < DECODE_CHUNK / 4 ? Buffer.from(dst.subarray(0, produced)) : dst.subarray(0, produced)];
   }
 
   #endFrame(frame: SeekFrame): void {
     if (this.#raw !== undefined) {
-      this.#raw.finish();
+      try {
+        this.#raw.finish();
+      } catch (err) {
+        throw this.#damaged(`frame ${this.#frame}: ${(err as Error).message}`);
+      }
       this.#raw = undefined;
     } else if (this.#zstdLeft !== 0) {
       throw this.#damaged(`frame ${this.#frame} is incomplete`);
@@ -157,20 +212,22 @@ export class EntryReadable extends Readable {
       if (this.#content === TAR_BLOCK) this.#checkHeader(Buffer.concat(this.#header));
     }
     const dataLeft = TAR_BLOCK + this.#entry.size - this.#content;
+    let padding = p;
     if (p.length > 0 && dataLeft > 0) {
       const data = p.length <= dataLeft ? p : p.subarray(0, dataLeft);
+      padding = p.subarray(data.length);
       this.#onBytes?.(data.length);
       more = this.push(data);
     }
+    // A tar reader skips the padding; anything but zeros there is not what airlock writes.
+    if (padding.length > 0 && !isZeros(padding)) throw this.#damaged('non-zero bytes in its tar padding');
     this.#content += p.length;
     return more;
   }
 
   #checkHeader(block: Buffer): void {
-    const h = decodeTarHeader(block);
-    if (h === undefined || h.path !== this.#entry.path || h.size !== this.#entry.size || h.type !== 'File') {
-      throw this.#damaged('its tar header does not match the index');
-    }
+    const why = tarHeaderMismatch(block, this.#entry);
+    if (why !== undefined) throw this.#damaged(`its tar header does not match the index: ${why}`);
   }
 
   #finish(): void {

@@ -52,6 +52,11 @@ export function writeRawBlockHeader(out: Buffer, off: number, size: number, last
   return off + BLOCK_HEADER_SIZE;
 }
 
+/** True when `start` (a frame's first bytes) is the header of a Raw-block frame as airlock writes it. */
+export function isRawFrameHeader(start: Buffer): boolean {
+  return start.length >= 6 && start.readUInt32LE(0) === ZSTD_FRAME_MAGIC && start[4] === RAW_FHD && start[5] === RAW_WINDOW_DESCRIPTOR;
+}
+
 /** A complete skippable frame: magic, u32 LE payload size, payload. */
 export function skippableFrame(magic: number, payload: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(8 + payload.length);

@@ -63,7 +63,10 @@ export function renderError(err: unknown, debug = false): RenderedError {
   const problems = e.details?.problems;
   if (Array.isArray(problems) && problems.length > 1) {
     for (const p of problems.slice(0, MAX_PROBLEM_LINES)) lines.push(`  - ${redact(problemText(p))}`);
-    if (problems.length > MAX_PROBLEM_LINES) lines.push(`  - ... and ${problems.length - MAX_PROBLEM_LINES} more (--json lists them all)`);
+    // Checks keep a bounded list (details.omittedProblems counts the rest): say how many in all.
+    const omitted = typeof e.details?.omittedProblems === 'number' ? e.details.omittedProblems : 0;
+    const more = problems.length + omitted - MAX_PROBLEM_LINES;
+    if (more > 0) lines.push(`  - ... and ${more} more (--json lists ${omitted > 0 ? `the first ${problems.length}` : 'them all'})`);
   }
   const tags = e.details?.tags as { moved?: unknown; notMoved?: unknown } | undefined;
   if (tags !== undefined && Array.isArray(tags.moved) && Array.isArray(tags.notMoved)) {

@@ -27,6 +27,9 @@ import { DEFAULT_IMPORT_CONCURRENCY } from './import-limit.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import type { Sink } from '../transport/types.js';
 import { ArchiveReader } from '../bundle/archive-reader.js';
+import { archiveLimits } from '../bundle/archive-limits.js';
+import { BUNDLE_JSON, BUNDLE_SIG, INDEX_JSON, OCI_LAYOUT } from '../bundle/format.js';
+import { blobPath } from '../layout/paths.js';
 import { readHead, type BundleHead } from '../bundle/read-head.js';
 import { parseBundleManifest, type BundleManifest } from '../bundle/manifest.js';
 import { verifySignature, type TrustedKey } from '../bundle/signing.js';
@@ -171,13 +174,29 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
     checkImagesAllowed(opts.policy, mappings.map((m) => ({ name: m.name, registry: m.registry, repository: m.upstreamRepository })));
   }
 
-  const reader = await ArchiveReader.open(opts.path);
+  const reader = await ArchiveReader.open(opts.path, archiveLimits(bundle));
   try {
+    // Before anything is written: the structure verify checks, as far as it is cheap to see.
+    checkNothingUnlisted(reader, bundle);
+    await reader.checkFrames(opts.signal);
+    await reader.checkEnd();
     return await importContent(opts, reader, head, bundle, mappings, keyId);
   } catch (err) {
     throw withRerunHint(err);
   } finally {
     await reader.close();
+  }
+}
+
+/** Every entry the index lists must be signed: an archive with more in it is not what was signed. */
+function checkNothingUnlisted(reader: ArchiveReader, bundle: BundleManifest): void {
+  const listed = new Set<string>([BUNDLE_JSON, BUNDLE_SIG, OCI_LAYOUT, INDEX_JSON, ...bundle.blobs.map((b) => blobPath(b.digest))]);
+  const extra = reader.entries().find((e) => !listed.has(e.path));
+  if (extra !== undefined) {
+    throw new AirlockError('INTEGRITY', `${reader.path}: entry ${extra.path} is not listed in the signed bundle manifest`, {
+      subject: extra.path,
+      hint: 'do not import this bundle; get an intact copy from its creator (bundle verify names every problem)',
+    });
   }
 }
 

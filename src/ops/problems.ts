@@ -9,17 +9,69 @@ export interface Problem {
 }
 
 /**
- * One error for a list of problems: SIGNATURE if any problem is about trust, else INTEGRITY if any
- * is about content, else POLICY (an expired bundle).
+ * Most problems one check keeps: 100. A hostile archive can hold a million bad entries; the first
+ * hundred show the pattern, the rest are only counted, so memory and `--json` output stay bounded.
  */
-export function problemsError(what: string, problems: Problem[], hint: string): AirlockError {
-  const has = (code: Problem['code']): boolean => problems.some((p) => p.code === code);
-  const code = has('SIGNATURE') ? 'SIGNATURE' : has('INTEGRITY') ? 'INTEGRITY' : 'POLICY';
-  const first = problems[0]!;
-  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
+export const MAX_PROBLEMS = 100;
+
+/** Problems in the order found: the first {@link MAX_PROBLEMS} kept, all counted. */
+export class ProblemList {
+  readonly items: Problem[] = [];
+  /** Every problem added, kept or not. */
+  count = 0;
+  /** Set when the check stopped looking once the list was full (it cannot say how many more there are). */
+  stopped = false;
+
+  /** True once {@link MAX_PROBLEMS} are kept. */
+  get full(): boolean {
+    return this.items.length >= MAX_PROBLEMS;
+  }
+  #signature = false;
+  #integrity = false;
+
+  add(...problems: Problem[]): void {
+    for (const p of problems) {
+      this.count += 1;
+      if (p.code === 'SIGNATURE') this.#signature = true;
+      if (p.code === 'INTEGRITY') this.#integrity = true;
+      if (this.items.length < MAX_PROBLEMS) this.items.push(p);
+    }
+  }
+
+  /** True when a problem about trust was added (kept or not). */
+  get hasSignatureProblem(): boolean {
+    return this.#signature;
+  }
+
+  /** True when a problem about content was added (kept or not). */
+  get hasIntegrityProblem(): boolean {
+    return this.#integrity;
+  }
+}
+
+/**
+ * One error for a list of problems: SIGNATURE if any problem is about trust, else INTEGRITY.
+ * `details.problems` holds the kept ones; `details.omittedProblems` counts those beyond the cap.
+ */
+export function problemsError(what: string, problems: Problem[] | ProblemList, hint: string): AirlockError {
+  let list = problems as ProblemList;
+  if (!(problems instanceof ProblemList)) {
+    list = new ProblemList();
+    list.add(...problems);
+  }
+  // SIGNATURE if any problem is about trust, else INTEGRITY if any is about content, else POLICY (an expired bundle).
+  const code = list.hasSignatureProblem ? 'SIGNATURE' : list.hasIntegrityProblem ? 'INTEGRITY' : 'POLICY';
+  const first = list.items[0]!;
+  const rest = list.count - 1;
+  const more = list.stopped
+    ? ` (and ${rest} more problems, where the check stopped: there may be more)`
+    : rest > 0
+      ? ` (and ${rest} more problem${rest > 1 ? 's' : ''})`
+      : '';
+  const omitted = list.count - list.items.length;
   return new AirlockError(code, `${what}: ${first.message}${more}`, {
     subject: first.subject,
     hint,
-    details: { problems },
+    details: { problems: list.items, ...(omitted > 0 ? { omittedProblems: omitted } : {}), ...(list.stopped ? { stoppedAtProblems: MAX_PROBLEMS } : {}) },
   });
 }

@@ -1,6 +1,7 @@
 /**
  * `bundle verify`: everything the secure side can check before trusting a byte, offline, in one
- * streaming pass over the archive (plus a whole-file hash for the sidecar on a second core).
+ * pass over the archive's entries through the same reader `bundle import` uses (plus a whole-file
+ * hash for the sidecar on a second core): a bundle that verifies can be read by import.
  *
  * Checked: the signature (fail-closed: unsigned or untrusted is a problem unless allowed), the
  * manifest schema, every entry's size and sha256 against the signed list, that nothing unlisted,
@@ -16,20 +17,23 @@
 import { createHash } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { fromFsError, isAirlockError } from '../errors.js';
 import { readSmallFile } from '../fs/small-file.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
 import { blobPath } from '../layout/paths.js';
-import { readHead } from '../bundle/read-head.js';
+import { archiveLimits } from '../bundle/archive-limits.js';
+import { BUNDLE_JSON, BUNDLE_SIG } from '../bundle/format.js';
+import { readHead, type BundleHead } from '../bundle/read-head.js';
 import { streamEntries } from '../bundle/entry-stream.js';
 import { ArchiveReader } from '../bundle/archive-reader.js';
 import { isExpired, parseBundleManifest, type BundleManifest, type BundleParent, type ExternalBlob } from '../bundle/manifest.js';
 import { checkSignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { hashFileInWorker } from './file-hash.js';
-import { problemsError, type Problem } from './problems.js';
+import { MAX_PROBLEMS, ProblemList, problemsError, type Problem } from './problems.js';
 import { checkReferences } from './verify-references.js';
 
 export interface VerifyOptions {
@@ -75,16 +79,16 @@ interface Expected {
 
 export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
   const head = await readHead(opts.path);
-  const problems: Problem[] = [];
+  const problems = new ProblemList();
   const { keyId, problems: sigProblems } = checkTrust(head.bundleJson, head.signature, opts);
-  problems.push(...sigProblems);
+  problems.add(...sigProblems);
   const manifest = parseBundleManifest(head.bundleJson, opts.path);
   const expired = isExpired(manifest, opts.now?.() ?? new Date());
   if (expired) {
     const progress = opts.onProgress ?? silent;
     const message = `the bundle expired at ${manifest.expires} (created ${manifest.created})`;
     if (opts.allowExpired === true) progress({ kind: 'warning', message: `${opts.path}: ${message}; accepted because of --allow-expired` });
-    else problems.push({ code: 'POLICY', subject: opts.path, message });
+    else problems.add({ code: 'POLICY', subject: opts.path, message });
   }
   const sidecar = `${opts.path}.sha256`;
   // Read (and refuse a FIFO or device as) the sidecar now, not after the long pass.
@@ -101,13 +105,13 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
   }
 }
 
-/** The streaming pass and the checks after it; see {@link verifyBundle}. */
+/** The pass over the entries and the checks after it; see {@link verifyBundle}. */
 async function verifyContent(
   opts: VerifyOptions,
-  head: Awaited<ReturnType<typeof readHead>>,
+  head: BundleHead,
   manifest: BundleManifest,
   keyId: string | undefined,
-  problems: Problem[],
+  problems: ProblemList,
   sidecar: string,
   sidecarText: string | undefined,
   fileHash: Promise<string> | undefined,
@@ -120,72 +124,45 @@ async function verifyContent(
   ]);
   for (const b of manifest.blobs) expected.set(blobPath(b.digest as Digest), b);
   progress({ kind: 'phase', phase: 'verifying', total: manifest.totals.bytes, items: expected.size });
-  const seen: Array<{ path: string; size: number }> = [];
-  const seenPaths = new Set<string>();
-  /** Small JSON entries (index.json, manifests) that matched their digest, by path. */
-  const kept = new Map<string, Buffer>();
-  const checked = new Set<string>();
-  let complete = false;
+  const pass: Pass = { path: opts.path, head, expected, problems, progress, found: new Set(), kept: new Map(), sawSignature: false, signal: opts.signal };
+  let read = true;
+  let reader: ArchiveReader | undefined;
   try {
-    await streamEntries(
-      opts.path,
-      async (entry, body) => {
-        seen.push({ path: entry.path, size: entry.size });
-        const position = seen.length - 1;
-        for (const why of entry.problems) problems.push({ code: 'INTEGRITY', subject: entry.path, message: `entry ${JSON.stringify(entry.path)}: ${why}` });
-        if (entry.problems.length > 0) return;
-        if (seenPaths.has(entry.path)) {
-          problems.push({ code: 'INTEGRITY', subject: entry.path, message: `entry ${entry.path} appears twice` });
-          return;
-        }
-        seenPaths.add(entry.path);
-        const headEntry = headPosition(entry.path);
-        if (headEntry !== undefined) {
-          if (position !== headEntry) problems.push({ code: 'INTEGRITY', subject: entry.path, message: `${entry.path} is not at the start of the archive` });
-          return;
-        }
-        const want = expected.get(entry.path);
-        if (want === undefined) {
-          problems.push({ code: 'INTEGRITY', subject: entry.path, message: `entry ${entry.path} is not listed in the signed bundle manifest` });
-          return;
-        }
-        checked.add(entry.path);
-        await checkContent(entry.path, body, want, kept, problems, progress, opts.signal);
-      },
-      { signal: opts.signal },
-    );
-    complete = true;
+    reader = await ArchiveReader.open(opts.path, archiveLimits(manifest));
   } catch (err) {
-    // Ctrl-C can surface as a broken tar stream: stop, do not go on entry by entry.
-    opts.signal?.throwIfAborted();
     if (!isAirlockError(err, 'INTEGRITY')) throw err;
-    // The sequential pass cannot go past damaged zstd data. Check what it did not reach one entry
-    // at a time through the archive index, so every damaged blob is named, not just the first.
-    const rest = [...expected].filter(([path]) => !checked.has(path));
-    for (const path of await checkByIndex(opts.path, rest, kept, problems, progress, opts.signal)) {
-      checked.add(path);
-      seenPaths.add(path);
+    problems.add({ code: 'INTEGRITY', subject: opts.path, message: `archive index: ${err.message}` });
+    // A tail that lists more than the manifest signs is not damage to locate: stop here. Otherwise
+    // a sequential pass names what can still be read, and where the archive breaks.
+    if (err.details?.bound === true) read = false;
+    else await diagnoseSequentially(pass);
+  }
+  if (reader !== undefined) {
+    try {
+      await readThroughIndex(reader, pass);
+    } finally {
+      await reader.close();
     }
-    problems.push({ code: 'INTEGRITY', subject: opts.path, message: `the archive cannot be read to its end: ${err.message}` });
   }
 
-  for (const [path, want] of expected) {
-    if (!seenPaths.has(path)) problems.push({ code: 'INTEGRITY', subject: want.digest, message: `${path} is listed in the signed manifest but missing from the archive` });
-  }
-  if (head.signature === undefined ? seenPaths.has('bundle.json.sig') : !seenPaths.has('bundle.json.sig')) {
-    problems.push({ code: 'INTEGRITY', subject: 'bundle.json.sig', message: 'the signature entry and the archive head disagree' });
+  if (read) {
+    for (const [path, want] of expected) {
+      if (!pass.found.has(path)) problems.add({ code: 'INTEGRITY', subject: want.digest, message: `${path} is listed in the signed manifest but missing from the archive` });
+    }
+    if (head.signature !== undefined && !pass.sawSignature) {
+      problems.add({ code: 'INTEGRITY', subject: 'bundle.json.sig', message: 'the signature entry and the archive head disagree' });
+    }
   }
   const manifests = new Map<string, Buffer>();
   for (const b of manifest.blobs) {
-    const bytes = kept.get(blobPath(b.digest as Digest));
+    const bytes = pass.kept.get(blobPath(b.digest as Digest));
     if (bytes !== undefined) manifests.set(b.digest, bytes);
   }
-  problems.push(...checkReferences(manifest, kept.get('index.json'), manifests));
-  if (complete) problems.push(...(await checkIndexAgrees(opts.path, seen)));
-  if (fileHash !== undefined && sidecarText !== undefined) problems.push(...(await checkSidecarFile(opts.path, sidecar, sidecarText, fileHash)));
+  problems.add(...checkReferences(manifest, pass.kept.get('index.json'), manifests));
+  if (fileHash !== undefined && sidecarText !== undefined) problems.add(...(await checkSidecarFile(opts.path, sidecar, sidecarText, fileHash)));
 
-  if (problems.length > 0) {
-    const hint = problems.every((p) => p.code === 'POLICY')
+  if (problems.count > 0) {
+    const hint = problems.items.every((p) => p.code === 'POLICY')
       ? 'ask its creator for a fresh bundle; --allow-expired accepts this one anyway'
       : 'do not import this bundle; copy it again from the source media or recreate it';
     throw problemsError(`${opts.path} failed verification`, problems, hint);
@@ -208,6 +185,134 @@ async function verifyContent(
   };
 }
 
+/** State of one verification: what is expected, what was found. Everything in it is bounded by the signed manifest. */
+interface Pass {
+  path: string;
+  head: BundleHead;
+  expected: Map<string, Expected>;
+  problems: ProblemList;
+  progress: ProgressListener;
+  /** Listed paths found in the archive (never an unlisted one: a hostile archive may have a million). */
+  found: Set<string>;
+  /** Small JSON entries (index.json, manifests) that matched their digest, by path. */
+  kept: Map<string, Buffer>;
+  /** True once the head's signature entry was found where it belongs. */
+  sawSignature: boolean;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Read every entry through the archive index with the reader `bundle import` uses
+ * (`ArchiveReader.openEntry`), so that what verifies is exactly what import can read. The reader
+ * holds each seek-table frame to one zstd frame of the kind the index declares at the offset the
+ * seek table gives, each entry's tar header to its index record, and the frames to tile the file;
+ * with the tar end frame checked too, the sequential view (`tar --zstd -x`) is the same archive.
+ */
+async function readThroughIndex(reader: ArchiveReader, pass: Pass): Promise<void> {
+  const { problems } = pass;
+  const entries = reader.entries();
+  for (let position = 0; position < entries.length; position++) {
+    pass.signal?.throwIfAborted();
+    const entry = entries[position]!;
+    const headAt = headPosition(entry.path);
+    if (headAt !== undefined) {
+      if (position !== headAt) problems.add({ code: 'INTEGRITY', subject: entry.path, message: `${entry.path} is not at the start of the archive` });
+      else await checkHeadEntry(reader, entry.path, pass);
+      continue;
+    }
+    const want = pass.expected.get(entry.path);
+    if (want === undefined) {
+      // Import never reads it; its presence alone makes the archive not what was signed.
+      problems.add({ code: 'INTEGRITY', subject: entry.path, message: `entry ${entry.path} is not listed in the signed bundle manifest` });
+      continue;
+    }
+    pass.found.add(entry.path);
+    try {
+      await checkContent(entry.path, reader.openEntry(entry.path), want, pass.kept, problems, pass.progress, pass.signal);
+    } catch (err) {
+      pass.signal?.throwIfAborted();
+      if (!isAirlockError(err, 'INTEGRITY')) throw err;
+      problems.add({ code: 'INTEGRITY', subject: want.digest, message: err.message });
+    }
+  }
+  try {
+    await reader.checkEnd();
+  } catch (err) {
+    if (!isAirlockError(err, 'INTEGRITY')) throw err;
+    problems.add({ code: 'INTEGRITY', subject: reader.path, message: err.message });
+  }
+}
+
+/** bundle.json and its signature read by entry must be the bytes the head reader found. */
+async function checkHeadEntry(reader: ArchiveReader, path: string, pass: Pass): Promise<void> {
+  const want = path === BUNDLE_JSON ? pass.head.bundleJson : pass.head.signature;
+  const mismatch = (): void => pass.problems.add({ code: 'INTEGRITY', subject: path, message: `${path} read through the archive index differs from the archive head` });
+  if (want === undefined || reader.entry(path)?.size !== want.length) return mismatch();
+  let bytes: Buffer;
+  try {
+    bytes = await buffer(reader.openEntry(path));
+  } catch (err) {
+    if (!isAirlockError(err, 'INTEGRITY')) throw err;
+    pass.problems.add({ code: 'INTEGRITY', subject: path, message: err.message });
+    return;
+  }
+  if (!bytes.equals(want)) return mismatch();
+  if (path === BUNDLE_SIG) pass.sawSignature = true;
+}
+
+/** Thrown from the sequential pass to end it once the problem list is full. */
+class ListFull extends Error {}
+
+/**
+ * When the index cannot be used: one sequential pass over the file, only to name what is
+ * damaged, unlisted or unsafe, and where the archive breaks (verification has already failed).
+ * It stops once {@link MAX_PROBLEMS} problems are listed: every entry that is not a problem is a
+ * signed one, so the pass reads at most the signed entries and a hundred more, however many a
+ * hostile archive holds (a million tiny ones cost 1.5 GB when every entry was kept track of).
+ */
+async function diagnoseSequentially(pass: Pass): Promise<void> {
+  const { problems } = pass;
+  let position = -1;
+  try {
+    await streamEntries(
+      pass.path,
+      async (entry, body) => {
+        if (problems.full) throw new ListFull();
+        position += 1;
+        for (const why of entry.problems) problems.add({ code: 'INTEGRITY', subject: entry.path, message: `entry ${JSON.stringify(entry.path)}: ${why}` });
+        if (entry.problems.length > 0) return;
+        const headAt = headPosition(entry.path);
+        if (headAt !== undefined) {
+          if (position !== headAt) problems.add({ code: 'INTEGRITY', subject: entry.path, message: `${entry.path} is not at the start of the archive` });
+          else if (entry.path === BUNDLE_SIG) pass.sawSignature = true;
+          return;
+        }
+        const want = pass.expected.get(entry.path);
+        if (want === undefined) {
+          problems.add({ code: 'INTEGRITY', subject: entry.path, message: `entry ${entry.path} is not listed in the signed bundle manifest` });
+          return;
+        }
+        if (pass.found.has(entry.path)) {
+          problems.add({ code: 'INTEGRITY', subject: entry.path, message: `entry ${entry.path} appears twice` });
+          return;
+        }
+        pass.found.add(entry.path);
+        await checkContent(entry.path, body, want, pass.kept, problems, pass.progress, pass.signal);
+      },
+      { ...(pass.signal === undefined ? {} : { signal: pass.signal }) },
+    );
+  } catch (err) {
+    // Ctrl-C can surface as a broken tar stream: stop, do not take it for damage.
+    pass.signal?.throwIfAborted();
+    if (err instanceof ListFull) {
+      problems.stopped = true;
+      return;
+    }
+    if (!isAirlockError(err, 'INTEGRITY')) throw err;
+    problems.add({ code: 'INTEGRITY', subject: pass.path, message: `the archive cannot be read to its end: ${err.message}` });
+  }
+}
+
 /**
  * Hash one entry's content and compare it with the signed digest and size. Small JSON entries
  * (index.json, manifests) that match are kept for the reference checks.
@@ -217,7 +322,7 @@ async function checkContent(
   body: AsyncIterable<Buffer>,
   want: Expected,
   kept: Map<string, Buffer>,
-  problems: Problem[],
+  problems: ProblemList,
   progress: ProgressListener,
   signal: AbortSignal | undefined,
 ): Promise<void> {
@@ -234,7 +339,7 @@ async function checkContent(
   }
   const digest = `sha256:${hash.digest('hex')}`;
   if (size !== want.size || digest !== want.digest) {
-    problems.push({
+    problems.add({
       code: 'INTEGRITY',
       subject: want.digest,
       message: `${path} is damaged: expected ${want.digest} (${want.size} bytes), got ${digest} (${size} bytes)`,
@@ -244,47 +349,10 @@ async function checkContent(
   if (keep) kept.set(path, Buffer.concat(chunks));
 }
 
-/**
- * Check `entries` one at a time through the archive index. Returns the paths it could read (damaged
- * or not); entries it could not reach stay unchecked and are reported as missing by the caller.
- */
-async function checkByIndex(
-  path: string,
-  entries: Array<[string, Expected]>,
-  kept: Map<string, Buffer>,
-  problems: Problem[],
-  progress: ProgressListener,
-  signal: AbortSignal | undefined,
-): Promise<string[]> {
-  let reader: ArchiveReader;
-  try {
-    reader = await ArchiveReader.open(path);
-  } catch (err) {
-    if (isAirlockError(err)) return [];
-    throw err;
-  }
-  const reached: string[] = [];
-  try {
-    for (const [name, want] of entries) {
-      if (reader.entry(name) === undefined) continue;
-      reached.push(name);
-      try {
-        await checkContent(name, reader.openEntry(name), want, kept, problems, progress, signal);
-      } catch (err) {
-        if (!isAirlockError(err)) throw err;
-        problems.push({ code: 'INTEGRITY', subject: want.digest, message: err.message });
-      }
-    }
-  } finally {
-    await reader.close();
-  }
-  return reached;
-}
-
 /** Entries that must come first, at these positions. */
 function headPosition(path: string): number | undefined {
-  if (path === 'bundle.json') return 0;
-  if (path === 'bundle.json.sig') return 1;
+  if (path === BUNDLE_JSON) return 0;
+  if (path === BUNDLE_SIG) return 1;
   return undefined;
 }
 
@@ -300,24 +368,6 @@ function checkTrust(bundleJson: Buffer, signature: Buffer | undefined, opts: Ver
     // An untrusted (unknown) key is acceptable only when unsigned bundles are; a bad signature never is.
     if (opts.allowUnsigned === true && err.details?.reason === 'untrusted') return { problems: [] };
     return { problems: [{ code: 'SIGNATURE', subject: err.subject ?? opts.path, message: err.message }] };
-  }
-}
-
-/** The random-access index (used by import) must describe exactly the entries the pass saw. */
-async function checkIndexAgrees(path: string, seen: Array<{ path: string; size: number }>): Promise<Problem[]> {
-  let reader: ArchiveReader;
-  try {
-    reader = await ArchiveReader.open(path);
-  } catch (err) {
-    if (!isAirlockError(err)) throw err;
-    return [{ code: 'INTEGRITY', subject: path, message: `archive index: ${err.message}` }];
-  }
-  try {
-    const indexed = reader.entries();
-    const same = indexed.length === seen.length && indexed.every((e, i) => e.path === seen[i]?.path && e.size === seen[i]?.size);
-    return same ? [] : [{ code: 'INTEGRITY', subject: path, message: 'the archive index does not match the archive entries' }];
-  } finally {
-    await reader.close();
   }
 }
 

@@ -155,7 +155,7 @@ describe('ArchiveReader', () => {
     await fh.close();
     const again = await ArchiveReader.open(path);
     try {
-      await expectIntegrity(buffer(again.openEntry('blobs/sha256/raw')), /damaged raw zstd frame/);
+      await expectIntegrity(buffer(again.openEntry('blobs/sha256/raw')), /index says Raw blocks, but frame \d+ has another header/);
     } finally {
       await again.close();
     }

@@ -9,6 +9,7 @@
  * - `[verify OK]`: verify accepted it (and import failed with INTEGRITY midway, or even succeeded);
  * - `[guard]`: it was already refused; the case guards the refusal (and often its message).
  */
+import { mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -435,6 +436,14 @@ const CASES: Case[] = [
   },
 ];
 
+let targets = 0;
+/** A fresh oci: target per import (its import record lives in the directory; the sink records every write). */
+const target = () => {
+  const dir = join(work.path, `target-${++targets}`);
+  mkdirSync(dir);
+  return parseImportTarget(`oci:${dir}`);
+};
+
 /** Every message an error carries: its own and those of its problems. */
 function messages(err: unknown): string {
   const e = err as AirlockError;
@@ -455,7 +464,7 @@ describe('hostile archives', () => {
   it('the original verifies and imports (the corpus starts from a good bundle)', async () => {
     await verifyBundle({ path: originalPath, trusted });
     const sink = new RecordingSink();
-    await importBundle({ path: originalPath, target: parseImportTarget('registry.lan/m'), sink, trusted });
+    await importBundle({ path: originalPath, target: target(), sink, trusted });
     expect(sink.log.some((l) => l.startsWith('manifest') && l.endsWith(' 1'))).toBe(true);
     // and so does the same archive taken apart and put back together
     const path = join(work.path, 'reassembled.tar.zst');
@@ -471,7 +480,7 @@ describe('hostile archives', () => {
     expect(messages(err)).toMatch(c.verify);
 
     const sink = new RecordingSink();
-    const failed = await refusal(importBundle({ path, target: parseImportTarget('registry.lan/m'), sink, trusted }));
+    const failed = await refusal(importBundle({ path, target: target(), sink, trusted }));
     expect(failed.code, failed.message).toBe('INTEGRITY');
     if (c.importBeforeWrite) expect(sink.log, failed.message).toEqual([]);
     expect(sink.log.filter((l) => l.startsWith('manifest') && !l.endsWith(' '))).toEqual([]); // nothing tagged
@@ -485,7 +494,7 @@ describe('hostile archives', () => {
       const err = await refusal(verifyBundle({ path, trusted }));
       expect(err.code, `cut at ${at}: ${err.message}`).toBe('INTEGRITY');
       const sink = new RecordingSink();
-      const failed = await refusal(importBundle({ path, target: parseImportTarget('registry.lan/m'), sink, trusted }));
+      const failed = await refusal(importBundle({ path, target: target(), sink, trusted }));
       expect(failed.code).toBe('INTEGRITY');
       expect(sink.log).toEqual([]);
     }

@@ -9,6 +9,7 @@ import { registerInventoryCommand } from './commands/inventory.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { renderError } from './render-error.js';
 import { watchSignals } from './interrupt.js';
+import { toJson } from './output.js';
 import { VERSION } from '../version.js';
 
 export interface GlobalOptions {
@@ -65,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const globals = program.opts<GlobalOptions>();
     const rendered = renderError(err, globals.debug);
-    if (globals.json) process.stdout.write(`${JSON.stringify(rendered.json)}\n`);
+    if (globals.json) process.stdout.write(`${toJson(rendered.json)}\n`);
     for (const line of rendered.lines) process.stderr.write(`${line}\n`);
     return rendered.exitCode;
   } finally {

@@ -5,6 +5,7 @@
  */
 import type { Ora } from 'ora';
 import type { ProgressEvent, ProgressListener } from '../copy/progress.js';
+import { cleanText } from '../redact.js';
 
 /** Redraw at most this often: a spinner updated per chunk would cost more than the copy. */
 const REDRAW_MS = 120;
@@ -74,7 +75,9 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
     text += `, ${formatBytes(rate)}/s`;
     if (spinner !== undefined) spinner.text = text;
   };
-  const info = (line: string): void => {
+  // Image names, tags and warnings come from registries and bundles: no terminal control passes.
+  const info = (text: string): void => {
+    const line = cleanText(text);
     if (spinner !== undefined) {
       spinner.clear();
       stream.write(`${line}\n`);

@@ -5,6 +5,7 @@
 import { Option, type Command } from 'commander';
 import { AirlockError } from '../errors.js';
 import type { Endpoints } from '../copy/expand.js';
+import { cleanText, registerCredentials } from '../redact.js';
 import type { Layout } from '../layout/layout.js';
 import type { RegistryClient } from '../registry/client.js';
 import { VERSION } from '../version.js';
@@ -34,7 +35,7 @@ export function addRegistryOptions(
 ): Command {
   return cmd
     .addOption(
-      new Option('--creds <[host=]user:password>', 'credentials for the registry (HOST= limits them to one host; repeatable)').argParser(collect),
+      new Option('--creds <[host=]user:password>', 'credentials for a registry: HOST=USER:PASSWORD, or USER:PASSWORD when the run involves one registry only (repeatable)').argParser(collect),
     )
     .addOption(new Option('--ca-file <file>', 'trust this CA certificate (PEM) for TLS; repeatable').argParser(collect))
     .option('--plain-http', 'talk plain HTTP, for registries without TLS', false)
@@ -69,6 +70,32 @@ export function parseCreds(text: string): Creds {
   return { ...(host === undefined ? {} : { host }), username: rest.slice(0, sep), password: rest.slice(sep + 1) };
 }
 
+/**
+ * `--creds` values by the host they are for. A value without `HOST=` belongs to the one registry
+ * host the run involves (`hosts`); with none or several, which one is meant is a guess, and a
+ * wrong guess hands the password to another registry: that is a usage error naming the hosts.
+ * `HOST=` values win over a bare one for their host.
+ *
+ * @param hosts the registry hosts the command will talk to (duplicates allowed)
+ */
+export function credsByHost(texts: readonly string[], hosts: readonly string[]): Map<string, Creds> {
+  const parsed = texts.map(parseCreds);
+  const byHost = new Map<string, Creds>();
+  for (const c of parsed) if (c.host !== undefined && !byHost.has(c.host)) byHost.set(c.host, c);
+  const bare = parsed.filter((c) => c.host === undefined);
+  if (bare.length === 0) return byHost;
+  const hint = 'name the registry the credentials are for: --creds HOST=USER:PASSWORD (repeatable, one per registry)';
+  if (bare.length > 1) throw new AirlockError('USAGE', `--creds without HOST= is given ${bare.length} times`, { hint });
+  const involved = [...new Set(hosts.map((h) => h.toLowerCase()))];
+  if (involved.length !== 1) {
+    const which = involved.length === 0 ? 'none' : `${involved.length}: ${involved.join(', ')}`;
+    throw new AirlockError('USAGE', `--creds without HOST= needs exactly one registry in the run; registries involved: ${which}`, { hint });
+  }
+  const only = involved[0] as string;
+  if (!byHost.has(only)) byHost.set(only, bare[0] as Creds);
+  return byHost;
+}
+
 export function parseConcurrency(text: string | undefined, defaultValue = DEFAULT_CONCURRENCY): number {
   if (text === undefined) return defaultValue;
   const n = Number(text);
@@ -90,13 +117,27 @@ export function parseChunkSize(text: string | undefined): number | undefined {
   return mib * 1024 * 1024;
 }
 
+/** What the endpoint factory needs besides the flags. */
+export interface EndpointContext {
+  /** Every registry host the command will talk to: decides where a `--creds` without `HOST=` goes. */
+  hosts: readonly string[];
+  /** Whether `--debug` is on: registry notes (a token realm on another host) then go to stderr. */
+  debug?: boolean;
+}
+
+/** A `--debug` line on stderr; registry text in it is cleaned like any other. */
+function debugLine(line: string): void {
+  process.stderr.write(`airlock: debug: ${cleanText(line)}\n`);
+}
+
 /**
  * Build the endpoint factory; one client per host, reused for every image of that host. The
  * registry client (undici) is loaded here, not when the CLI starts: commands that never talk to a
  * registry (verify, inspect, key) start ~80 ms sooner.
  */
-export async function endpointsFrom(flags: RegistryFlags): Promise<Endpoints & { close(): Promise<void> }> {
-  const creds = (flags.creds ?? []).map(parseCreds);
+export async function endpointsFrom(flags: RegistryFlags, context: EndpointContext = { hosts: [] }): Promise<Endpoints & { close(): Promise<void> }> {
+  const creds = credsByHost(flags.creds ?? [], context.hosts);
+  for (const c of creds.values()) registerCredentials(c);
   const concurrency = parseConcurrency(flags.concurrency);
   const chunkSize = parseChunkSize(flags.chunkSize);
   const [{ RegistryClient }, { Layout }] = await Promise.all([import('../registry/client.js'), import('../layout/layout.js')]);
@@ -105,7 +146,7 @@ export async function endpointsFrom(flags: RegistryFlags): Promise<Endpoints & {
     registry(host: string): RegistryClient {
       let client = clients.get(host);
       if (client === undefined) {
-        const c = creds.find((x) => x.host === host) ?? creds.find((x) => x.host === undefined);
+        const c = creds.get(host.toLowerCase());
         client = new RegistryClient(host, {
           plainHttp: flags.plainHttp === true,
           insecureSkipTlsVerify: flags.insecureSkipTlsVerify === true,
@@ -114,6 +155,7 @@ export async function endpointsFrom(flags: RegistryFlags): Promise<Endpoints & {
           maxConcurrentBlobs: concurrency,
           ...(chunkSize === undefined ? {} : { upload: { chunkSize } }),
           userAgent: `airlock/${VERSION}`,
+          ...(context.debug === true ? { debug: debugLine } : {}),
         });
         clients.set(host, client);
       }

@@ -3,15 +3,38 @@
  * `--json`, and an exit code.
  */
 import { AirlockError, fromFsError } from '../errors.js';
+import { cleanText } from '../redact.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { DEFAULT_RERUN_HINT } from './interrupt.js';
 
-/** Credentials must never reach a terminal or a log: strip `user:pass@` and auth headers. */
-export function redact(text: string): string {
-  return text
+/**
+ * Credentials must never reach a terminal or a log, nor may a registry's words drive the terminal:
+ * every secret airlock loaded or obtained (see `src/redact.ts`) is replaced, terminal control is
+ * removed, and so are `user:pass@` in URLs, auth headers and secret-named JSON fields, whoever
+ * supplied them. `keepNewlines` is for multi-line text (stack traces).
+ */
+export function redact(text: string, opts: { keepNewlines?: boolean } = {}): string {
+  return cleanText(text, opts)
     .replace(/(\w+:\/\/)[^/@\s:]+:[^/@\s]+@/g, '$1***@')
     .replace(/(authorization:\s*)(basic|bearer)\s+\S+/gi, '$1$2 ***')
-    .replace(/("(?:password|secret|token|access_token|identitytoken|auth)"\s*:\s*)"[^"]*"/gi, '$1"***"');
+    .replace(/("(?:password|secret|token|access_token|refresh_token|identitytoken|auth)"\s*:\s*)"[^"]*"/gi, '$1"***"');
+}
+
+/** Field names whose values are secrets wherever they appear in error details. */
+const SECRET_KEY = /^(?:password|secret|token|access_token|refresh_token|identitytoken|auth|authorization)$/i;
+
+/** Nesting kept in `--json` error details; deeper values are elided. */
+const MAX_JSON_DEPTH = 32;
+
+/** {@link redact} applied to every string of a JSON value (keys too); secret-named fields become `***`. */
+function redactValue(value: unknown, depth = MAX_JSON_DEPTH): unknown {
+  if (typeof value === 'string') return redact(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth <= 0) return '…';
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, depth - 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[redact(k)] = SECRET_KEY.test(k) && typeof v === 'string' ? '***' : redactValue(v, depth - 1);
+  return out;
 }
 
 export function toAirlockError(err: unknown): AirlockError {
@@ -54,7 +77,8 @@ export interface RenderedError {
 
 export function renderError(err: unknown, debug = false): RenderedError {
   const e = toAirlockError(err);
-  const json = JSON.parse(redact(JSON.stringify({ error: e.toJSON() }))) as Record<string, unknown>;
+  // Through JSON first: toJSON() output may hold class instances or values JSON cannot carry.
+  const json = redactValue(JSON.parse(JSON.stringify({ error: e.toJSON() }))) as Record<string, unknown>;
   if (e.code === 'INTERRUPTED') {
     // One line, the same shape as the one printed when a stuck run is ended (interrupt.ts).
     return { lines: [`airlock: ${redact(e.message)}; ${redact(e.hint ?? DEFAULT_RERUN_HINT)}`], json, exitCode: EXIT_CODES.INTERRUPTED };
@@ -77,7 +101,7 @@ export function renderError(err: unknown, debug = false): RenderedError {
     }
   }
   if (e.hint !== undefined) lines.push(`  hint: ${redact(e.hint)}`);
-  if (debug && e.cause instanceof Error && e.cause.stack !== undefined) lines.push(redact(e.cause.stack));
-  if (debug && e.code === 'INTERNAL' && e.stack !== undefined) lines.push(redact(e.stack));
+  if (debug && e.cause instanceof Error && e.cause.stack !== undefined) lines.push(redact(e.cause.stack, { keepNewlines: true }));
+  if (debug && e.code === 'INTERNAL' && e.stack !== undefined) lines.push(redact(e.stack, { keepNewlines: true }));
   return { lines, json, exitCode: EXIT_CODES[e.code] };
 }

@@ -19,6 +19,8 @@ import { parseWwwAuthenticate, pickChallenge, type Challenge } from './www-authe
 export interface AuthenticatorOptions {
   /** Registry host as the operator named it, for messages and credential lookup. */
   host: string;
+  /** The registry's own origin, `https://registry-1.docker.io`: where credentials may always go. */
+  origin: string;
   dispatcher: () => Promise<Dispatcher>;
   /** Credentials for a repository on this registry (memoised by the caller). */
   credentials: (repository: string | undefined) => Promise<Credentials | undefined>;
@@ -29,6 +31,8 @@ export interface AuthenticatorOptions {
   timeouts: Timeouts;
   /** Traces token requests for `--debug`. */
   onEvent?: RegistryListener;
+  /** Receives notes for `--debug` (each distinct line once). */
+  debug?: (line: string) => void;
   /**
    * The client-wide signal. A token fetch is shared by every request needing those scopes, so
    * one caller's own signal must not abort it for the others.
@@ -56,6 +60,8 @@ export class Authenticator {
   #challenge: Challenge | undefined;
   /** Scope key → token, or the fetch of it in flight. */
   readonly #tokens = new Map<string, Promise<Token>>();
+  /** Debug lines already given: a realm note per token fetch would drown the trace. */
+  readonly #noted = new Set<string>();
 
   constructor(opts: AuthenticatorOptions) {
     this.#opts = opts;
@@ -143,6 +149,12 @@ export class Authenticator {
     return (await this.#peek(key)) ?? this.#fetch(key, scopes, repository, creds);
   }
 
+  #debug(line: string): void {
+    if (this.#opts.debug === undefined || this.#noted.has(line)) return;
+    this.#noted.add(line);
+    this.#opts.debug(line);
+  }
+
   /**
    * Fetch a token and cache it under `key`; failures are not cached. Temporary failures are
    * retried by the request that needed the token (see `RegistryHttp.call`), not here as well.
@@ -158,9 +170,11 @@ export class Authenticator {
         userAgent: this.#opts.userAgent,
         host: this.#opts.host,
         repository,
+        registryOrigin: this.#opts.origin,
         now: this.#opts.now,
         timeouts: this.#opts.timeouts,
         ...(this.#opts.onEvent === undefined ? {} : { onEvent: this.#opts.onEvent }),
+        debug: (line: string) => this.#debug(line),
         ...(this.#opts.signal === undefined ? {} : { signal: this.#opts.signal }),
       }),
     );

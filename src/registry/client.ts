@@ -74,6 +74,11 @@ export interface RegistryOptions extends TlsSettings {
   upload?: Partial<UploadSettings>;
   /** Aborts everything this client does. */
   signal?: AbortSignal;
+  /**
+   * Receives notes worth showing with `--debug` (a token realm on another host). The library never
+   * prints; the caller decides where the lines go.
+   */
+  debug?: (line: string) => void;
 }
 
 /**
@@ -129,12 +134,14 @@ export class RegistryClient implements Source, Sink {
     };
     const auth = new Authenticator({
       host,
+      origin: `${options.plainHttp === true ? 'http' : 'https'}://${apiHostFor(host)}`,
       dispatcher,
       credentials,
       userAgent: options.userAgent,
       now: retry.now,
       timeouts,
       ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+      ...(options.debug === undefined ? {} : { debug: options.debug }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
     this.#http = new RegistryHttp({

@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AirlockError, fromFsError } from '../errors.js';
+import { registerCredentials } from '../redact.js';
 import { runCredentialHelper, type HelperRunner } from './credential-helper.js';
 
 /** Credentials for one registry. `source` names where they came from, never the secret. */
@@ -167,6 +168,13 @@ async function askHelper(helper: string, host: string, opts: Required<Pick<Crede
  * // → { username: 'me', password: '…', source: '/home/me/.docker/config.json' }
  */
 export async function resolveCredentials(host: string, repository: string | undefined, opts: CredentialOptions = {}): Promise<Credentials | undefined> {
+  const found = await findCredentials(host, repository, opts);
+  // From here on the secrets may be sent, so from here on they are redacted wherever echoed.
+  if (found !== undefined) registerCredentials(found);
+  return found;
+}
+
+async function findCredentials(host: string, repository: string | undefined, opts: CredentialOptions): Promise<Credentials | undefined> {
   if (opts.creds !== undefined) return { ...opts.creds, source: '--creds' };
   const env = opts.env ?? process.env;
   const files = opts.authFiles ?? defaultAuthFiles(env, opts.homeDir ?? homedir());

@@ -2,10 +2,14 @@
  * Turning HTTP statuses, registry error bodies and undici/Node errors into {@link AirlockError}s that
  * name the registry and the thing asked for, with the operator's next step as the hint.
  *
- * Messages never contain credentials, tokens or request headers.
+ * Messages never contain credentials, tokens or request headers. The registry's own words (its
+ * error body) are untrusted: a registry or a proxy may echo the request's `Authorization` header or
+ * embed terminal escape sequences, so they pass through `cleanText` before they reach a message or
+ * the error's details.
  */
 import { AirlockError, type ErrorCode } from '../errors.js';
 import { seconds, type Timeouts } from './timeouts.js';
+import { cleanText, cleanValue } from '../redact.js';
 
 /** What a request is about, for messages. */
 export interface Subject {
@@ -81,11 +85,16 @@ function oneLine(text: string): string {
   return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat;
 }
 
-/** `MANIFEST_UNKNOWN: manifest unknown` or, for a non-JSON body, its first line. */
+/** `MANIFEST_UNKNOWN: manifest unknown` or, for a non-JSON body, its first line (both already cleaned). */
 function describeBody(errors: RegistryErrorEntry[], body: Buffer): string {
   if (errors.length > 0) return oneLine(errors.map((e) => (e.message === undefined ? e.code : `${e.code}: ${e.message}`)).join('; '));
-  const text = oneLine(body.toString('utf8'));
+  const text = oneLine(cleanText(body.toString('utf8')));
   return /^[\x20-\x7e]*$/.test(text) ? text : '';
+}
+
+/** An error entry with secrets and terminal control removed from every string in it. */
+function cleanEntry(e: RegistryErrorEntry): RegistryErrorEntry {
+  return cleanValue(e) as RegistryErrorEntry;
 }
 
 /** Next steps for registry error codes that have a specific one. */
@@ -99,7 +108,7 @@ const CODE_HINTS: Record<string, string> = {
 
 /** The AirlockError for an unexpected status, with the registry's own error text when it sent one. */
 export function statusError(status: number, body: Buffer, subject: Subject, retryAfterMs?: number): RegistryHttpError {
-  const errors = parseRegistryErrors(body);
+  const errors = parseRegistryErrors(body).map(cleanEntry);
   const said = describeBody(errors, body);
   const suffix = said === '' ? '' : `: ${said}`;
   const registry = `registry ${subject.host}`;

@@ -14,8 +14,10 @@ import type { Credentials } from './credentials.js';
 import { statusError } from './errors.js';
 import { failureReason, redactUrl, type RegistryListener } from './events.js';
 import { DEFAULT_TIMEOUTS, type Timeouts } from './timeouts.js';
+import { checkRealm, sendsSecret, showRealm } from './realm.js';
 import type { Challenge } from './www-authenticate.js';
 import { AirlockError } from '../errors.js';
+import { registerSecret } from '../redact.js';
 
 /** A token response is a few KB of JWT; 1 MiB leaves room for large claim sets and stops a flood. */
 export const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
@@ -47,7 +49,11 @@ export interface TokenRequest {
   /** Registry host and repository, for messages. */
   host: string;
   repository?: string;
+  /** The registry's own origin (`https://registry-1.docker.io`): decides where credentials may go (see `realm.ts`). */
+  registryOrigin: string;
   now: () => number;
+  /** Receives a line when credentials go to a realm on another origin (shown by `--debug`). */
+  debug?: (line: string) => void;
   signal?: AbortSignal;
   /** Head and body timeouts of the token request (default `DEFAULT_TIMEOUTS`). */
   timeouts?: Timeouts;
@@ -147,12 +153,14 @@ export function credentialsRefused(host: string, repository: string | undefined,
 }
 
 function parseTokenResponse(req: TokenRequest, body: Buffer): Token {
-  let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+  let doc: { token?: unknown; access_token?: unknown; refresh_token?: unknown; expires_in?: unknown };
   try {
     doc = JSON.parse(body.toString('utf8')) as typeof doc;
   } catch {
     doc = {};
   }
+  // Every token in the answer is a secret, used or not: a server echoing one must not get it printed.
+  for (const t of [doc.token, doc.access_token, doc.refresh_token]) if (typeof t === 'string') registerSecret(t);
   const value = typeof doc.token === 'string' && doc.token !== '' ? doc.token : doc.access_token;
   if (typeof value !== 'string' || value === '') {
     throw new AirlockError('REGISTRY', `token server of registry ${req.host} answered without a token`, {
@@ -171,6 +179,10 @@ function parseTokenResponse(req: TokenRequest, body: Buffer): Token {
  */
 export async function fetchToken(req: TokenRequest): Promise<Token> {
   const url = realmUrl(req);
+  if (checkRealm(url, req.registryOrigin, req.host, req.credentials) === 'other-https') {
+    const what = sendsSecret(req.credentials) ? `the credentials for ${req.host} (from ${req.credentials?.source})` : `an anonymous token request for ${req.host}`;
+    req.debug?.(`sending ${what} to token realm ${showRealm(url)}, another origin than the registry's ${req.registryOrigin}`);
+  }
   const identityToken = req.credentials?.identityToken;
   const res = identityToken === undefined ? await getToken(req, url) : await postRefreshToken(req, url, identityToken);
   const windowMs = (req.timeouts ?? DEFAULT_TIMEOUTS).bodyMs;

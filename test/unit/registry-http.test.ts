@@ -127,20 +127,24 @@ describe('ping', () => {
 });
 
 describe('Bearer token auth', () => {
+  // The token service shares the registry's origin: credentials never go to a plain-HTTP realm
+  // elsewhere (see the realm tests below).
   async function tokenRegistry(opts: { user?: string; pass?: string; scopeError?: boolean } = {}) {
     const tokens: Seen[] = [];
     let issued = 0;
-    const auth = await serve((req, res) => {
+    const issue: Handler = (req, res) => {
       tokens.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
       const expected = opts.user === undefined ? undefined : `Basic ${Buffer.from(`${opts.user}:${opts.pass}`).toString('base64')}`;
       if (req.headers.authorization !== expected) return json(res, 401, { details: 'bad credentials' });
       const scopes = new URL(req.url ?? '', 'http://x').searchParams.getAll('scope').join(' ');
       issued++;
       return json(res, 200, { access_token: `tok${issued}:${scopes}`, expires_in: 300 });
-    });
+    };
+    let origin = '';
     const challenge = (scope?: string, error?: string) =>
-      `Bearer realm="${auth.url}/token",service="test-registry"${scope ? `,scope="${scope}"` : ''}${error ? `,error="${error}"` : ''}`;
+      `Bearer realm="${origin}/token",service="test-registry"${scope ? `,scope="${scope}"` : ''}${error ? `,error="${error}"` : ''}`;
     const registry = await serve((req, res) => {
+      if (req.url?.startsWith('/token') === true) return issue(req, res);
       const authz = req.headers.authorization ?? '';
       if (req.url === '/v2/') return json(res, 401, errorBody('UNAUTHORIZED', 'authentication required'), { 'www-authenticate': challenge() });
       const repo = /^\/v2\/(.+)\/manifests\//.exec(req.url ?? '')?.[1] ?? '';
@@ -155,7 +159,8 @@ describe('Bearer token auth', () => {
       }
       return serveManifest(res);
     });
-    return { auth, registry, tokens };
+    origin = registry.url;
+    return { registry, tokens };
   }
 
   it('fetches a token with Basic credentials, service and scope, and caches it per scope', async () => {
@@ -169,6 +174,7 @@ describe('Bearer token auth', () => {
     expect([q.get('service'), q.getAll('scope')]).toEqual(['test-registry', ['repository:a/b:pull']]);
     // The token was sent up front: no 401 round trip on the manifest requests.
     expect(registry.seen.filter((s) => s.url.includes('/manifests/')).length).toBe(2);
+    expect(registry.seen.filter((s) => s.url.startsWith('/token'))).toHaveLength(1);
     await c.getManifest('c/d', 'v1');
     expect(tokens).toHaveLength(2);
   });
@@ -227,17 +233,18 @@ describe('Bearer token auth', () => {
 
   it('uses an identity token in an OAuth2 refresh-token POST', async () => {
     let form = '';
-    const auth = await serve((req, res) => {
-      let data = '';
-      req.on('data', (c: Buffer) => (data += c.toString()));
-      req.on('end', () => {
-        form = data;
-        json(res, 200, { access_token: 'oauth-token', expires_in: 60 });
-      });
-    });
     const registry = await serve((req, res) => {
+      if (req.url === '/token') {
+        let data = '';
+        req.on('data', (c: Buffer) => (data += c.toString()));
+        req.on('end', () => {
+          form = data;
+          json(res, 200, { access_token: 'oauth-token', expires_in: 60 });
+        });
+        return;
+      }
       if (req.headers.authorization !== 'Bearer oauth-token') {
-        return json(res, 401, {}, { 'www-authenticate': `Bearer realm="${auth.url}/token",service="svc"` });
+        return json(res, 401, {}, { 'www-authenticate': `Bearer realm="${registry.url}/token",service="svc"` });
       }
       return serveManifest(res);
     });
@@ -245,7 +252,7 @@ describe('Bearer token auth', () => {
     await writeFile(file, JSON.stringify({ auths: { [registry.host]: { identitytoken: 'refresh-123' } } }));
     await client(registry.host, { authFiles: [file] }).getManifest('a/b', 'v1');
     const params = new URLSearchParams(form);
-    expect(auth.seen[0]?.method).toBe('POST');
+    expect(registry.seen.find((r) => r.url === '/token')?.method).toBe('POST');
     expect(Object.fromEntries(params)).toMatchObject({ grant_type: 'refresh_token', refresh_token: 'refresh-123', service: 'svc', scope: 'repository:a/b:pull' });
     await rm(join(file, '..'), { recursive: true });
   });

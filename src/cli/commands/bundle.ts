@@ -117,7 +117,8 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       import('../../ops/create.js'),
     ]);
     const listed = await listedImages(refs, flags.file ?? [], flags.platform ?? []);
-    const endpoints = await endpointsFrom(flags);
+    const hosts = listed.flatMap((e) => (e.ref.kind === 'registry' ? [e.ref.ref.registry] : []));
+    const endpoints = await endpointsFrom(flags, { hosts, debug: ctx.globals().debug });
     const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
     try {
       const images = await expandImages(listed, endpoints, { signal: ctx.signal, onProgress: reporter.listener });

@@ -59,7 +59,10 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
     ]);
     const policy = flags.policy === undefined ? undefined : await (await import('../../policy/load.js')).loadPolicy(flags.policy);
     // The client must allow the small requests the engine runs at once; the engine bounds large uploads.
-    const endpoints = await endpointsFrom({ ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) });
+    const endpoints = await endpointsFrom(
+      { ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) },
+      { hosts: target.kind === 'registry' ? [target.host] : [], debug: ctx.globals().debug },
+    );
     const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
     try {
       const sink = target.kind === 'layout' ? new Layout(target.dir) : endpoints.registry(target.host);

@@ -51,7 +51,7 @@ export function registerInventoryCommand(program: Command, ctx: CommandContext):
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const requests = parseConcurrency(flags.concurrency ?? String(DEFAULT_INVENTORY_CONCURRENCY));
     const { RegistryClient } = await import('../../registry/client.js');
-    const endpoints = await endpointsFrom({ ...flags, concurrency: String(requests) });
+    const endpoints = await endpointsFrom({ ...flags, concurrency: String(requests) }, { hosts: parsed === undefined ? [] : [parsed.host], debug: ctx.globals().debug });
     const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
     try {
       let target: InventoryTarget = { kind: 'layout', dir: flags.layout ?? '' };

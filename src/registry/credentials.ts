@@ -99,10 +99,12 @@ async function readAuthFile(path: string): Promise<AuthFile | undefined> {
     if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('not an object');
     return doc as AuthFile;
   } catch (err) {
-    throw new AirlockError('INPUT_INVALID', `auth file ${path} is not valid JSON`, {
+    // Not the parser's error as the cause: its message quotes the text around the fault, and in an
+    // auth file that text is a password or its base64, which --debug would print. The position is enough.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw new AirlockError('INPUT_INVALID', `auth file ${path} is not valid JSON${at === undefined ? '' : ` (at character ${at})`}`, {
       subject: path,
       hint: 'fix or remove the file, or log in again (docker login / podman login)',
-      cause: err,
     });
   }
 }

@@ -149,6 +149,16 @@ describe('resolveCredentials', () => {
     expect((err as Error).message).toContain(file);
   });
 
+  it('refuses a damaged auth file without quoting the secret next to the fault, even in its cause (--debug)', async () => {
+    const secret = b64('mirror:file-secret-pw');
+    for (const text of [`{"auths":{"quay.io":{"auth":"${secret}"x}}}`, `{"auths":{"quay.io":{"auth":"${secret}",}}}`, `{"auths":{"quay.io":{"auth":${secret}}}}`]) {
+      const err = await resolveCredentials('quay.io', undefined, { authFiles: [await authFile(text)] }).catch((e: unknown) => e);
+      expect(isAirlockError(err, 'INPUT_INVALID')).toBe(true);
+      const everything = `${(err as Error).message} ${JSON.stringify((err as { toJSON(): unknown }).toJSON())} ${String((err as Error).cause)}`;
+      expect(everything).not.toContain(secret.slice(0, 8));
+    }
+  });
+
   it('refuses an auth entry that is not base64 user:password without echoing it', async () => {
     const file = await authFile({ auths: { 'quay.io': { auth: b64('nocolon') } } });
     const err = await resolveCredentials('quay.io', undefined, { authFiles: [file] }).catch((e: unknown) => e);

@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { fromFsError, isAirlockError } from '../errors.js';
 import { readSmallFile } from '../fs/small-file.js';
 import { buffer } from 'node:stream/consumers';
@@ -105,10 +106,10 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
   }
 }
 
-/** The streaming pass and the checks after it; see {@link verifyBundle}. */
+/** The pass over the entries and the checks after it; see {@link verifyBundle}. */
 async function verifyContent(
   opts: VerifyOptions,
-  head: Awaited<ReturnType<typeof readHead>>,
+  head: BundleHead,
   manifest: BundleManifest,
   keyId: string | undefined,
   problems: ProblemList,
@@ -130,8 +131,6 @@ async function verifyContent(
   try {
     reader = await ArchiveReader.open(opts.path, archiveLimits(manifest));
   } catch (err) {
-    // Ctrl-C can surface as a broken tar stream: stop, do not go on entry by entry.
-    opts.signal?.throwIfAborted();
     if (!isAirlockError(err, 'INTEGRITY')) throw err;
     problems.add({ code: 'INTEGRITY', subject: opts.path, message: `archive index: ${err.message}` });
     // A tail that lists more than the manifest signs is not damage to locate: stop here. Otherwise

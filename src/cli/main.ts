@@ -10,7 +10,6 @@ import { EXIT_CODES } from './exit-codes.js';
 import { renderError } from './render-error.js';
 import { toJson } from './output.js';
 import { watchSignals } from './interrupt.js';
-import { toJson } from './output.js';
 import { VERSION } from '../version.js';
 
 export interface GlobalOptions {

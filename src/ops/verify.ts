@@ -20,7 +20,6 @@ import { basename } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { fromFsError, isAirlockError } from '../errors.js';
 import { readSmallFile } from '../fs/small-file.js';
-import { buffer } from 'node:stream/consumers';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
@@ -131,6 +130,8 @@ async function verifyContent(
   try {
     reader = await ArchiveReader.open(opts.path, archiveLimits(manifest));
   } catch (err) {
+    // Ctrl-C can surface as a broken read: stop, do not go on entry by entry.
+    opts.signal?.throwIfAborted();
     if (!isAirlockError(err, 'INTEGRITY')) throw err;
     problems.add({ code: 'INTEGRITY', subject: opts.path, message: `archive index: ${err.message}` });
     // A tail that lists more than the manifest signs is not damage to locate: stop here. Otherwise

@@ -27,6 +27,7 @@ import { writeFileAtomic } from '../layout/atomic.js';
 import { Layout } from '../layout/layout.js';
 import type { CallOptions, Sink, Source } from '../transport/types.js';
 import type { ImportTarget } from './import-names.js';
+import { putSmallBlob } from './push-blobs.js';
 
 export const IMPORT_STATE_MEDIA_TYPE = 'application/vnd.airlock.import-state.v1+json';
 
@@ -230,7 +231,7 @@ export class RegistryStateStore implements ImportStateStore {
     const config: Descriptor = { mediaType: MediaType.OciEmpty, digest: sha256Digest(EMPTY_CONFIG), size: EMPTY_CONFIG.length };
     const layer: Descriptor = { mediaType: IMPORT_STATE_MEDIA_TYPE, digest: sha256Digest(record), size: record.length };
     for (const [desc, bytes] of [[config, EMPTY_CONFIG], [layer, record]] as const) {
-      if (!(await this.#registry.hasBlob(this.#repository, desc, opts))) await this.#registry.putBlob(this.#repository, desc, Readable.from([bytes]), opts);
+      if (!(await this.#registry.hasBlob(this.#repository, desc, opts))) await putSmallBlob(this.#registry, this.#repository, desc, bytes, opts.signal);
     }
     const doc = {
       schemaVersion: 2,

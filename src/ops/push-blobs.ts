@@ -11,6 +11,7 @@
  * entry stream (the registry client retries requests, never a body already in flight); before a
  * retry the blob is looked for again, since a lost response to the final PUT means it landed.
  */
+import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AirlockError, isAirlockError } from '../errors.js';
 import { shortDigest } from '../digest/digest.js';
@@ -253,6 +254,25 @@ async function uploadWithRetry(unit: BlobUnit, repository: string, opts: PushBlo
       });
       await retry.sleep(backoffDelay(attempt - 1, retry), signal);
       if (await landedAnyway(opts.sink, repository, unit.desc, signal)) return;
+    }
+  }
+}
+
+/**
+ * Upload a small blob held in memory (airlock's own bookkeeping, such as the import record), with
+ * the same whole-blob retries as content: a fresh stream each attempt, and a look whether a lost
+ * answer hid a success.
+ */
+export async function putSmallBlob(sink: Sink, repository: string, desc: Descriptor, bytes: Buffer, signal?: AbortSignal, retry: BlobRetry = DEFAULT_BLOB_RETRY): Promise<void> {
+  const stop = signal ?? new AbortController().signal;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await sink.putBlob(repository, desc, Readable.from([bytes]), { signal: stop });
+      return;
+    } catch (err) {
+      if (stop.aborted || attempt >= retry.attempts || !isRetryableUpload(err)) throw err;
+      await retry.sleep(backoffDelay(attempt - 1, retry), stop);
+      if (await landedAnyway(sink, repository, desc, stop)) return;
     }
   }
 }

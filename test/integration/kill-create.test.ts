@@ -126,12 +126,21 @@ describe('bundle create killed with -9 again and again', () => {
     const result = JSON.parse(final.stdout) as { sha256: string };
     expect((await airlock(['bundle', 'verify', out, '--trust', `${tmp.path}/signer.pub`])).code).toBe(0);
 
-    const created = (JSON.parse((await readHead(out)).bundleJson.toString()) as { created: string }).created;
+    // Same creation time and sequence as the interrupted run: then the same bytes. The key's record
+    // already holds that sequence, so the comparison run gets a record of its own.
+    const stamp = JSON.parse((await readHead(out)).bundleJson.toString()) as { created: string; sequence: number };
     const again = `${tmp.path}/uninterrupted.tar.zst`;
     const endpoints = await endpointsFrom({ plainHttp: true });
     try {
       const images = await expandImages(imageListFromRefs(refs).entries, endpoints);
-      const direct = await createBundle({ images, output: again, signingKey: await loadSigningKey(key), now: () => new Date(created) });
+      const direct = await createBundle({
+        images,
+        output: again,
+        signingKey: await loadSigningKey(key),
+        now: () => new Date(stamp.created),
+        sequenceFile: `${tmp.path}/uninterrupted.sequence`,
+        sequence: stamp.sequence,
+      });
       expect(direct.sha256).toBe(result.sha256);
     } finally {
       await endpoints.close();

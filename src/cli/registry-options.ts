@@ -162,7 +162,15 @@ export function parseTimeout(text: string | undefined): number | undefined {
  * registry client (undici) is loaded here, not when the CLI starts: commands that never talk to a
  * registry (verify, inspect, key) start ~80 ms sooner.
  */
-export async function endpointsFrom(flags: RegistryFlags, context: EndpointContext = { hosts: [] }): Promise<Endpoints & { close(): Promise<void> }> {
+/** Endpoints of a run: registries by host (each both a source and a sink), layouts by directory. */
+export interface RunEndpoints extends Endpoints {
+  registry(host: string): RegistryClient;
+  layout(dir: string): Layout;
+  /** Close every registry connection opened. */
+  close(): Promise<void>;
+}
+
+export async function endpointsFrom(flags: RegistryFlags, context: EndpointContext = { hosts: [] }): Promise<RunEndpoints> {
   const creds = credsByHost(flags.creds ?? [], context.hosts);
   for (const c of creds.values()) registerCredentials(c);
   const concurrency = parseConcurrency(flags.concurrency);

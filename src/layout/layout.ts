@@ -22,7 +22,8 @@ import { isDigest, sha256Digest, type Digest } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type RawManifest } from '../oci/manifest.js';
-import type { CallOptions, OpenBlobOptions, Sink, Source, TagJob } from '../transport/types.js';
+import type { AtomicNaming, CallOptions, OpenBlobOptions, Preparation, Sink, Source, TagJob } from '../transport/types.js';
+import { withByteCount } from '../transport/counting.js';
 import { streamToFileAtomic, writeFileAtomic } from './atomic.js';
 import { findByName, readIndex, updateIndex, upsertEntry } from './index-file.js';
 import {
@@ -40,9 +41,13 @@ export function layoutName(repository: string, reference: string): string {
   return isDigest(reference) ? `${repository}@${reference}` : `${repository}:${reference}`;
 }
 
-export class Layout implements Source, Sink {
+export class Layout implements Source, Sink, AtomicNaming, Preparation {
   readonly dir: string;
   readonly description: string;
+  // Capabilities (see transport/types.ts): one blob store for all names, so no mounting.
+  readonly naming: AtomicNaming = this;
+  readonly preparation: Preparation = this;
+  readonly readBack: Source = this;
   /** What {@link init} created, so that {@link discard} removes exactly that and nothing older. */
   #created: string[] = [];
 
@@ -112,7 +117,7 @@ export class Layout implements Source, Sink {
         hint: 'the layout is incomplete; recreate it',
       });
     }
-    return createReadStream(file, { highWaterMark: 1 << 20, start: opts.offset ?? 0 });
+    return withByteCount(createReadStream(file, { highWaterMark: 1 << 20, start: opts.offset ?? 0 }), opts);
   }
 
   async listTags(repository: string, _opts?: CallOptions): Promise<string[]> {

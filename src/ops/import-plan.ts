@@ -18,42 +18,15 @@ import { blobPath } from '../layout/paths.js';
 import type { ArchiveReader } from '../bundle/archive-reader.js';
 import type { BundleBlob, BundleManifest, ExternalBlob } from '../bundle/manifest.js';
 import type { ImageMapping } from './import-names.js';
+import type { CopyPlan, RepositoryPlan } from '../copy/engine.js';
+import type { BlobUnit } from '../copy/transfer.js';
 
 /** Indexes may nest; real images use one level. Deeper nesting is refused to bound the work. */
 const MAX_INDEX_DEPTH = 4;
 
-/** One blob to bring into the target, with every repository that needs it. */
-export interface BlobUnit {
-  /** Digest, size and media type as the signed manifest lists them. */
-  desc: Descriptor;
-  /** Target repositories that need it, in plan order. */
-  repositories: string[];
-  /** Archive entry to read it from; undefined for a blob a delta bundle does not carry. */
-  entry: string | undefined;
-  /** The first image that needs it, for messages. */
-  image: string;
-  /** For a blob a delta does not carry: the parent (bundle or inventory id) that delivered it. */
-  parent?: Digest;
-}
-
-/** What one target repository receives. */
-export interface RepositoryPlan {
-  repository: string;
-  /** Manifests and indexes, each once, children before the indexes that list them. */
-  manifests: RawManifest[];
-  /** Tags applied last, after every manifest of every repository is in place. */
-  tags: Array<{ tag: string; manifest: RawManifest; image: string }>;
-  /** Top manifests of digest-only names (pushed by digest; a layout names them `repo@digest`). */
-  untagged: Array<{ manifest: RawManifest; image: string }>;
-}
-
-export interface ImportPlan {
-  /** Config and layer blobs (manifests are pushed as manifests), in bundle order. */
-  blobs: BlobUnit[];
-  repositories: RepositoryPlan[];
-  /** Bytes of every carried blob in {@link blobs}, each counted once. */
-  bytes: number;
-}
+/** An import's plan: what the copy engine brings from the archive into the target. */
+export type ImportPlan = CopyPlan;
+export type { BlobUnit, RepositoryPlan };
 
 /** What to do about a bundle whose content does not match what was signed. */
 export const DAMAGED_BUNDLE_HINT = 'the bundle is damaged or was altered after signing; nothing was tagged: copy it again (check its .sha256), run bundle verify, then import again';
@@ -155,7 +128,8 @@ class PlanBuilder {
       unit = {
         desc: { mediaType: d.mediaType, digest: d.digest, size: d.size },
         repositories: [],
-        entry: signed === undefined ? undefined : blobPath(d.digest),
+        // An archive holds its blobs for every repository: read from '' (see bundle/archive-source.ts).
+        from: signed === undefined ? undefined : '',
         image,
         ...(external === undefined ? {} : { parent: external.bundle }),
       };
@@ -217,6 +191,6 @@ export function planImport(path: string, bundle: BundleManifest, manifests: Read
   return {
     blobs,
     repositories: [...builder.repos.values()].map(({ seen: _, ...r }) => r),
-    bytes: blobs.reduce((n, u) => n + (u.entry === undefined ? 0 : u.desc.size), 0),
+    bytes: blobs.reduce((n, u) => n + (u.from === undefined ? 0 : u.desc.size), 0),
   };
 }

@@ -27,7 +27,7 @@ import { writeFileAtomic } from '../layout/atomic.js';
 import { Layout } from '../layout/layout.js';
 import type { CallOptions, Sink, Source } from '../transport/types.js';
 import type { ImportTarget } from './import-names.js';
-import { putSmallBlob } from './push-blobs.js';
+import { putSmallBlob } from '../copy/transfer.js';
 
 export const IMPORT_STATE_MEDIA_TYPE = 'application/vnd.airlock.import-state.v1+json';
 
@@ -193,16 +193,18 @@ export class LayoutStateStore implements ImportStateStore {
 /** The OCI empty descriptor's content: `{}`. */
 const EMPTY_CONFIG = Buffer.from('{}');
 
-type RegistryEndpoint = Source & Sink;
 
 /** A registry: the artifact `PREFIX/airlock/import-state:latest`. */
 export class RegistryStateStore implements ImportStateStore {
   readonly where: string;
-  readonly #registry: RegistryEndpoint;
+  readonly #registry: Sink;
+  readonly #reader: Source;
   readonly #repository: string;
 
-  constructor(registry: RegistryEndpoint, host: string, prefix: string) {
+  /** @param reader the same registry as `registry`, read (its `readBack`) */
+  constructor(registry: Sink, reader: Source, host: string, prefix: string) {
     this.#registry = registry;
+    this.#reader = reader;
     this.#repository = stateRepository(prefix);
     this.where = `${host}/${this.#repository}:${STATE_TAG}`;
   }
@@ -210,7 +212,7 @@ export class RegistryStateStore implements ImportStateStore {
   async read(opts: CallOptions = {}): Promise<ImportState> {
     let manifest;
     try {
-      manifest = await this.#registry.getManifest(this.#repository, STATE_TAG, opts);
+      manifest = await this.#reader.getManifest(this.#repository, STATE_TAG, opts);
     } catch (err) {
       if (isAirlockError(err, 'NOT_FOUND')) return emptyState();
       throw err;
@@ -221,7 +223,7 @@ export class RegistryStateStore implements ImportStateStore {
     const layer = layers[0];
     if (layers.length !== 1 || layer === undefined || layer.mediaType !== IMPORT_STATE_MEDIA_TYPE) throw damaged('it does not hold exactly one record layer');
     if (layer.size > MAX_STATE_BYTES) throw damaged(`its record is ${layer.size} bytes, more than ${MAX_STATE_BYTES}`);
-    const body = await this.#registry.openBlob(this.#repository, layer, opts);
+    const body = await this.#reader.openBlob(this.#repository, layer, opts);
     const bytes = await buffer(body.pipe(new VerifyingStream(layer, `the import record ${this.where}`)).on('error', () => body.destroy()));
     return parseImportState(bytes, this.where);
   }
@@ -264,18 +266,13 @@ export function stateRepository(prefix: string): string {
   return prefix === '' ? STATE_REPOSITORY : `${prefix}/${STATE_REPOSITORY}`;
 }
 
-function isRegistryEndpoint(sink: Sink): sink is RegistryEndpoint {
-  const s = sink as Partial<Source>;
-  return typeof s.getManifest === 'function' && typeof s.openBlob === 'function';
-}
-
 /**
  * The store of `target` written through `sink`: the layout's file, or the registry artifact.
  *
  * @throws INTERNAL for a registry sink that cannot read manifests and blobs back (every real one can)
  */
 export function stateStoreFor(target: ImportTarget, sink: Sink): ImportStateStore {
-  if (target.kind === 'layout') return new LayoutStateStore(sink instanceof Layout ? sink.dir : target.dir);
-  if (!isRegistryEndpoint(sink)) throw new AirlockError('INTERNAL', `${sink.description} cannot read back the import record`);
-  return new RegistryStateStore(sink, target.host, target.prefix);
+  if (target.kind === 'layout') return new LayoutStateStore(target.dir);
+  if (sink.readBack === undefined) throw new AirlockError('INTERNAL', `${sink.description} cannot read back the import record`);
+  return new RegistryStateStore(sink, sink.readBack, target.host, target.prefix);
 }

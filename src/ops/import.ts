@@ -23,7 +23,6 @@
  * import into a layout this run created removes it again (Layout.discard).
  */
 import { AirlockError, isAirlockError } from '../errors.js';
-import { DEFAULT_IMPORT_CONCURRENCY } from './import-limit.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import type { Sink } from '../transport/types.js';
 import { ArchiveReader } from '../bundle/archive-reader.js';
@@ -37,13 +36,12 @@ import { silent, type ProgressListener } from '../copy/progress.js';
 import { checkImagesAllowed, effectiveTrust, type EffectiveTrust, type ImportPolicy, type PolicySubject } from '../policy/policy.js';
 import { mapImages, type ImageMapping, type ImportTarget } from './import-names.js';
 import { checkNameCollisions, claimedNames } from './name-claims.js';
-import { planImport, readBundleManifests, type ImportPlan, type RepositoryPlan } from './import-plan.js';
-import { runLimited } from '../copy/run-limited.js';
-import { SMALL_REQUESTS_IN_FLIGHT } from './import-limit.js';
-import type { RawManifest } from '../oci/manifest.js';
-import { absentBlobs, checkBlobs, transferBlobs, type BlobRetry, type BlobTransfer } from './push-blobs.js';
-import { missingContentError, TargetSearch } from './import-external.js';
-import { applyTags } from './tag-phase.js';
+import { DAMAGED_BUNDLE_HINT, planImport, readBundleManifests } from './import-plan.js';
+import { DEFAULT_IMPORT_CONCURRENCY } from '../copy/limits.js';
+import { copyPlanned } from '../copy/engine.js';
+import type { BlobRetry, BlobTransfer } from '../copy/transfer.js';
+import { ArchiveSource } from '../bundle/archive-source.js';
+import { missingContentError } from './import-external.js';
 import { checkExpiry, checkReservedNames, identityOf, RollbackGuard, tagMoves } from './import-rollback.js';
 import { stateStoreFor, type ImportStateStore } from './import-state.js';
 
@@ -129,22 +127,6 @@ function checkTrust(path: string, head: BundleHead, trust: EffectiveTrust, polic
     if (byPolicy === undefined) throw err;
     throw new AirlockError('SIGNATURE', `${err.message}; ${byPolicy}`, { subject: err.subject, details: err.details, hint: 'add the key to the policy if it is a legitimate signer' });
   }
-}
-
-/** Optional steps of a sink: a reachability and login check (writes nothing), a skeleton (the first write). */
-type PreparedSink = Sink & { ping?: (o: { signal?: AbortSignal }) => Promise<void>; init?: () => Promise<void>; discard?: () => Promise<void> };
-
-async function pingSink(sink: PreparedSink, signal?: AbortSignal): Promise<void> {
-  if (typeof sink.ping === 'function') await sink.ping({ ...(signal === undefined ? {} : { signal }) });
-}
-
-async function initSink(sink: PreparedSink): Promise<void> {
-  if (typeof sink.init === 'function') await sink.init();
-}
-
-/** After a failure: remove what `init` created (a new layout), keep the original error. */
-async function discardSink(sink: PreparedSink): Promise<void> {
-  if (typeof sink.discard === 'function') await sink.discard().catch(() => undefined);
 }
 
 /**
@@ -236,7 +218,7 @@ async function importContent(
   const manifests = await readBundleManifests(reader, bundle, opts.signal);
   const plan = planImport(opts.path, bundle, manifests, mappings);
   for (const m of mappings) progress({ kind: 'image', name: m.name, digest: m.digest, detail: `-> ${m.reference}` });
-  await pingSink(opts.sink, opts.signal);
+  await opts.sink.reachability?.ping(opts.signal === undefined ? {} : { signal: opts.signal });
   // Rollback and replay: refused here, before anything is written; recorded just before the tags.
   const guard = await RollbackGuard.open({
     path: opts.path,
@@ -249,35 +231,31 @@ async function importContent(
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
   });
   const target = opts.target;
-  const search = new TargetSearch(opts.sink, {
+  const { transfers, manifests: pushed } = await copyPlanned(plan, {
+    source: new ArchiveSource(reader, bundle, manifests),
+    sink: opts.sink,
+    concurrency,
     prefix: target.kind === 'registry' ? target.prefix : '',
-    known: plan.repositories.map((r) => r.repository),
+    operation: 'import',
+    nameOf: (job) => {
+      const name = `${job.repository}${job.reference.startsWith('sha256:') ? '@' : ':'}${job.reference}`;
+      return target.kind === 'layout' ? name : `${target.host}/${name}`;
+    },
+    integrity: { digest: 'signed digest', hint: DAMAGED_BUNDLE_HINT },
+    missing: (absent, search) =>
+      missingContentError({
+        path: opts.path,
+        target: describeTarget(target),
+        bundle,
+        missing: absent.map((c) => ({ desc: c.unit.desc, image: c.unit.image, repositories: c.unit.repositories, parent: c.unit.parent })),
+        search: search !== undefined && (search.probes > 0 || search.catalog !== undefined || search.catalogError !== undefined) ? search : undefined,
+        inventoryArgs: target.kind === 'layout' ? `--layout ${target.dir}` : `--registry ${describeTarget(target)}`,
+      }),
+    beforeTags: () => guard.record(opts.signal),
+    onProgress: progress,
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    ...(opts.retry === undefined ? {} : { retry: opts.retry }),
   });
-  const checked = await checkBlobs(plan.blobs, { sink: opts.sink, progress, search, ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
-  const absent = absentBlobs(checked);
-  if (absent.length > 0) {
-    throw missingContentError({
-      path: opts.path,
-      target: describeTarget(target),
-      bundle,
-      missing: absent.map((c) => ({ desc: c.unit.desc, image: c.unit.image, repositories: c.unit.repositories, parent: c.unit.parent })),
-      search: search.report.probes > 0 || search.report.catalog !== undefined || search.report.catalogError !== undefined ? search.report : undefined,
-      inventoryArgs: target.kind === 'layout' ? `--layout ${target.dir}` : `--registry ${describeTarget(target)}`,
-    });
-  }
-  await initSink(opts.sink);
-  let transfers: BlobTransfer[];
-  let pushed: number;
-  try {
-    transfers = await transferBlobs(checked, { sink: opts.sink, reader, concurrency, progress, signal: opts.signal, ...(opts.retry === undefined ? {} : { retry: opts.retry }) });
-    pushed = await pushManifests(plan, opts, progress);
-    await guard.record(opts.signal);
-    await applyTags(plan, { sink: opts.sink, target: opts.target, onProgress: progress, ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
-  } catch (err) {
-    await discardSink(opts.sink);
-    throw err;
-  }
   const count = (action: BlobTransfer['action']): number => transfers.filter((t) => t.action === action).length;
   return {
     path: opts.path,
@@ -302,28 +280,4 @@ async function importContent(
     manifests: pushed,
     transfers,
   };
-}
-
-/**
- * Push every manifest by digest, children before indexes within each repository; a manifest only
- * tagged (no index in the repository needs it first) is stored by its tag push instead, one
- * request instead of two. Returns how many manifests are stored, by either push.
- */
-async function pushManifests(plan: ImportPlan, opts: ImportOptions, progress: ProgressListener): Promise<number> {
-  const byDigest = plan.repositories.map((repo) => ({ repo, manifests: repo.manifests.filter((m) => !storedByTag(repo, m)) }));
-  const total = byDigest.reduce((n, r) => n + r.manifests.length, 0);
-  progress({ kind: 'phase', phase: 'pushing manifests', items: total });
-  await runLimited(byDigest, SMALL_REQUESTS_IN_FLIGHT, opts.signal, async ({ repo, manifests }, signal) => {
-    for (const m of manifests) {
-      await opts.sink.putManifest(repo.repository, m, undefined, { signal });
-      progress({ kind: 'blob', digest: m.digest, size: m.bytes.length });
-    }
-  });
-  return plan.repositories.reduce((n, r) => n + r.manifests.length, 0);
-}
-
-/** True when `m` is tagged in `repo` and no index of `repo` refers to it (so no push must precede). */
-function storedByTag(repo: RepositoryPlan, m: RawManifest): boolean {
-  if (!repo.tags.some((t) => t.manifest.digest === m.digest)) return false;
-  return !repo.manifests.some((other) => other.kind === 'index' && other.parsed.manifests.some((d) => d.digest === m.digest));
 }

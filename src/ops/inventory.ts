@@ -23,8 +23,8 @@ import { readIndex } from '../layout/index-file.js';
 import { REF_NAME_ANNOTATION } from '../layout/paths.js';
 import { writeFileAtomic } from '../layout/atomic.js';
 import type { SigningKey } from '../bundle/keys.js';
-import type { Catalog, CatalogOptions } from '../registry/catalog.js';
-import type { CallOptions, Source } from '../transport/types.js';
+import type { Catalog } from '../registry/catalog.js';
+import type { CallOptions, RepositoryCatalog, Source } from '../transport/types.js';
 import { MAX_INVENTORY_BYTES, writeInventory, type InventoryPayload } from '../inventory/format.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { runLimited } from '../copy/run-limited.js';
@@ -43,7 +43,7 @@ const MAX_INDEX_DEPTH = 4;
 
 /** A registry as the inventory reads it: manifests and tags, and its catalog. */
 export interface CatalogSource extends Source {
-  listRepositories(opts?: CatalogOptions): Promise<Catalog>;
+  readonly catalog: RepositoryCatalog;
 }
 
 export type InventoryTarget =
@@ -204,7 +204,7 @@ async function listRegistry(target: Extract<InventoryTarget, { kind: 'registry' 
   progress({ kind: 'phase', phase: `listing the repositories of ${target.host}${target.prefix === '' ? '' : `/${target.prefix}`}` });
   let catalog: Catalog;
   try {
-    catalog = await target.registry.listRepositories({ prefix: target.prefix, ...call });
+    catalog = await target.registry.catalog.listRepositories({ prefix: target.prefix, ...call });
   } catch (err) {
     if (!isAirlockError(err, 'AUTH', 'NOT_FOUND')) throw err;
     throw new AirlockError(err.code, `${err.message}: an inventory needs the registry's catalog`, {

@@ -10,6 +10,9 @@ import { BodyTooLargeError, readCapped } from './body.js';
 import type { Subject } from './errors.js';
 import type { RegistryHttp } from './http.js';
 import { parseLinkNext, parseNamesPage, TAGS_PAGE_SIZE } from './tags.js';
+import type { Catalog, CatalogOptions } from '../transport/types.js';
+
+export type { Catalog, CatalogOptions } from '../transport/types.js';
 
 /** The token scope the catalog needs (distribution's `registry:catalog:*`). */
 export const CATALOG_SCOPE = 'registry:catalog:*';
@@ -23,20 +26,6 @@ export const MAX_CATALOG_PAGE_BYTES = 16 * 1024 * 1024;
 /** Pages followed at most (10 million repositories at 1000 a page): ends a registry that links in a loop. */
 export const MAX_CATALOG_PAGES = 10_000;
 
-/** Options of {@link listRepositories}. */
-export interface CatalogOptions {
-  /** Only names equal to this path or under it (`mirror` keeps `mirror` and `mirror/…`). */
-  prefix?: string;
-  /** Stop after this many matching names; the result then says `complete: false`. */
-  limit?: number;
-  signal?: AbortSignal;
-}
-
-/** A listing, and whether it holds every matching repository. */
-export interface Catalog {
-  repositories: string[];
-  complete: boolean;
-}
 
 /** True when `repository` is `prefix` or lies under it. */
 export function underPrefix(repository: string, prefix: string): boolean {

@@ -6,7 +6,19 @@ import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { RawManifest } from '../oci/manifest.js';
-import type { CallOptions, OpenBlobOptions, Sink, Source } from '../transport/types.js';
+import type {
+  BlobMounting,
+  BlobSearch,
+  BlobSearchOptions,
+  CallOptions,
+  OpenBlobOptions,
+  ReachabilityCheck,
+  RepositoryCatalog,
+  Sink,
+  Source,
+  UploadRetrying,
+} from '../transport/types.js';
+import { withByteCount } from '../transport/counting.js';
 import { Authenticator } from './auth.js';
 import { hasBlob, openBlob } from './blobs.js';
 import { listRepositories, type Catalog, type CatalogOptions } from './catalog.js';
@@ -15,9 +27,10 @@ import { resolveCredentials, type Credentials } from './credentials.js';
 import { apiHostFor, RegistryHttp } from './http.js';
 import { getManifest, headManifest, putManifest } from './manifests.js';
 import { DEFAULT_CHUNK_SIZE, DEFAULT_MONOLITHIC_LIMIT, initiateUpload, cancelUpload, uploadBlob, type UploadSettings } from './push.js';
-import type { RegistryListener } from './events.js';
-import { DEFAULT_RETRY, type RetryOptions } from './retry.js';
-import { Semaphore } from './semaphore.js';
+import { failureReason, type RegistryListener } from './events.js';
+import { DEFAULT_RETRY, isExpiredSession, isRetryableUpload, type RetryOptions } from './retry.js';
+import { RegistryBlobSearch } from './blob-search.js';
+import { Semaphore } from '../sync/semaphore.js';
 import { DEFAULT_TIMEOUTS, type Timeouts } from './timeouts.js';
 import { listTags } from './tags.js';
 import { loadTlsOptions, type TlsSettings } from './tls.js';
@@ -89,9 +102,20 @@ export interface RegistryOptions extends TlsSettings {
  * const m = await quay.getManifest('coreos/etcd', 'v3.5.0');
  * await quay.close();
  */
-export class RegistryClient implements Source, Sink {
+export class RegistryClient implements Source, Sink, BlobMounting, RepositoryCatalog, ReachabilityCheck {
   readonly description: string;
   readonly host: string;
+  // Capabilities (see transport/types.ts): a registry has them all but naming and preparation.
+  readonly mounting: BlobMounting = this;
+  readonly catalog: RepositoryCatalog = this;
+  readonly reachability: ReachabilityCheck = this;
+  readonly readBack: Source = this;
+  readonly retrying: UploadRetrying = {
+    // Before the body flowed, the failure was in a request the client already retried (the POST),
+    // unless the registry dropped the upload session, which only a new one fixes.
+    isRetryable: (err, bodyStarted) => (bodyStarted || isExpiredSession(err)) && isRetryableUpload(err),
+    describe: (err) => failureReason(err, this.#timeouts),
+  };
   readonly #http: RegistryHttp;
   readonly #upload: UploadSettings;
   readonly #downloads: Semaphore;
@@ -194,7 +218,7 @@ export class RegistryClient implements Source, Sink {
     try {
       const stream = await openBlob(this.#http, repository, desc, opts.signal, opts.offset ?? 0);
       stream.once('close', release);
-      return stream;
+      return withByteCount(stream, opts);
     } catch (err) {
       release();
       throw err;
@@ -223,6 +247,11 @@ export class RegistryClient implements Source, Sink {
     if (initiated.mounted) return true;
     await cancelUpload(this.#http, repository, desc, initiated.location, opts.signal);
     return false;
+  }
+
+  /** A bounded search of this registry's other repositories for a blob (registry/blob-search.ts). */
+  searchFor(opts: BlobSearchOptions): BlobSearch {
+    return new RegistryBlobSearch(this, this, opts);
   }
 
   /** Upload a blob; holds an upload slot meanwhile. The registry verifies the digest on commit. */

@@ -5,7 +5,10 @@
  * never on message text. Waits grow exponentially with jitter, and a server's `Retry-After` is
  * honoured up to a cap. The sleep function and the random source are injectable so tests run fast.
  */
-import { setTimeout as delay } from 'node:timers/promises';
+import { backoffDelay, sleep } from '../sync/backoff.js';
+import { isAirlockError } from '../errors.js';
+
+export { backoffDelay } from '../sync/backoff.js';
 import { RegistryHttpError } from './errors.js';
 
 /** Retry settings of a client; see {@link DEFAULT_RETRY} for the defaults and why. */
@@ -39,21 +42,10 @@ export const DEFAULT_RETRY: RetryOptions = {
   baseDelayMs: 250,
   maxDelayMs: 10_000,
   maxRetryAfterMs: 60_000,
-  sleep: async (ms, signal) => {
-    await delay(ms, undefined, signal === undefined ? undefined : { signal });
-  },
+  sleep,
   random: Math.random,
   now: Date.now,
 };
-
-/**
- * The wait before retry number `attempt` (0-based): "equal jitter", half fixed and half random, so
- * clients that failed together do not retry together, yet every wait is at least half the backoff.
- */
-export function backoffDelay(attempt: number, opts: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs' | 'random'>): number {
-  const ceiling = Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** attempt);
-  return Math.round(ceiling / 2 + (opts.random() * ceiling) / 2);
-}
 
 /**
  * Parse a `Retry-After` value: delta-seconds or an HTTP date. Returns milliseconds from `now`
@@ -122,6 +114,25 @@ export function isTemporary(err: unknown, ctx: TemporaryContext = {}): boolean {
   const codes = errorCodes(err);
   if (codes.some((c) => TEMPORARY_CODES.has(c))) return true;
   return ctx.contacted === true && codes.some((c) => TEMPORARY_AFTER_CONTACT_CODES.has(c));
+}
+
+/**
+ * True for a blob upload that failed in a way a fresh attempt (a new upload session and a new
+ * stream of the body) may not meet again: a lost connection, 408, 429, 5xx, or an upload session
+ * the registry dropped or replaced. The client cannot retry these itself: the body is a stream it
+ * has consumed.
+ */
+export function isRetryableUpload(err: unknown): boolean {
+  if (err instanceof RegistryHttpError) {
+    return err.status === 408 || err.status === 429 || err.status >= 500 || isExpiredSession(err);
+  }
+  if (isAirlockError(err)) return err.code === 'NETWORK' || err.code === 'RATE_LIMITED';
+  return isTemporary(err, { idempotent: true, contacted: true });
+}
+
+/** The registry dropped or replaced the upload session: a new one will do, even before any byte was sent. */
+export function isExpiredSession(err: unknown): boolean {
+  return err instanceof RegistryHttpError && err.registryErrors.some((e) => e.code === 'BLOB_UPLOAD_INVALID' || e.code === 'BLOB_UPLOAD_UNKNOWN');
 }
 
 /** How long to wait after `err` before attempt `attempt + 1`. */

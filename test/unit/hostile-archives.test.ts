@@ -26,7 +26,7 @@ import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
 import { parseImportTarget } from '../../src/ops/import-names.js';
 import { verifyBundle } from '../../src/ops/verify.js';
-import type { Sink } from '../../src/transport/types.js';
+import type { Sink, Source } from '../../src/transport/types.js';
 import { SEEK_FOOTER_SIZE } from '../../src/bundle/seek-table.js';
 import { RAW_FRAME_HEADER_SIZE } from '../../src/bundle/zstd-frames.js';
 import {
@@ -50,8 +50,9 @@ const KiB = 1024;
 const IMAGE = 'quay.io/hostile/app:1';
 
 /** Records every write; consumes blob bodies so that a damaged entry fails as in a real import. */
-class RecordingSink implements Sink {
+class RecordingSink implements Sink, Source {
   readonly description = 'recording';
+  readonly readBack: Source = this;
   readonly log: string[] = [];
   async hasBlob(): Promise<boolean> {
     return false;
@@ -71,6 +72,9 @@ class RecordingSink implements Sink {
   }
   async openBlob(repository: string, desc: Descriptor): Promise<Readable> {
     throw new AirlockError('NOT_FOUND', `recording: no blob ${repository}@${desc.digest}`);
+  }
+  async listTags(): Promise<string[]> {
+    return [];
   }
 }
 

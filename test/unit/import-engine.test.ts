@@ -24,9 +24,10 @@ import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
 import { mapImages, parseImportTarget } from '../../src/ops/import-names.js';
 import { DAMAGED_BUNDLE_HINT, planImport, readBundleManifests } from '../../src/ops/import-plan.js';
-import { pushBlobs } from '../../src/ops/push-blobs.js';
-import { RegistryHttpError } from '../../src/registry/errors.js';
-import type { MountingSink } from '../../src/transport/types.js';
+import { ArchiveSource } from '../../src/bundle/archive-source.js';
+import { absentBlobs, checkBlobs, transferBlobs, type BlobRetry, type BlobTransfer, type BlobUnit } from '../../src/copy/transfer.js';
+import type { ProgressListener } from '../../src/copy/progress.js';
+import { MemoryRegistry } from '../support/memory-registry.js';
 import { MemoryStateStore } from '../support/memory-state.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
@@ -35,56 +36,6 @@ const BASE = { id: 'base', size: 32 * KiB };
 const IMAGES = ['quay.io/a/one:1', 'quay.io/b/two:1', 'quay.io/a/multi:1'];
 const TARGET = parseImportTarget('registry.lan/m');
 const NO_WAIT = { sleep: async () => undefined };
-
-type Failure = (call: { repository: string; digest: string; attempt: number }) => 'network' | 'lost-response' | 'forbidden' | undefined;
-
-/** A registry in memory: blobs per repository, manifests, tags, and a log of every write. */
-class MemorySink implements MountingSink {
-  readonly description = 'memory';
-  readonly blobs = new Map<string, Set<string>>();
-  readonly log: string[] = [];
-  readonly attempts = new Map<string, number>();
-  constructor(readonly fail: Failure = () => undefined) {}
-  #has(repository: string, digest: string): boolean {
-    return this.blobs.get(repository)?.has(digest) === true;
-  }
-  #add(repository: string, digest: string): void {
-    if (!this.blobs.has(repository)) this.blobs.set(repository, new Set());
-    this.blobs.get(repository)!.add(digest);
-  }
-  async hasBlob(repository: string, desc: Descriptor): Promise<boolean> {
-    return this.#has(repository, desc.digest);
-  }
-  async mountBlob(repository: string, desc: Descriptor, from: string): Promise<boolean> {
-    if (!this.#has(from, desc.digest)) return false;
-    this.log.push(`mount ${repository} ${desc.digest}`);
-    this.#add(repository, desc.digest);
-    return true;
-  }
-  async putBlob(repository: string, desc: Descriptor, body: Readable): Promise<void> {
-    const key = `${repository} ${desc.digest}`;
-    const attempt = (this.attempts.get(key) ?? 0) + 1;
-    this.attempts.set(key, attempt);
-    const failure = this.fail({ repository, digest: desc.digest, attempt });
-    if (failure === 'forbidden') throw new RegistryHttpError('AUTH', `denied ${key}`, { status: 403, registryErrors: [] });
-    const chunks: Buffer[] = [];
-    for await (const chunk of body) {
-      chunks.push(chunk as Buffer);
-      if (failure === 'network') throw new AirlockError('NETWORK', `connection lost during ${key}`);
-    }
-    const data = Buffer.concat(chunks);
-    // As a registry does on the final PUT (the Sink contract: the sink verifies).
-    if (sha256Digest(data) !== desc.digest) {
-      throw new RegistryHttpError('INTEGRITY', `memory rejected ${key}: content does not match its digest`, { status: 400, registryErrors: [] });
-    }
-    this.#add(repository, desc.digest);
-    this.log.push(`blob ${key}`);
-    if (failure === 'lost-response') throw new AirlockError('NETWORK', `connection lost after ${key}`);
-  }
-  async putManifest(repository: string, m: RawManifest, tag: string | undefined): Promise<void> {
-    this.log.push(tag === undefined ? `manifest ${repository} ${m.digest}` : `tag ${repository}:${tag}`);
-  }
-}
 
 let work: TempDir;
 let corpus: Corpus;
@@ -121,7 +72,17 @@ async function plan(path = bundle) {
   const manifest = parseBundleManifest((await readHead(path)).bundleJson, path);
   const reader = await ArchiveReader.open(path);
   const manifests = await readBundleManifests(reader, manifest);
-  return { reader, plan: planImport(path, manifest, manifests, mapImages(manifest.images, TARGET)) };
+  return { reader, source: new ArchiveSource(reader, manifest, manifests), plan: planImport(path, manifest, manifests, mapImages(manifest.images, TARGET)) };
+}
+
+/** The blob phases of the engine on their own: check, then (nothing absent) transfer. */
+async function pushBlobs(
+  units: readonly BlobUnit[],
+  opts: { sink: MemoryRegistry; source: ArchiveSource; concurrency: number; progress: ProgressListener; retry?: Partial<BlobRetry> },
+): Promise<BlobTransfer[]> {
+  const checked = await checkBlobs(units, opts);
+  expect(absentBlobs(checked)).toEqual([]);
+  return transferBlobs(checked, { ...opts, integrity: { digest: 'signed digest', hint: DAMAGED_BUNDLE_HINT } });
 }
 
 const base = (): string => corpus.images[0]!.blobs[1]!.digest;
@@ -141,10 +102,10 @@ describe('planImport', () => {
 
 describe('pushBlobs', () => {
   it('uploads each blob once and mounts it into the other repositories', async () => {
-    const { reader, plan: p } = await plan();
-    const sink = new MemorySink();
+    const { reader, source, plan: p } = await plan();
+    const sink = new MemoryRegistry();
     try {
-      const transfers = await pushBlobs(p.blobs, { sink, reader, concurrency: 2, progress: () => undefined });
+      const transfers = await pushBlobs(p.blobs, { sink, source, concurrency: 2, progress: () => undefined });
       expect(transfers.filter((t) => t.digest === base()).map((t) => t.action).sort()).toEqual(['mounted', 'mounted', 'uploaded']);
       expect(transfers.filter((t) => t.action === 'uploaded')).toHaveLength(p.blobs.length);
     } finally {
@@ -153,11 +114,11 @@ describe('pushBlobs', () => {
   });
 
   it('skips what is there and mounts from a repository where a check found it', async () => {
-    const { reader, plan: p } = await plan();
-    const sink = new MemorySink();
+    const { reader, source, plan: p } = await plan();
+    const sink = new MemoryRegistry();
     sink.blobs.set('m/quay.io/b/two', new Set([base()]));
     try {
-      const transfers = await pushBlobs(p.blobs, { sink, reader, concurrency: 2, progress: () => undefined });
+      const transfers = await pushBlobs(p.blobs, { sink, source, concurrency: 2, progress: () => undefined });
       expect(transfers.filter((t) => t.digest === base()).map((t) => `${t.repository} ${t.action}`).sort()).toEqual([
         'm/quay.io/a/multi mounted',
         'm/quay.io/a/one mounted',
@@ -169,11 +130,11 @@ describe('pushBlobs', () => {
   });
 
   it('retries a blob whose connection broke with a fresh stream, and takes the lost bytes back', async () => {
-    const { reader, plan: p } = await plan();
-    const sink = new MemorySink(({ digest, attempt }) => (digest === base() && attempt < 3 ? 'network' : undefined));
+    const { reader, source, plan: p } = await plan();
+    const sink = new MemoryRegistry({ fail: ({ digest, attempt }) => (digest === base() && attempt < 3 ? 'network' : undefined) });
     const events: ProgressEvent[] = [];
     try {
-      await pushBlobs(p.blobs, { sink, reader, concurrency: 2, progress: (e) => events.push(e), retry: NO_WAIT });
+      await pushBlobs(p.blobs, { sink, source, concurrency: 2, progress: (e) => events.push(e), retry: NO_WAIT });
       expect(sink.attempts.get(`m/quay.io/a/one ${base()}`)).toBe(3);
       const bytes = events.reduce((n, e) => n + (e.kind === 'bytes' ? e.bytes : 0), 0);
       expect(bytes).toBe(p.bytes);
@@ -184,10 +145,10 @@ describe('pushBlobs', () => {
   });
 
   it('counts a blob whose final response was lost as landed (HEAD before retrying)', async () => {
-    const { reader, plan: p } = await plan();
-    const sink = new MemorySink(({ digest }) => (digest === base() ? 'lost-response' : undefined));
+    const { reader, source, plan: p } = await plan();
+    const sink = new MemoryRegistry({ fail: ({ digest }) => (digest === base() ? 'lost-response' : undefined) });
     try {
-      await pushBlobs(p.blobs, { sink, reader, concurrency: 1, progress: () => undefined, retry: NO_WAIT });
+      await pushBlobs(p.blobs, { sink, source, concurrency: 1, progress: () => undefined, retry: NO_WAIT });
       expect(sink.attempts.get(`m/quay.io/a/one ${base()}`)).toBe(1);
     } finally {
       await reader.close();
@@ -195,14 +156,14 @@ describe('pushBlobs', () => {
   });
 
   it('does not retry a refusal, and gives up after the last attempt', async () => {
-    const { reader, plan: p } = await plan();
+    const { reader, source, plan: p } = await plan();
     try {
-      const forbidden = new MemorySink(() => 'forbidden');
-      const err = await pushBlobs(p.blobs, { sink: forbidden, reader, concurrency: 2, progress: () => undefined, retry: NO_WAIT }).catch((e: unknown) => e);
+      const forbidden = new MemoryRegistry({ fail: () => 'forbidden' });
+      const err = await pushBlobs(p.blobs, { sink: forbidden, source, concurrency: 2, progress: () => undefined, retry: NO_WAIT }).catch((e: unknown) => e);
       expect(isAirlockError(err, 'AUTH')).toBe(true);
       expect([...forbidden.attempts.values()].every((n) => n === 1)).toBe(true);
-      const broken = new MemorySink(({ digest }) => (digest === base() ? 'network' : undefined));
-      const err2 = await pushBlobs(p.blobs, { sink: broken, reader, concurrency: 2, progress: () => undefined, retry: { ...NO_WAIT, attempts: 3 } }).catch((e: unknown) => e);
+      const broken = new MemoryRegistry({ fail: ({ digest }) => (digest === base() ? 'network' : undefined) });
+      const err2 = await pushBlobs(p.blobs, { sink: broken, source, concurrency: 2, progress: () => undefined, retry: { ...NO_WAIT, attempts: 3 } }).catch((e: unknown) => e);
       expect(isAirlockError(err2, 'NETWORK')).toBe(true);
       expect(broken.attempts.get(`m/quay.io/a/one ${base()}`)).toBe(3);
     } finally {
@@ -213,7 +174,7 @@ describe('pushBlobs', () => {
 
 describe('importBundle', () => {
   it('pushes blobs, then manifests (children first), then tags', async () => {
-    const sink = new MemorySink();
+    const sink = new MemoryRegistry();
     const result = await importBundle({ path: bundle, target: TARGET, sink, state: new MemoryStateStore(), trusted });
     const kinds = sink.log.map((l) => l.split(' ')[0]);
     const lastBlob = kinds.lastIndexOf('blob');
@@ -228,7 +189,7 @@ describe('importBundle', () => {
   });
 
   it('writes the import record after the manifests and before the first tag', async () => {
-    const sink = new MemorySink();
+    const sink = new MemoryRegistry();
     const state = new MemoryStateStore();
     const write = state.write.bind(state);
     state.write = async (s) => {
@@ -252,7 +213,7 @@ describe('importBundle', () => {
     const fh = await open(tampered, 'r+');
     await fh.write(Buffer.from('XXXX'), 0, 4, entry.offset + 2048);
     await fh.close();
-    const sink = new MemorySink();
+    const sink = new MemoryRegistry();
     const err = await importBundle({ path: tampered, target: TARGET, sink, state: new MemoryStateStore(), trusted }).catch((e: unknown) => e);
     expect(isAirlockError(err, 'INTEGRITY'), String(err)).toBe(true);
     expect((err as Error).message).toContain(layer.digest);
@@ -262,7 +223,7 @@ describe('importBundle', () => {
   });
 
   it('is fail-closed on signatures', async () => {
-    const sink = new MemorySink();
+    const sink = new MemoryRegistry();
     const untrusted = await importBundle({ path: bundle, target: TARGET, sink, state: new MemoryStateStore(), trusted: [] }).catch((e: unknown) => e);
     expect(isAirlockError(untrusted, 'SIGNATURE')).toBe(true);
     expect(sink.log).toEqual([]);

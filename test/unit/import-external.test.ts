@@ -22,9 +22,9 @@ import type { Descriptor } from '../../src/oci/descriptor.js';
 import type { RawManifest } from '../../src/oci/manifest.js';
 import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
-import { TargetSearch } from '../../src/ops/import-external.js';
 import { parseImportTarget } from '../../src/ops/import-names.js';
-import type { MountingSink } from '../../src/transport/types.js';
+import { RegistryBlobSearch } from '../../src/registry/blob-search.js';
+import { MemoryRegistry } from '../support/memory-registry.js';
 import { bundleParent, writeDelta } from '../support/delta.js';
 import { MemoryStateStore } from '../support/memory-state.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
@@ -44,53 +44,9 @@ const GEN1 = ['quay.io/a/one:1', 'quay.io/old/gone:1', 'quay.io/a/multi:1'];
 const GEN2 = ['quay.io/a/one:1', 'quay.io/a/one:2', 'quay.io/new/app:1', 'quay.io/a/multi:1'];
 const TARGET = parseImportTarget('registry.lan/m');
 
-/** A registry in memory: blobs and manifests per repository, tags, a catalog, a log of writes. */
-class MemoryRegistry implements MountingSink {
-  readonly description = 'memory';
-  readonly blobs = new Map<string, Set<string>>();
-  readonly manifests = new Map<string, Set<string>>();
-  readonly tags = new Map<string, string>();
-  readonly log: string[] = [];
-  catalogCalls = 0;
-  constructor(readonly catalog: 'served' | 'refused' = 'served') {}
-  #add(map: Map<string, Set<string>>, repository: string, digest: string): void {
-    if (!map.has(repository)) map.set(repository, new Set());
-    map.get(repository)!.add(digest);
-  }
-  async hasBlob(repository: string, desc: Descriptor): Promise<boolean> {
-    return this.blobs.get(repository)?.has(desc.digest) === true;
-  }
-  async mountBlob(repository: string, desc: Descriptor, from: string): Promise<boolean> {
-    if (!(await this.hasBlob(from, desc))) return false;
-    this.log.push(`mount ${repository} ${desc.digest} from ${from}`);
-    this.#add(this.blobs, repository, desc.digest);
-    return true;
-  }
-  async putBlob(repository: string, desc: Descriptor, body: Readable): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of body) chunks.push(chunk as Buffer);
-    if (sha256Digest(Buffer.concat(chunks)) !== desc.digest) throw new Error(`wrong bytes for ${desc.digest}`);
-    this.log.push(`blob ${repository} ${desc.digest}`);
-    this.#add(this.blobs, repository, desc.digest);
-  }
-  async putManifest(repository: string, m: RawManifest, tag: string | undefined): Promise<void> {
-    this.log.push(tag === undefined ? `manifest ${repository} ${m.digest}` : `tag ${repository}:${tag}`);
-    this.#add(this.manifests, repository, m.digest);
-    if (tag !== undefined) this.tags.set(`${repository}:${tag}`, m.digest);
-  }
-  async listRepositories(opts: { prefix?: string } = {}): Promise<{ repositories: string[]; complete: boolean }> {
-    this.catalogCalls++;
-    if (this.catalog === 'refused') throw new AirlockError('AUTH', 'registry memory denied access to the repository catalog (401)');
-    const all = [...new Set([...this.blobs.keys(), ...this.manifests.keys()])].sort();
-    return { repositories: all.filter((r) => !opts.prefix || r.startsWith(`${opts.prefix}/`)), complete: true };
-  }
-  /** Blobs, manifests and tags of the repositories of `images` (host kept, under prefix m). */
-  state(images: string[]): Record<string, unknown> {
-    const repos = [...new Set(images.map((n) => `m/${n.slice(0, n.lastIndexOf(':'))}`))].sort();
-    return Object.fromEntries(
-      repos.map((r) => [r, { blobs: [...(this.blobs.get(r) ?? [])].sort(), manifests: [...(this.manifests.get(r) ?? [])].sort(), tags: [...this.tags].filter(([k]) => k.startsWith(`${r}:`)).sort() }]),
-    );
-  }
+/** Blobs, manifests and tags of the repositories of `images` (host kept, under prefix m). */
+function state(registry: MemoryRegistry, images: string[]): ReturnType<MemoryRegistry['snapshot']> {
+  return registry.snapshot([...new Set(images.map((n) => `m/${n.slice(0, n.lastIndexOf(':'))}`))].sort());
 }
 
 let work: TempDir;
@@ -174,11 +130,11 @@ describe('importing a delta bundle', () => {
 
     const whole = new MemoryRegistry();
     await importBundle({ path: full2, target: TARGET, sink: whole, state: stateFor(whole), trusted });
-    expect(chain.state(GEN2)).toEqual(whole.state(GEN2));
+    expect(state(chain, GEN2)).toEqual(state(whole, GEN2));
   });
 
   it('without a catalog, names the blob it could not find beyond the mapped repositories, and says why', async () => {
-    const sink = new MemoryRegistry('refused');
+    const sink = new MemoryRegistry({ catalog: 'refused' });
     await importBundle({ path: full1, target: TARGET, sink, state: stateFor(sink), trusted });
     const before = sink.log.length;
     const err = (await importBundle({ path: delta, target: TARGET, sink, state: stateFor(sink), trusted }).catch((e: unknown) => e)) as AirlockError;
@@ -201,18 +157,18 @@ describe('importing a delta bundle', () => {
   });
 });
 
-describe('TargetSearch', () => {
+describe('RegistryBlobSearch', () => {
   const desc = (n: string): Descriptor => ({ mediaType: 'application/octet-stream', digest: sha256Digest(n), size: 1 });
 
   it('stops after its probe budget and says so; tries a repository that already had a hit first', async () => {
     const sink = new MemoryRegistry();
     for (let i = 0; i < 30; i++) sink.blobs.set(`m/r${String(i).padStart(2, '0')}`, new Set());
     sink.blobs.get('m/r29')!.add(desc('a').digest).add(desc('b').digest);
-    const search = new TargetSearch(sink, { prefix: 'm', known: ['m/r00'], maxProbes: 10 });
+    const search = new RegistryBlobSearch(sink, sink, { prefix: 'm', known: ['m/r00'], maxProbes: 10 });
     expect(await search.locate(desc('x'), ['m/r00'], 'm/r00')).toBeUndefined();
     expect(search.report).toMatchObject({ probes: 10, exhausted: true, catalog: 29 });
 
-    const wide = new TargetSearch(sink, { prefix: 'm', known: [] });
+    const wide = new RegistryBlobSearch(sink, sink, { prefix: 'm', known: [] });
     expect(await wide.locate(desc('a'), [], 'm/r00')).toBe('m/r29');
     const after = wide.report.probes;
     expect(await wide.locate(desc('b'), [], 'm/r00')).toBe('m/r29');

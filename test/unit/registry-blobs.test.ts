@@ -12,7 +12,7 @@ import { sha256Digest } from '../../src/digest/digest.js';
 import { AirlockError } from '../../src/errors.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { RegistryClient, type RegistryOptions } from '../../src/registry/client.js';
-import { Semaphore } from '../../src/registry/semaphore.js';
+import { Semaphore } from '../../src/sync/semaphore.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
 interface Seen {

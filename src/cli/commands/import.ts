@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { AirlockError } from '../../errors.js';
 import { checkOutputDirectory } from '../../fs/output-location.js';
 import { loadPublicKeys } from '../../bundle/keys.js';
-import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../ops/import-limit.js';
+import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../copy/limits.js';
 import { parseImportTarget } from '../../ops/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter, formatBytes } from '../progress.js';
@@ -53,11 +53,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
     ctx.onInterruptHint('run the same command again to complete the import: what already landed is skipped');
     const uploads = parseConcurrency(flags.concurrency, DEFAULT_IMPORT_CONCURRENCY);
     const trusted = await loadPublicKeys(flags.trust ?? []);
-    const [{ importBundle }, { Layout }, { RegistryClient }] = await Promise.all([
-      import('../../ops/import.js'),
-      import('../../layout/layout.js'),
-      import('../../registry/client.js'),
-    ]);
+    const { importBundle } = await import('../../ops/import.js');
     const policy = flags.policy === undefined ? undefined : await (await import('../../policy/load.js')).loadPolicy(flags.policy);
     // The client must allow the small requests the engine runs at once; the engine bounds large uploads.
     const g = ctx.globals();
@@ -68,8 +64,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       { hosts: target.kind === 'registry' ? [target.host] : [], debug: g.debug, onEvent: net.network },
     );
     try {
-      const sink = target.kind === 'layout' ? new Layout(target.dir) : endpoints.registry(target.host);
-      if (!(sink instanceof Layout || sink instanceof RegistryClient)) throw new AirlockError('INTERNAL', 'the target endpoint cannot be written to');
+      const sink = target.kind === 'layout' ? endpoints.layout(target.dir) : endpoints.registry(target.host);
       const result = await importBundle({
         path: file,
         target,

@@ -52,7 +52,6 @@ export function registerInventoryCommand(program: Command, ctx: CommandContext):
     if (flags.output !== undefined) await checkOutputFile(flags.output, '-o');
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const requests = parseConcurrency(flags.concurrency ?? String(DEFAULT_INVENTORY_CONCURRENCY));
-    const { RegistryClient } = await import('../../registry/client.js');
     const g = ctx.globals();
     const reporter = await createReporter({ quiet: g.quiet || g.json });
     const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
@@ -63,9 +62,7 @@ export function registerInventoryCommand(program: Command, ctx: CommandContext):
     try {
       let target: InventoryTarget = { kind: 'layout', dir: flags.layout ?? '' };
       if (parsed !== undefined) {
-        const registry = endpoints.registry(parsed.host);
-        if (!(registry instanceof RegistryClient)) throw new AirlockError('INTERNAL', 'the registry endpoint cannot list its catalog');
-        target = { kind: 'registry', host: parsed.host, prefix: parsed.prefix, registry };
+        target = { kind: 'registry', host: parsed.host, prefix: parsed.prefix, registry: endpoints.registry(parsed.host) };
       }
       const result = await makeInventory({
         target,

@@ -1,5 +1,5 @@
 /**
- * The last phase of an import: set the tags (and, in a layout, the digest-only names).
+ * The last phase of a copy: set the tags (and, in a layout, the digest-only names).
  *
  * Every manifest is in place before the first tag moves, so a tag never points at incomplete
  * content. A registry takes one PUT per tag and has no transaction, so this phase can fail part-way:
@@ -9,16 +9,18 @@
  * all-or-nothing instead.
  */
 import { AirlockError, isAirlockError } from '../errors.js';
-import { silent, type ProgressListener } from '../copy/progress.js';
-import { runLimited } from '../copy/run-limited.js';
-import { canTagAtOnce, type Sink, type TagJob } from '../transport/types.js';
-import { SMALL_REQUESTS_IN_FLIGHT } from './import-limit.js';
-import type { ImportPlan } from './import-plan.js';
-import type { ImportTarget } from './import-names.js';
+import { silent, type ProgressListener } from './progress.js';
+import { runLimited } from './run-limited.js';
+import type { Sink, TagJob } from '../transport/types.js';
+import { SMALL_REQUESTS_IN_FLIGHT } from './limits.js';
+import type { CopyPlan } from './engine.js';
 
 export interface TagPhaseOptions {
   sink: Sink;
-  target: ImportTarget;
+  /** The name an operator would pull, for the report of a failure: `HOST/REPO:TAG`, `REPO@DIGEST`. */
+  nameOf: (job: TagJob) => string;
+  /** What the run is called in messages: `import`, `copy`. */
+  operation: string;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
 }
@@ -29,13 +31,6 @@ export interface TagOutcome {
   notMoved: string[];
 }
 
-/** The name an operator would pull: `HOST/REPO:TAG`, or `REPO:TAG` / `REPO@DIGEST` in a layout. */
-function targetName(target: ImportTarget, job: TagJob): string {
-  const sep = job.reference.startsWith('sha256:') ? '@' : ':';
-  const name = `${job.repository}${sep}${job.reference}`;
-  return target.kind === 'layout' ? name : `${target.host}/${name}`;
-}
-
 /**
  * Tag last. A layout also names digest-only images (`repo@sha256:…`) in its index.json, since a
  * manifest a layout does not name cannot be found by tools that read it.
@@ -43,9 +38,10 @@ function targetName(target: ImportTarget, job: TagJob): string {
  * @throws the first failure's code (REGISTRY, NETWORK, AUTH, INTERRUPTED …), its message followed by
  *   how many tags moved, and `details.tags` ({@link TagOutcome}) when the phase stopped part-way
  */
-export async function applyTags(plan: ImportPlan, opts: TagPhaseOptions): Promise<void> {
+export async function applyTags(plan: CopyPlan, opts: TagPhaseOptions): Promise<void> {
   const progress = opts.onProgress ?? silent;
-  const layout = opts.target.kind === 'layout';
+  const naming = opts.sink.naming;
+  const layout = naming !== undefined;
   const jobs: TagJob[] = plan.repositories.flatMap((repo) => [
     ...repo.tags.map((t) => ({ repository: repo.repository, manifest: t.manifest, reference: t.tag })),
     ...(layout ? repo.untagged.map((u) => ({ repository: repo.repository, manifest: u.manifest, reference: u.manifest.digest as string })) : []),
@@ -53,7 +49,7 @@ export async function applyTags(plan: ImportPlan, opts: TagPhaseOptions): Promis
   progress({ kind: 'phase', phase: 'tagging', items: jobs.length });
   const sink = opts.sink;
   // All names in one write: index.json lists them in the same order every run.
-  if (canTagAtOnce(sink)) return sink.putTags(jobs, opts.signal === undefined ? {} : { signal: opts.signal });
+  if (naming !== undefined) return naming.putTags(jobs, opts.signal === undefined ? {} : { signal: opts.signal });
 
   const moved = new Set<TagJob>();
   let failure: { err: unknown } | undefined;
@@ -69,17 +65,17 @@ export async function applyTags(plan: ImportPlan, opts: TagPhaseOptions): Promis
       failure ??= { err };
     }
   });
-  if (failure !== undefined) throw tagPhaseError(failure.err, jobs, moved, opts.target);
+  if (failure !== undefined) throw tagPhaseError(failure.err, jobs, moved, opts);
 }
 
-function tagPhaseError(err: unknown, jobs: TagJob[], moved: Set<TagJob>, target: ImportTarget): AirlockError {
+function tagPhaseError(err: unknown, jobs: TagJob[], moved: Set<TagJob>, { nameOf, operation }: TagPhaseOptions): AirlockError {
   const tags: TagOutcome = {
-    moved: jobs.filter((j) => moved.has(j)).map((j) => targetName(target, j)),
-    notMoved: jobs.filter((j) => !moved.has(j)).map((j) => targetName(target, j)),
+    moved: jobs.filter((j) => moved.has(j)).map(nameOf),
+    notMoved: jobs.filter((j) => !moved.has(j)).map(nameOf),
   };
   const aborted = (err as Error | undefined)?.name === 'AbortError' || isAirlockError(err, 'INTERRUPTED');
   const base = isAirlockError(err) ? err : undefined;
-  const what = aborted ? 'import interrupted while tagging' : (base?.message ?? `tagging failed: ${String((err as Error | undefined)?.message ?? err)}`);
+  const what = aborted ? `${operation} interrupted while tagging` : (base?.message ?? `tagging failed: ${String((err as Error | undefined)?.message ?? err)}`);
   const summary = tags.moved.length === 0 ? 'no tag was moved' : `${tags.moved.length} of ${jobs.length} tags moved (each to complete content), ${tags.notMoved.length} not`;
   return new AirlockError(aborted ? 'INTERRUPTED' : (base?.code ?? 'INTERNAL'), `${what}; ${summary}`, {
     ...(base?.subject === undefined ? {} : { subject: base.subject }),

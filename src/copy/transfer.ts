@@ -1,38 +1,46 @@
 /**
- * Bringing blobs from a bundle into a sink: skip what is there (HEAD), mount what sits in another
- * repository of the target, upload the rest straight from the archive.
+ * Bringing blobs from a source into a sink: skip what is there, mount what sits in another
+ * repository of the sink, upload the rest straight from the source.
  *
- * Two phases. Checking, which writes nothing: every blob is looked for (HEAD) in every repository
- * that needs it, and a blob a delta does not carry, when none of them has it, further in the target
- * (import-external.ts); the caller stops there if such a blob is nowhere. Writing: where one
- * repository has a blob, the others mount it from there; each missing blob is read from its own
- * archive entry and uploaded once, the sink checking it against the SIGNED digest and size (see
- * {@link uploadOnce}), then mounted into the other repositories that need it. A failed upload is retried whole, with a fresh
- * entry stream (the registry client retries requests, never a body already in flight); before a
- * retry the blob is looked for again, since a lost response to the final PUT means it landed.
+ * Two phases. Checking, which writes nothing: every blob is looked for in every repository that
+ * needs it, and a blob the source does not carry (a delta bundle's external blob), when none of
+ * them has it, further in the sink through its search (a registry's other repositories); the
+ * caller stops there if such a blob is nowhere. Writing: where one repository has a blob, the
+ * others mount it from there; each missing blob is read from the source and uploaded once, the
+ * sink checking it against the expected digest and size (see {@link uploadOnce}), then mounted into
+ * the other repositories that need it. A failed upload is retried whole, with a fresh stream from
+ * the source (a sink retries its own requests, never a body already in flight), when the sink says
+ * the failure is worth it; before a retry the blob is looked for again, since a lost response to
+ * the final request means it landed.
  */
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AirlockError, isAirlockError } from '../errors.js';
-import { shortDigest } from '../digest/digest.js';
+import { shortDigest, type Digest } from '../digest/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { RegistryHttpError } from '../registry/errors.js';
-import { failureReason } from '../registry/events.js';
-import { backoffDelay, DEFAULT_RETRY, isTemporary } from '../registry/retry.js';
-import { canMount, type Sink } from '../transport/types.js';
-import type { ArchiveReader } from '../bundle/archive-reader.js';
-import type { ProgressListener } from '../copy/progress.js';
-import { Semaphore } from '../registry/semaphore.js';
-import { runLimited } from '../copy/run-limited.js';
-import { LARGE_BLOB_BYTES, SMALL_REQUESTS_IN_FLIGHT } from './import-limit.js';
-import { DAMAGED_BUNDLE_HINT, withDamagedHint, type BlobUnit } from './import-plan.js';
-import type { TargetSearch } from './import-external.js';
+import { backoffDelay, sleep } from '../sync/backoff.js';
+import { Semaphore } from '../sync/semaphore.js';
+import type { BlobSearch, Sink, Source } from '../transport/types.js';
+import type { ProgressListener } from './progress.js';
+import { runLimited } from './run-limited.js';
+import { CHECK_CONCURRENCY, LARGE_BLOB_BYTES, SMALL_REQUESTS_IN_FLIGHT } from './limits.js';
 
-/**
- * Existence checks (HEAD) and mounts in flight during the checking phase: 8. They carry no body,
- * so more than the upload limit costs the registry little and hides round trips to a remote one.
- */
-export const CHECK_CONCURRENCY = 8;
+/** One blob to bring into the sink, with every repository that needs it. */
+export interface BlobUnit {
+  /** Digest, size and media type as the plan (for a bundle: the signed manifest) gives them. */
+  desc: Descriptor;
+  /** Sink repositories that need it, in plan order. */
+  repositories: string[];
+  /**
+   * The source repository to read it from; undefined for a blob the source does not carry (a
+   * delta bundle's external blob), which must then be found in the sink.
+   */
+  from: string | undefined;
+  /** The first image that needs it, for messages. */
+  image: string;
+  /** For a blob a delta does not carry: the parent (bundle or inventory id) that delivered it. */
+  parent?: Digest;
+}
 
 /**
  * After the stream of a blob failed, the sink gets 5 s to notice and clean up (a registry cancels
@@ -59,7 +67,7 @@ export const DEFAULT_BLOB_RETRY: BlobRetry = {
   attempts: 4,
   baseDelayMs: 1_000,
   maxDelayMs: 10_000,
-  sleep: DEFAULT_RETRY.sleep,
+  sleep,
   random: Math.random,
 };
 
@@ -71,28 +79,23 @@ export interface BlobTransfer {
   action: 'present' | 'mounted' | 'uploaded';
 }
 
-export interface PushBlobsOptions {
+/** What the engine says when content does not match its digest, in the terms of the source. */
+export interface IntegrityWording {
+  /** `signed digest` for a bundle, `digest` otherwise. */
+  digest: string;
+  /** The operator's next step. */
+  hint: string;
+}
+
+export interface TransferOptions {
+  source: Source;
   sink: Sink;
-  reader: ArchiveReader;
-  /** Uploads in flight at once. */
+  /** Large uploads in flight at once. */
   concurrency: number;
   signal?: AbortSignal;
   progress: ProgressListener;
   retry?: Partial<BlobRetry>;
-}
-
-/** True for failures a fresh attempt may not meet again: connection loss, 429, 5xx, an expired session. */
-export function isRetryableUpload(err: unknown): boolean {
-  if (err instanceof RegistryHttpError) {
-    return err.status === 408 || err.status === 429 || err.status >= 500 || isExpiredSession(err);
-  }
-  if (isAirlockError(err)) return err.code === 'NETWORK' || err.code === 'RATE_LIMITED';
-  return isTemporary(err, { idempotent: true, contacted: true });
-}
-
-/** The registry dropped or replaced the upload session: a new one will do. */
-function isExpiredSession(err: unknown): boolean {
-  return err instanceof RegistryHttpError && err.registryErrors.some((e) => e.code === 'BLOB_UPLOAD_INVALID' || e.code === 'BLOB_UPLOAD_UNKNOWN');
+  integrity: IntegrityWording;
 }
 
 /** A unit's state after the checking phase: where it already is and which repositories still lack it. */
@@ -100,7 +103,7 @@ export interface CheckedBlob {
   unit: BlobUnit;
   /** Repositories that need it and hold it. */
   present: string[];
-  /** A repository of the target holding it to mount from (one that needs it, or one a search found). */
+  /** A repository of the sink holding it to mount from (one that needs it, or one a search found). */
   from: string | undefined;
   /** Repositories that need it and lack it. */
   missing: string[];
@@ -110,18 +113,18 @@ export interface CheckBlobsOptions {
   sink: Sink;
   signal?: AbortSignal;
   progress: ProgressListener;
-  /** Where to look further for blobs the bundle does not carry (a delta's external blobs). */
-  search?: TargetSearch;
+  /** Where to look further for blobs the source does not carry (a delta's external blobs). */
+  search?: BlobSearch;
 }
 
 /**
- * The checking phase, which writes nothing: every unit is looked for (HEAD) in every repository
- * that needs it (a sink without repositories: once); an external blob found in none of them is
- * then looked for by `search`.
+ * The checking phase, which writes nothing: every unit is looked for in every repository that
+ * needs it (a sink without repositories: once); a unit the source does not carry and that none of
+ * them holds is then looked for by `search`.
  */
 export async function checkBlobs(units: readonly BlobUnit[], opts: CheckBlobsOptions): Promise<CheckedBlob[]> {
   const { sink, progress } = opts;
-  const perRepository = canMount(sink);
+  const perRepository = sink.mounting !== undefined;
   progress({ kind: 'phase', phase: 'checking target', items: units.length });
   const checked = new Map<BlobUnit, CheckedBlob>();
   await runLimited(units, CHECK_CONCURRENCY, opts.signal, async (unit, signal) => {
@@ -133,7 +136,7 @@ export async function checkBlobs(units: readonly BlobUnit[], opts: CheckBlobsOpt
   });
   const all = units.map((u) => checked.get(u)!);
   const search = opts.search;
-  const lost = all.filter((c) => c.unit.entry === undefined && c.from === undefined);
+  const lost = all.filter((c) => c.unit.from === undefined && c.from === undefined);
   if (search !== undefined && lost.length > 0 && perRepository) {
     progress({ kind: 'phase', phase: 'searching the target for blobs the bundle does not carry', items: lost.length });
     await runLimited(lost, CHECK_CONCURRENCY, opts.signal, async (c) => {
@@ -143,37 +146,23 @@ export async function checkBlobs(units: readonly BlobUnit[], opts: CheckBlobsOpt
   return all;
 }
 
-/** External blobs (not in the bundle) that the checks found nowhere in the target. */
+/** Units the source does not carry that the checks found nowhere in the sink. */
 export function absentBlobs(checked: readonly CheckedBlob[]): CheckedBlob[] {
-  return checked.filter((c) => c.unit.entry === undefined && c.from === undefined && c.missing.length > 0);
+  return checked.filter((c) => c.unit.from === undefined && c.from === undefined && c.missing.length > 0);
 }
 
 /**
- * Bring every unit into every repository that needs it.
+ * The writing phase, after {@link checkBlobs}: mount what the sink holds elsewhere, then upload
+ * the rest from the source (once, then mounted into the other repositories that need it).
  *
  * @returns one record per blob and repository
- * @throws the first failure (INTEGRITY for content that does not match the signed manifest,
- *   AUTH/REGISTRY/NETWORK… from the sink, NOT_FOUND for an external blob the target lacks)
+ * @throws the first failure (INTEGRITY for content that does not match its digest, AUTH, REGISTRY,
+ *   NETWORK … from the sink, NOT_FOUND for a unit the source lacks that the sink declined to mount)
  */
-export async function pushBlobs(units: readonly BlobUnit[], opts: PushBlobsOptions & { search?: TargetSearch }): Promise<BlobTransfer[]> {
-  const checked = await checkBlobs(units, opts);
-  const absent = absentBlobs(checked)[0];
-  if (absent !== undefined) {
-    throw new AirlockError('NOT_FOUND', `blob ${absent.unit.desc.digest} of ${absent.unit.image} is not in this bundle (delta) and not in ${absent.missing[0]} on ${opts.sink.description}`, {
-      subject: absent.unit.desc.digest,
-      hint: 'import the parent bundle first, into the same target',
-    });
-  }
-  return transferBlobs(checked, opts);
-}
-
-/**
- * The writing phase, after {@link checkBlobs}: mount what the target holds elsewhere, then upload
- * the rest from the archive (once, then mounted into the other repositories that need it).
- */
-export async function transferBlobs(checked: readonly CheckedBlob[], opts: PushBlobsOptions): Promise<BlobTransfer[]> {
+export async function transferBlobs(checked: readonly CheckedBlob[], opts: TransferOptions): Promise<BlobTransfer[]> {
   const retry: BlobRetry = { ...DEFAULT_BLOB_RETRY, ...opts.retry };
   const { sink, progress } = opts;
+  const mounting = sink.mounting;
   const transfers: BlobTransfer[] = [];
   const record = (unit: BlobUnit, repository: string, action: BlobTransfer['action']): void => {
     transfers.push({ digest: unit.desc.digest, size: unit.desc.size, repository, action });
@@ -182,20 +171,20 @@ export async function transferBlobs(checked: readonly CheckedBlob[], opts: PushB
 
   const mountable = checked.filter((c) => c.from !== undefined && c.missing.length > 0);
   if (mountable.length > 0) progress({ kind: 'phase', phase: 'mounting blobs', items: mountable.length });
-  // Mounted where possible; what a registry declined to mount is uploaded with the rest.
+  // Mounted where possible; what the sink declined to mount is uploaded with the rest.
   const declined = new Map<CheckedBlob, string[]>();
   await runLimited(mountable, CHECK_CONCURRENCY, opts.signal, async (c, signal) => {
     for (const repository of c.missing) {
-      if (canMount(sink) && (await sink.mountBlob(repository, c.unit.desc, c.from!, { signal }))) record(c.unit, repository, 'mounted');
+      if (mounting !== undefined && (await mounting.mountBlob(repository, c.unit.desc, c.from!, { signal }))) record(c.unit, repository, 'mounted');
       else declined.set(c, [...(declined.get(c) ?? []), repository]);
     }
   });
 
-  // Upload in plan (bundle) order, whatever order the checks finished in.
+  // Upload in plan order, whatever order the checks finished in.
   const todo = checked
     .map((c) => ({ unit: c.unit, missing: c.from === undefined ? c.missing : (declined.get(c) ?? []) }))
     .filter((c) => c.missing.length > 0);
-  const absent = todo.find((c) => c.unit.entry === undefined);
+  const absent = todo.find((c) => c.unit.from === undefined);
   if (absent !== undefined) {
     throw new AirlockError('NOT_FOUND', `blob ${absent.unit.desc.digest} of ${absent.unit.image} is not in this bundle (delta), and ${sink.description} declined to mount it into ${absent.missing[0]}`, {
       subject: absent.unit.desc.digest,
@@ -204,7 +193,7 @@ export async function transferBlobs(checked: readonly CheckedBlob[], opts: PushB
   }
   const total = todo.reduce((n, c) => n + c.unit.desc.size, 0);
   progress({ kind: 'phase', phase: 'uploading blobs', total, items: todo.length });
-  // Large uploads are bounded by `concurrency` (the registry's ingest is the limit); small ones,
+  // Large uploads are bounded by `concurrency` (the sink's ingest is the limit); small ones,
   // bound by round trips, run more at once.
   const large = new Semaphore(opts.concurrency);
   await runLimited(todo, Math.max(opts.concurrency, SMALL_REQUESTS_IN_FLIGHT), opts.signal, async ({ unit, missing }, signal) => {
@@ -217,7 +206,7 @@ export async function transferBlobs(checked: readonly CheckedBlob[], opts: PushB
     }
     record(unit, first, 'uploaded');
     for (const repository of rest) {
-      if (canMount(sink) && (await sink.mountBlob(repository, unit.desc, first, { signal }))) {
+      if (mounting !== undefined && (await mounting.mountBlob(repository, unit.desc, first, { signal }))) {
         record(unit, repository, 'mounted');
       } else {
         await uploadWithRetry(unit, repository, { ...opts, progress: () => undefined }, retry, signal);
@@ -228,9 +217,9 @@ export async function transferBlobs(checked: readonly CheckedBlob[], opts: PushB
   return transfers;
 }
 
-/** Upload one blob into one repository from its archive entry; retried whole, with a fresh stream. */
-async function uploadWithRetry(unit: BlobUnit, repository: string, opts: PushBlobsOptions, retry: BlobRetry, signal: AbortSignal): Promise<void> {
-  const what = `blob ${unit.desc.digest} of ${unit.image} (${opts.reader.path})`;
+/** Upload one blob into one repository from the source; retried whole, with a fresh stream. */
+async function uploadWithRetry(unit: BlobUnit, repository: string, opts: TransferOptions, retry: BlobRetry, signal: AbortSignal): Promise<void> {
+  const what = `blob ${unit.desc.digest} of ${unit.image} (${opts.source.description})`;
   for (let attempt = 1; ; attempt++) {
     let sent = 0;
     try {
@@ -242,15 +231,14 @@ async function uploadWithRetry(unit: BlobUnit, repository: string, opts: PushBlo
     } catch (err) {
       // The bytes of a failed attempt are sent again: take them back from the progress count.
       if (sent > 0) opts.progress({ kind: 'bytes', bytes: -sent });
-      // Nothing flowed: the failure was in a request the client already retried (the POST).
-      const worthIt = sent > 0 || isExpiredSession(err);
-      if (signal.aborted || attempt >= retry.attempts || !worthIt || !isRetryableUpload(err)) throw withDamagedHint(err);
+      const retrying = opts.sink.retrying;
+      if (signal.aborted || attempt >= retry.attempts || retrying === undefined || !retrying.isRetryable(err, sent > 0)) throw withIntegrityHint(err, opts.integrity);
       opts.progress({
         kind: 'retry',
         what: `upload of ${shortDigest(unit.desc.digest)}… to ${repository}`,
         attempt: attempt + 1,
         attempts: retry.attempts,
-        reason: failureReason(err),
+        reason: retrying.describe(err),
       });
       await retry.sleep(backoffDelay(attempt - 1, retry), signal);
       if (await landedAnyway(opts.sink, repository, unit.desc, signal)) return;
@@ -270,60 +258,73 @@ export async function putSmallBlob(sink: Sink, repository: string, desc: Descrip
       await sink.putBlob(repository, desc, Readable.from([bytes]), { signal: stop });
       return;
     } catch (err) {
-      if (stop.aborted || attempt >= retry.attempts || !isRetryableUpload(err)) throw err;
+      // Resending bytes held in memory costs nothing: any retryable failure is worth another attempt.
+      if (stop.aborted || attempt >= retry.attempts || sink.retrying?.isRetryable(err, true) !== true) throw err;
       await retry.sleep(backoffDelay(attempt - 1, retry), stop);
       if (await landedAnyway(sink, repository, desc, stop)) return;
     }
   }
 }
 
-/** After a lost connection the blob may have landed (the final PUT's answer was what got lost). */
+/** After a lost connection the blob may have landed (the final request's answer was what got lost). */
 async function landedAnyway(sink: Sink, repository: string, desc: Descriptor, signal: AbortSignal): Promise<boolean> {
   try {
     return await sink.hasBlob(repository, desc, { signal });
   } catch (err) {
-    if (isRetryableUpload(err) && !signal.aborted) return false;
+    if (sink.retrying?.isRetryable(err, true) === true && !signal.aborted) return false;
     throw err;
   }
 }
 
 /**
- * One attempt: archive entry → sink, with nothing in between but a byte count. The sink verifies
+ * One attempt: source stream → sink, with nothing in between but a byte count. The sink verifies
  * (the Sink contract): a registry computes the digest of what it receives and refuses the final
- * PUT of content that does not match the signed digest (DIGEST_INVALID), so nothing unverified is
- * ever committed; an `oci:` layout hashes what it writes and renames only matching content. A
- * second sha256 here would repeat that check on the main thread (~0.65 s of CPU per GB, measured:
- * bench/README.md). The entry reader yields exactly the signed size or fails, and the registry
- * client refuses a body that is short or long. A stream failure ends the attempt at once.
+ * PUT of content that does not match (DIGEST_INVALID), so nothing unverified is ever committed; an
+ * `oci:` layout hashes what it writes and renames only matching content. A second sha256 here would
+ * repeat that check on the main thread (~0.65 s of CPU per GB). A bundle's entry stream yields
+ * exactly the signed size or fails, and the registry client refuses a body that is short or long.
+ * A stream failure ends the attempt at once.
  */
-async function uploadOnce(unit: BlobUnit, repository: string, opts: PushBlobsOptions, what: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
-  const entry = opts.reader.openEntry(unit.entry as string, { onBytes });
+async function uploadOnce(unit: BlobUnit, repository: string, opts: TransferOptions, what: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
+  const body = await opts.source.openBlob(unit.from as string, unit.desc, { signal, onBytes });
   let failed: (err: unknown) => void = () => undefined;
   const streamFailed = new Promise<never>((_, reject) => (failed = reject));
   streamFailed.catch(() => undefined); // may fail after the race is decided: never unhandled
-  entry.on('error', (err) => failed(err));
-  const put = opts.sink.putBlob(repository, unit.desc, entry, { signal });
-  put.catch(() => undefined);
+  body.on('error', (err) => failed(err));
+  const put = opts.sink.putBlob(repository, unit.desc, body, { signal });
+  let refused = false;
+  put.catch(() => (refused = true));
   try {
     await Promise.race([put, streamFailed]);
   } catch (err) {
     // Let the sink clean up (cancel its upload session) before the failure is reported.
     await Promise.race([put.catch(() => undefined), delay(SINK_SETTLE_MS, undefined, { ref: false })]);
-    throw refusedContent(err, unit, what);
+    throw refused && !body.errored ? refusedContent(err, unit, what, opts.integrity) : err;
   } finally {
-    entry.destroy();
+    body.destroy();
   }
 }
 
 /**
- * The registry refused the content as not matching its digest (DIGEST_INVALID): the archive entry
- * differs from what was signed, so say so in the bundle's terms rather than the registry's.
+ * The sink refused the content as not matching its digest: the source's bytes differ from what the
+ * plan expects, so say so in the source's terms rather than the sink's.
  */
-function refusedContent(err: unknown, unit: BlobUnit, what: string): unknown {
-  if (!(err instanceof RegistryHttpError) || err.code !== 'INTEGRITY') return err;
-  return new AirlockError('INTEGRITY', `${what}: content does not match its signed digest (${err.message})`, {
+function refusedContent(err: unknown, unit: BlobUnit, what: string, wording: IntegrityWording): unknown {
+  if (!isAirlockError(err, 'INTEGRITY')) return err;
+  return new AirlockError('INTEGRITY', `${what}: content does not match its ${wording.digest} (${err.message})`, {
     subject: unit.desc.digest,
-    hint: DAMAGED_BUNDLE_HINT,
+    hint: wording.hint,
+    cause: err,
+  });
+}
+
+/** An INTEGRITY error from reading the source, with the next step for the operator. */
+function withIntegrityHint(err: unknown, wording: IntegrityWording): unknown {
+  if (!isAirlockError(err, 'INTEGRITY') || err.hint !== undefined) return err;
+  return new AirlockError('INTEGRITY', err.message, {
+    ...(err.subject === undefined ? {} : { subject: err.subject }),
+    ...(err.details === undefined ? {} : { details: err.details }),
+    hint: wording.hint,
     cause: err,
   });
 }

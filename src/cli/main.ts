@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { registerBundleCommands } from './commands/bundle.js';
 import { registerKeyCommands } from './commands/key.js';
 import { registerInventoryCommand } from './commands/inventory.js';
+import { registerCopyCommand } from './commands/copy.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { renderError } from './render-error.js';
 import { toJson } from './output.js';
@@ -43,6 +44,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal,
   registerKeyCommands(program, ctx);
   registerBundleCommands(program, ctx);
   registerInventoryCommand(program, ctx);
+  registerCopyCommand(program, ctx);
   return program;
 }
 

@@ -1,8 +1,8 @@
 /**
- * The copy engine: a planned set of images from any {@link Source} to any {@link Sink}.
+ * The copy engine: a planned set of images from any Source (or several) to any {@link Sink}.
  *
  * The plan (built by the command from what it was asked to copy) lists every blob once with the
- * repositories that need it, and per repository its manifests, children before the indexes that
+ * source to read it from and the sink repositories that need it, and per repository its manifests, children before the indexes that
  * list them, and its tags. The engine then, in order:
  * 1. checks the sink (writes nothing): what it holds, where a blob the source does not carry sits
  *    (through the sink's search, when it has one); the caller decides what a missing one means;
@@ -14,7 +14,7 @@
  * A rerun after any interruption skips what landed and ends in the same state.
  */
 import type { RawManifest } from '../oci/manifest.js';
-import type { SearchReport, Sink, Source, TagJob } from '../transport/types.js';
+import type { SearchReport, Sink, TagJob } from '../transport/types.js';
 import { silent, type ProgressListener } from './progress.js';
 import { runLimited } from './run-limited.js';
 import { SMALL_REQUESTS_IN_FLIGHT } from './limits.js';
@@ -42,7 +42,6 @@ export interface CopyPlan {
 }
 
 export interface CopyOptions {
-  source: Source;
   sink: Sink;
   /** Large uploads in flight at once. */
   concurrency: number;
@@ -86,7 +85,6 @@ export async function copyPlanned(plan: CopyPlan, opts: CopyOptions): Promise<Co
   await sink.preparation?.init();
   try {
     const transfers = await transferBlobs(checked, {
-      source: opts.source,
       sink,
       concurrency: opts.concurrency,
       progress,

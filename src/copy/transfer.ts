@@ -32,14 +32,20 @@ export interface BlobUnit {
   /** Sink repositories that need it, in plan order. */
   repositories: string[];
   /**
-   * The source repository to read it from; undefined for a blob the source does not carry (a
-   * delta bundle's external blob), which must then be found in the sink.
+   * Where to read it: a source and its repository (the first image that needed it); undefined for a
+   * blob no source carries (a delta bundle's external blob), which must then be found in the sink.
    */
-  from: string | undefined;
+  from: BlobLocation | undefined;
   /** The first image that needs it, for messages. */
   image: string;
   /** For a blob a delta does not carry: the parent (bundle or inventory id) that delivered it. */
   parent?: Digest;
+}
+
+/** A blob's place in a source. */
+export interface BlobLocation {
+  source: Source;
+  repository: string;
 }
 
 /**
@@ -88,7 +94,6 @@ export interface IntegrityWording {
 }
 
 export interface TransferOptions {
-  source: Source;
   sink: Sink;
   /** Large uploads in flight at once. */
   concurrency: number;
@@ -219,7 +224,8 @@ export async function transferBlobs(checked: readonly CheckedBlob[], opts: Trans
 
 /** Upload one blob into one repository from the source; retried whole, with a fresh stream. */
 async function uploadWithRetry(unit: BlobUnit, repository: string, opts: TransferOptions, retry: BlobRetry, signal: AbortSignal): Promise<void> {
-  const what = `blob ${unit.desc.digest} of ${unit.image} (${opts.source.description})`;
+  const from = unit.from as BlobLocation;
+  const what = `blob ${unit.desc.digest} of ${unit.image} (${from.source.description})`;
   for (let attempt = 1; ; attempt++) {
     let sent = 0;
     try {
@@ -286,7 +292,8 @@ async function landedAnyway(sink: Sink, repository: string, desc: Descriptor, si
  * A stream failure ends the attempt at once.
  */
 async function uploadOnce(unit: BlobUnit, repository: string, opts: TransferOptions, what: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
-  const body = await opts.source.openBlob(unit.from as string, unit.desc, { signal, onBytes });
+  const { source, repository: fromRepository } = unit.from as BlobLocation;
+  const body = await source.openBlob(fromRepository, unit.desc, { signal, onBytes });
   let failed: (err: unknown) => void = () => undefined;
   const streamFailed = new Promise<never>((_, reject) => (failed = reject));
   streamFailed.catch(() => undefined); // may fail after the race is decided: never unhandled

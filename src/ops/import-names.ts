@@ -46,6 +46,11 @@ export interface ImageMapping {
   reference: string;
 }
 
+/** The target as an operator writes it: `HOST/PREFIX` or `oci:DIR`. */
+export function describeTarget(target: ImportTarget): string {
+  return target.kind === 'layout' ? `oci:${target.dir}` : target.prefix === '' ? target.host : `${target.host}/${target.prefix}`;
+}
+
 /** A host-like first component, as the reference grammar decides. */
 const HOST_LIKE = /^(?:[^/]*[.:][^/]*|localhost|\[[^/]*)$/;
 

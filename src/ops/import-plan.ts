@@ -20,6 +20,7 @@ import type { BundleBlob, BundleManifest, ExternalBlob } from '../bundle/manifes
 import type { ImageMapping } from './import-names.js';
 import type { CopyPlan, RepositoryPlan } from '../copy/engine.js';
 import type { BlobUnit } from '../copy/transfer.js';
+import type { Source } from '../transport/types.js';
 
 /** Indexes may nest; real images use one level. Deeper nesting is refused to bound the work. */
 const MAX_INDEX_DEPTH = 4;
@@ -91,12 +92,17 @@ class PlanBuilder {
   readonly units = new Map<Digest, BlobUnit>();
   readonly repos = new Map<string, RepositoryPlan & { seen: Set<Digest> }>();
 
+  readonly path: string;
+
   constructor(
-    readonly path: string,
+    /** The archive, as the source every carried blob is read from. */
+    readonly source: Source,
     readonly carried: ReadonlyMap<Digest, BundleBlob>,
     readonly external: ReadonlyMap<string, ExternalBlob>,
     readonly manifests: ReadonlyMap<Digest, RawManifest>,
-  ) {}
+  ) {
+    this.path = source.description;
+  }
 
   repo(repository: string): RepositoryPlan & { seen: Set<Digest> } {
     let r = this.repos.get(repository);
@@ -128,8 +134,8 @@ class PlanBuilder {
       unit = {
         desc: { mediaType: d.mediaType, digest: d.digest, size: d.size },
         repositories: [],
-        // An archive holds its blobs for every repository: read from '' (see bundle/archive-source.ts).
-        from: signed === undefined ? undefined : '',
+        // An archive holds its blobs for every repository (see bundle/archive-source.ts).
+        from: signed === undefined ? undefined : { source: this.source, repository: '' },
         image,
         ...(external === undefined ? {} : { parent: external.bundle }),
       };
@@ -170,13 +176,14 @@ class PlanBuilder {
 /**
  * Build the plan for `images` (already mapped to target repositories).
  *
+ * @param source the archive (its description names it in messages)
  * @param manifests every manifest of the bundle, verified, by digest
  * @throws INTEGRITY when an image needs something the bundle does not carry
  */
-export function planImport(path: string, bundle: BundleManifest, manifests: ReadonlyMap<Digest, RawManifest>, images: readonly ImageMapping[]): ImportPlan {
+export function planImport(source: Source, bundle: BundleManifest, manifests: ReadonlyMap<Digest, RawManifest>, images: readonly ImageMapping[]): ImportPlan {
   const carried = new Map(bundle.blobs.map((b) => [b.digest, b]));
   const external = new Map((bundle.external ?? []).map((b) => [b.digest as string, b]));
-  const builder = new PlanBuilder(path, carried, external, manifests);
+  const builder = new PlanBuilder(source, carried, external, manifests);
   const signedTop = new Map(bundle.images.map((i) => [i.name, i]));
   for (const image of images) {
     const top = builder.manifest({ digest: image.digest, size: signedTop.get(image.name)?.size ?? NaN }, image.name);

@@ -34,7 +34,7 @@ import { parseBundleManifest, type BundleManifest } from '../bundle/manifest.js'
 import { verifySignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { checkImagesAllowed, effectiveTrust, type EffectiveTrust, type ImportPolicy, type PolicySubject } from '../policy/policy.js';
-import { mapImages, type ImageMapping, type ImportTarget } from './import-names.js';
+import { describeTarget, mapImages, type ImageMapping, type ImportTarget } from './import-names.js';
 import { checkNameCollisions, claimedNames } from './name-claims.js';
 import { DAMAGED_BUNDLE_HINT, planImport, readBundleManifests } from './import-plan.js';
 import { DEFAULT_IMPORT_CONCURRENCY } from '../copy/limits.js';
@@ -97,11 +97,6 @@ export interface ImportResult {
   blobs: { distinct: number; present: number; mounted: number; uploaded: number; uploadedBytes: number };
   manifests: number;
   transfers: BlobTransfer[];
-}
-
-/** Describe the target for messages and results. */
-function describeTarget(target: ImportTarget): string {
-  return target.kind === 'layout' ? `oci:${target.dir}` : target.prefix === '' ? target.host : `${target.host}/${target.prefix}`;
 }
 
 /**
@@ -216,7 +211,7 @@ async function importContent(
   const progress = opts.onProgress ?? silent;
   const concurrency = opts.concurrency ?? DEFAULT_IMPORT_CONCURRENCY;
   const manifests = await readBundleManifests(reader, bundle, opts.signal);
-  const plan = planImport(opts.path, bundle, manifests, mappings);
+  const plan = planImport(new ArchiveSource(reader, bundle, manifests), bundle, manifests, mappings);
   for (const m of mappings) progress({ kind: 'image', name: m.name, digest: m.digest, detail: `-> ${m.reference}` });
   await opts.sink.reachability?.ping(opts.signal === undefined ? {} : { signal: opts.signal });
   // Rollback and replay: refused here, before anything is written; recorded just before the tags.
@@ -232,7 +227,6 @@ async function importContent(
   });
   const target = opts.target;
   const { transfers, manifests: pushed } = await copyPlanned(plan, {
-    source: new ArchiveSource(reader, bundle, manifests),
     sink: opts.sink,
     concurrency,
     prefix: target.kind === 'registry' ? target.prefix : '',

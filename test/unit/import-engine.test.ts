@@ -72,13 +72,14 @@ async function plan(path = bundle) {
   const manifest = parseBundleManifest((await readHead(path)).bundleJson, path);
   const reader = await ArchiveReader.open(path);
   const manifests = await readBundleManifests(reader, manifest);
-  return { reader, source: new ArchiveSource(reader, manifest, manifests), plan: planImport(path, manifest, manifests, mapImages(manifest.images, TARGET)) };
+  const source = new ArchiveSource(reader, manifest, manifests);
+  return { reader, source, plan: planImport(source, manifest, manifests, mapImages(manifest.images, TARGET)) };
 }
 
 /** The blob phases of the engine on their own: check, then (nothing absent) transfer. */
 async function pushBlobs(
   units: readonly BlobUnit[],
-  opts: { sink: MemoryRegistry; source: ArchiveSource; concurrency: number; progress: ProgressListener; retry?: Partial<BlobRetry> },
+  opts: { sink: MemoryRegistry; concurrency: number; progress: ProgressListener; retry?: Partial<BlobRetry> },
 ): Promise<BlobTransfer[]> {
   const checked = await checkBlobs(units, opts);
   expect(absentBlobs(checked)).toEqual([]);
@@ -102,10 +103,10 @@ describe('planImport', () => {
 
 describe('pushBlobs', () => {
   it('uploads each blob once and mounts it into the other repositories', async () => {
-    const { reader, source, plan: p } = await plan();
+    const { reader, plan: p } = await plan();
     const sink = new MemoryRegistry();
     try {
-      const transfers = await pushBlobs(p.blobs, { sink, source, concurrency: 2, progress: () => undefined });
+      const transfers = await pushBlobs(p.blobs, { sink, concurrency: 2, progress: () => undefined });
       expect(transfers.filter((t) => t.digest === base()).map((t) => t.action).sort()).toEqual(['mounted', 'mounted', 'uploaded']);
       expect(transfers.filter((t) => t.action === 'uploaded')).toHaveLength(p.blobs.length);
     } finally {
@@ -114,11 +115,11 @@ describe('pushBlobs', () => {
   });
 
   it('skips what is there and mounts from a repository where a check found it', async () => {
-    const { reader, source, plan: p } = await plan();
+    const { reader, plan: p } = await plan();
     const sink = new MemoryRegistry();
     sink.blobs.set('m/quay.io/b/two', new Set([base()]));
     try {
-      const transfers = await pushBlobs(p.blobs, { sink, source, concurrency: 2, progress: () => undefined });
+      const transfers = await pushBlobs(p.blobs, { sink, concurrency: 2, progress: () => undefined });
       expect(transfers.filter((t) => t.digest === base()).map((t) => `${t.repository} ${t.action}`).sort()).toEqual([
         'm/quay.io/a/multi mounted',
         'm/quay.io/a/one mounted',
@@ -130,11 +131,11 @@ describe('pushBlobs', () => {
   });
 
   it('retries a blob whose connection broke with a fresh stream, and takes the lost bytes back', async () => {
-    const { reader, source, plan: p } = await plan();
+    const { reader, plan: p } = await plan();
     const sink = new MemoryRegistry({ fail: ({ digest, attempt }) => (digest === base() && attempt < 3 ? 'network' : undefined) });
     const events: ProgressEvent[] = [];
     try {
-      await pushBlobs(p.blobs, { sink, source, concurrency: 2, progress: (e) => events.push(e), retry: NO_WAIT });
+      await pushBlobs(p.blobs, { sink, concurrency: 2, progress: (e) => events.push(e), retry: NO_WAIT });
       expect(sink.attempts.get(`m/quay.io/a/one ${base()}`)).toBe(3);
       const bytes = events.reduce((n, e) => n + (e.kind === 'bytes' ? e.bytes : 0), 0);
       expect(bytes).toBe(p.bytes);
@@ -145,10 +146,10 @@ describe('pushBlobs', () => {
   });
 
   it('counts a blob whose final response was lost as landed (HEAD before retrying)', async () => {
-    const { reader, source, plan: p } = await plan();
+    const { reader, plan: p } = await plan();
     const sink = new MemoryRegistry({ fail: ({ digest }) => (digest === base() ? 'lost-response' : undefined) });
     try {
-      await pushBlobs(p.blobs, { sink, source, concurrency: 1, progress: () => undefined, retry: NO_WAIT });
+      await pushBlobs(p.blobs, { sink, concurrency: 1, progress: () => undefined, retry: NO_WAIT });
       expect(sink.attempts.get(`m/quay.io/a/one ${base()}`)).toBe(1);
     } finally {
       await reader.close();
@@ -156,14 +157,14 @@ describe('pushBlobs', () => {
   });
 
   it('does not retry a refusal, and gives up after the last attempt', async () => {
-    const { reader, source, plan: p } = await plan();
+    const { reader, plan: p } = await plan();
     try {
       const forbidden = new MemoryRegistry({ fail: () => 'forbidden' });
-      const err = await pushBlobs(p.blobs, { sink: forbidden, source, concurrency: 2, progress: () => undefined, retry: NO_WAIT }).catch((e: unknown) => e);
+      const err = await pushBlobs(p.blobs, { sink: forbidden, concurrency: 2, progress: () => undefined, retry: NO_WAIT }).catch((e: unknown) => e);
       expect(isAirlockError(err, 'AUTH')).toBe(true);
       expect([...forbidden.attempts.values()].every((n) => n === 1)).toBe(true);
       const broken = new MemoryRegistry({ fail: ({ digest }) => (digest === base() ? 'network' : undefined) });
-      const err2 = await pushBlobs(p.blobs, { sink: broken, source, concurrency: 2, progress: () => undefined, retry: { ...NO_WAIT, attempts: 3 } }).catch((e: unknown) => e);
+      const err2 = await pushBlobs(p.blobs, { sink: broken, concurrency: 2, progress: () => undefined, retry: { ...NO_WAIT, attempts: 3 } }).catch((e: unknown) => e);
       expect(isAirlockError(err2, 'NETWORK')).toBe(true);
       expect(broken.attempts.get(`m/quay.io/a/one ${base()}`)).toBe(3);
     } finally {

@@ -19,11 +19,14 @@ import { zstd } from './zstd-binding.js';
 import { BLOCK_HEADER_SIZE, isRawFrameHeader, RAW_FRAME_HEADER_SIZE, rawFrameSize } from './zstd-frames.js';
 
 /**
- * Compressed bytes read to decode a tar header out of a compressed frame: 16 KiB. libzstd puts
- * the 512 header bytes in the first block, which for airlock's frames compresses to a few hundred
- * bytes; a frame that needs more to yield them is not one airlock wrote.
+ * Compressed bytes read to decode a tar header out of a compressed frame: the largest frame header
+ * (18 bytes), a block header (3) and the largest block (128 KiB, ZSTD_BLOCKSIZE_MAX; a block that
+ * would compress to more is stored Raw). The 512 header bytes are in the first block, and libzstd
+ * yields nothing of a block until it has all of it: for content that compresses poorly, that is
+ * most of 128 KiB (16 KiB, the bound before, refused layers that were 30 % random, which
+ * `bundle verify` accepted). A frame that needs more to yield them is not a valid zstd frame.
  */
-const HEADER_INPUT_MAX = 16 << 10;
+const HEADER_INPUT_MAX = 18 + 3 + (128 << 10);
 
 /** Skippable frame magics are 0x184D2A50 … 0x184D2A5F: the value of their top 28 bits. */
 const SKIPPABLE_MAGIC_HIGH = 0x184d2a5;

@@ -26,6 +26,7 @@ export class BlobFeed {
   readonly #ahead: number;
   readonly #signal: AbortSignal | undefined;
   readonly #offsets: ReadonlyMap<PlannedBlob, number>;
+  readonly #onBytes: ((n: number) => void) | undefined;
   readonly #open: Opening[] = [];
   #next = 0;
 
@@ -33,12 +34,20 @@ export class BlobFeed {
    * @param blobs the blobs to read, in the order they will be asked for (manifests excluded)
    * @param ahead how many to open before they are asked for (0: open each when asked)
    * @param offsets blobs to read from a byte offset on (a blob a resumed create wrote in part)
+   * @param onBytes hears of every piece of every blob as it is read (progress)
    */
-  constructor(blobs: readonly PlannedBlob[], ahead = DEFAULT_OPEN_AHEAD, signal?: AbortSignal, offsets: ReadonlyMap<PlannedBlob, number> = new Map()) {
+  constructor(
+    blobs: readonly PlannedBlob[],
+    ahead = DEFAULT_OPEN_AHEAD,
+    signal?: AbortSignal,
+    offsets: ReadonlyMap<PlannedBlob, number> = new Map(),
+    onBytes?: (n: number) => void,
+  ) {
     this.#blobs = blobs;
     this.#ahead = ahead;
     this.#signal = signal;
     this.#offsets = offsets;
+    this.#onBytes = onBytes;
   }
 
   /** The next blob and its (unverified) body. Resolves in the order of `blobs`. */
@@ -60,7 +69,11 @@ export class BlobFeed {
     while (this.#open.length < target && this.#next < this.#blobs.length) {
       const blob = this.#blobs[this.#next++]!;
       const offset = this.#offsets.get(blob);
-      const body = blob.source.openBlob(blob.repository, blob.desc, { signal: this.#signal, ...(offset === undefined ? {} : { offset }) });
+      const body = blob.source.openBlob(blob.repository, blob.desc, {
+        signal: this.#signal,
+        ...(offset === undefined ? {} : { offset }),
+        ...(this.#onBytes === undefined ? {} : { onBytes: this.#onBytes }),
+      });
       // A failure surfaces when this blob is asked for; until then it must not be unhandled.
       body.catch(() => undefined);
       this.#open.push({ blob, body });

@@ -12,7 +12,14 @@
  * 5. the caller's last step before names move (an import records itself there);
  * 6. tags, last (tag-phase.ts): a pull never sees a tag pointing at missing content.
  * A rerun after any interruption skips what landed and ends in the same state.
+ *
+ * A sink that takes content only in one order (a bundle archive: `sink.inOrder`) is written by
+ * {@link copyInOrder} instead: every blob and manifest in the plan's order, one at a time, the next
+ * ones opened ahead at their sources.
  */
+import { Readable } from 'node:stream';
+import { AirlockError, isAirlockError } from '../errors.js';
+import { integrityError, type Expected } from '../digest/verify.js';
 import type { RawManifest } from '../oci/manifest.js';
 import type { SearchReport, Sink, TagJob } from '../transport/types.js';
 import { silent, type ProgressListener } from './progress.js';
@@ -20,6 +27,8 @@ import { runLimited } from './run-limited.js';
 import { SMALL_REQUESTS_IN_FLIGHT } from './limits.js';
 import { absentBlobs, checkBlobs, transferBlobs, type BlobRetry, type BlobTransfer, type BlobUnit, type CheckedBlob, type IntegrityWording } from './transfer.js';
 import { applyTags } from './tag-phase.js';
+import { BlobFeed } from './blob-feed.js';
+import type { PlannedBlob } from './plan.js';
 
 /** What one sink repository receives. */
 export interface RepositoryPlan {
@@ -124,4 +133,95 @@ async function pushManifests(plan: CopyPlan, sink: Sink, progress: ProgressListe
 function storedByTag(repo: RepositoryPlan, m: RawManifest): boolean {
   if (!repo.tags.some((t) => t.manifest.digest === m.digest)) return false;
   return !repo.manifests.some((other) => other.kind === 'index' && other.parsed.manifests.some((d) => d.digest === m.digest));
+}
+
+export interface InOrderOptions {
+  /** Blobs opened ahead of the one being written (default DEFAULT_OPEN_AHEAD; see blob-feed.ts). */
+  openAhead?: number | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ProgressListener | undefined;
+  /** Hears, before anything is copied, what the sink already held (when it held anything). */
+  onHeld?: ((held: HeldContent) => void) | undefined;
+}
+
+/** What an in-order sink already held: a prefix of the items, and maybe the start of the next. */
+export interface HeldContent {
+  items: number;
+  /** Bytes of those items, and of the part of the next one. */
+  bytes: number;
+  /** The next item, held in part. */
+  part?: { item: PlannedBlob; bytes: number };
+}
+
+/**
+ * Copy `items` (blobs and manifests, each once) into a sink that takes them only in that order
+ * (`sink.inOrder`: a bundle archive), one at a time, while the next ones are opened ahead at their
+ * sources. What the sink already holds (a resumed archive) is skipped; a blob it holds in part is
+ * read from where it stops. The sink verifies each blob as it writes it; a mismatch is reported in
+ * the source's terms.
+ *
+ * @returns how many items, and how many of their bytes, the sink already held
+ * @throws the sources' and the sink's errors; INTEGRITY naming the source for content that does not
+ *   match its digest
+ */
+export async function copyInOrder(items: readonly PlannedBlob[], sink: Sink, opts: InOrderOptions = {}): Promise<{ held: number; heldBytes: number }> {
+  const progress = opts.onProgress ?? silent;
+  const inOrder = sink.inOrder;
+  if (inOrder === undefined) throw new AirlockError('INTERNAL', `${sink.description} does not take content in order`);
+  // What the sink holds is a prefix of the order (what an interrupted run wrote).
+  let held = 0;
+  while (held < items.length && (await sink.hasBlob(items[held]!.repository, items[held]!.desc))) held++;
+  const next = items[held];
+  const part = next === undefined ? 0 : inOrder.heldBytes(next.desc);
+  const heldBytes = items.slice(0, held).reduce((n, b) => n + b.desc.size, 0) + part;
+  if (held > 0 || part > 0) opts.onHeld?.({ items: held, bytes: heldBytes, ...(next === undefined || part === 0 ? {} : { part: { item: next, bytes: part } }) });
+  const total = items.reduce((n, b) => n + b.desc.size, 0);
+  progress({ kind: 'phase', phase: 'copying blobs', total: total - heldBytes, items: items.length - held });
+  const onBytes = (n: number): void => progress({ kind: 'bytes', bytes: n });
+  const offsets = new Map(next === undefined || part === 0 ? [] : [[next, part] as const]);
+  const feed = new BlobFeed(items.slice(held).filter((b) => b.bytes === undefined), opts.openAhead, opts.signal, offsets, onBytes);
+  const call = opts.signal === undefined ? {} : { signal: opts.signal };
+  try {
+    for (const [i, item] of items.entries()) {
+      opts.signal?.throwIfAborted();
+      if (i < held) {
+        progress({ kind: 'blob', digest: item.desc.digest, size: item.desc.size, skipped: true });
+        continue;
+      }
+      progress({ kind: 'blob', digest: item.desc.digest, size: item.desc.size });
+      if (item.manifest !== undefined) {
+        await sink.putManifest(item.repository, item.manifest, undefined, call);
+        onBytes(item.desc.size);
+        continue;
+      }
+      if (item.bytes !== undefined) {
+        await sink.putBlob(item.repository, item.desc, Readable.from([item.bytes]), call);
+        onBytes(item.desc.size);
+        continue;
+      }
+      const opened = await feed.next();
+      if (opened?.blob !== item) throw new AirlockError('INTERNAL', `blob feed out of order at ${item.desc.digest}`);
+      try {
+        await sink.putBlob(item.repository, item.desc, opened.body, call);
+      } catch (err) {
+        throw inSourceTerms(err, item, opened.body);
+      } finally {
+        opened.body.destroy();
+      }
+    }
+  } catch (err) {
+    await feed.close();
+    throw err;
+  }
+  return { held, heldBytes };
+}
+
+/** A sink's refusal of content (INTEGRITY, the body itself fine), restated naming where it came from. */
+function inSourceTerms(err: unknown, item: PlannedBlob, body: Readable): unknown {
+  if (!isAirlockError(err, 'INTEGRITY') || body.errored !== null) return err;
+  const what = `blob ${item.desc.digest} of ${item.source.description}/${item.repository}`;
+  const details = err.details as { expected?: Expected; got?: { digest?: string; size: number } } | undefined;
+  if (details?.expected === undefined || details.got === undefined) return new AirlockError('INTEGRITY', `${what}: ${err.message}`, { subject: item.desc.digest, cause: err });
+  const restated = integrityError(what, details.expected, details.got);
+  return new AirlockError('INTEGRITY', restated.message, { subject: item.desc.digest, ...(restated.details === undefined ? {} : { details: restated.details }), cause: err });
 }

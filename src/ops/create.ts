@@ -23,27 +23,22 @@
  * A signed bundle's sequence is recorded in `KEY.sequence` before the first blob is written, so a
  * bundle started and never finished still counts: the next one is above it.
  */
-import { rename, stat, truncate } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { AirlockError, fromFsError, isAirlockError } from '../errors.js';
+import { AirlockError } from '../errors.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
-import { verifiedChunks } from '../digest/verify.js';
-import { isCompressedMediaType } from '../oci/media-types.js';
-import { blobPath, OCI_LAYOUT_CONTENT } from '../layout/paths.js';
-import { writeFileAtomic } from '../layout/atomic.js';
-import { ArchiveWriter } from '../bundle/archive-writer.js';
-import { resumeArchive, type KeptPart, type PlannedEntry } from '../bundle/archive-resume.js';
+import { ArchiveSink, type ArchiveContent } from '../bundle/archive-sink.js';
 import { serializeBundleManifest, type BundleParent } from '../bundle/manifest.js';
 import { readHead } from '../bundle/read-head.js';
 import { signBundle, type SigningKey, type TrustedKey } from '../bundle/signing.js';
 import { resolveAll, type ImageToResolve } from '../copy/resolve.js';
-import { planBundle, type BundlePlan, type PlannedBlob, type PlannedImage } from '../copy/plan.js';
+import { planBundle, type BundlePlan, type PlannedImage } from '../copy/plan.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
-import { BlobFeed } from '../copy/blob-feed.js';
+import { copyInOrder } from '../copy/engine.js';
 import { loadSince } from '../copy/since.js';
 import { bundleManifest, signableBundleJson, type BundleStamp } from './bundle-manifest.js';
 import { chooseSequence, parentSequence, readRecordedSequence, recordSequence, sequenceFileFor, withSequenceLock, type SequenceInputs } from './sequence.js';
-import { checkOutputFree, fileExists, PARTIAL_SUFFIX, removeQuietly } from './output-file.js';
+import { checkOutputFree, fileExists, PARTIAL_SUFFIX } from './output-file.js';
 import { checkImageNames } from './create-names.js';
 import { checkOutputFile } from '../fs/output-location.js';
 
@@ -143,73 +138,33 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   });
   const plan = planBundle(resolved, delivered === undefined ? {} : { delivered });
   const partial = opts.output + PARTIAL_SUFFIX;
-  const { writer, head, signature, kept, part, stamp } = await startArchive(plan, partial, opts, sequencing);
-  const heads = headEntries(plan, head, signature?.bytes);
-  const skip = Math.max(0, kept - heads.length);
-  /** The blob kept in part (it follows the kept ones), continued from `part.dataBytes`. */
-  const continued = part === undefined ? undefined : plan.blobs[skip];
-  const reusedBytes = plan.blobs.slice(0, skip).reduce((n, b) => n + b.desc.size, 0) + (part?.dataBytes ?? 0);
-  let result: { sha256: string; bytes: number };
-  let feed: BlobFeed | undefined;
-  let continuing = false;
+  let started: Started;
   try {
-    for (const e of heads.slice(kept)) await writer.addBuffer(e.path, e.bytes, { compress: true });
-    if (skip > 0 || part !== undefined) {
-      const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
-      const inside = part === undefined ? '' : `, and ${mib(part.dataBytes)} of the ${mib(continued?.desc.size ?? 0)} MiB of the next one`;
-      progress({ kind: 'warning', message: `continuing ${partial}: ${skip} of ${plan.blobs.length} blobs (${mib(reusedBytes - (part?.dataBytes ?? 0))} MiB) are already there${inside}` });
-    }
-    progress({ kind: 'phase', phase: 'copying blobs', total: plan.totals.bytes - reusedBytes, items: plan.blobs.length - skip });
-    const offsets = new Map(continued === undefined || part === undefined ? [] : [[continued, part.dataBytes] as const]);
-    feed = new BlobFeed(plan.blobs.slice(skip).filter((b) => b.bytes === undefined), opts.openAhead, opts.signal, offsets);
-    for (const [i, blob] of plan.blobs.entries()) {
-      opts.signal?.throwIfAborted();
-      const path = blobPath(blob.desc.digest);
-      if (i < skip) {
-        progress({ kind: 'blob', digest: blob.desc.digest, size: blob.desc.size, skipped: true });
-        continue;
-      }
-      progress({ kind: 'blob', digest: blob.desc.digest, size: blob.desc.size });
-      if (blob.bytes !== undefined) {
-        await writer.addBuffer(path, blob.bytes, { compress: true });
-        progress({ kind: 'bytes', bytes: blob.desc.size });
-        continue;
-      }
-      const next = await feed.next();
-      if (next?.blob !== blob) throw new AirlockError('INTERNAL', `blob feed out of order at ${blob.desc.digest}`);
-      const body = next.body;
-      const what = `blob ${blob.desc.digest} of ${blob.source.description}/${blob.repository}`;
-      const onBytes = (n: number): void => progress({ kind: 'bytes', bytes: n });
-      try {
-        if (blob === continued && part !== undefined) {
-          continuing = true;
-          await writer.continueStream(path, blob.desc.size, verifiedChunks(body, blob.desc, what, onBytes, { bytes: part.dataBytes, hash: part.hash }), { signal: opts.signal });
-          continuing = false;
-        } else {
-          await writer.addStream(path, blob.desc.size, verifiedChunks(body, blob.desc, what, onBytes), { compress: compressed(blob), signal: opts.signal });
-        }
-      } finally {
-        body.destroy();
-      }
-    }
-    result = await writer.finish();
+    started = await startArchive(plan, partial, opts, sequencing);
   } catch (err) {
-    await feed?.close();
-    // Keep what was written: the next run continues from it (see the module comment).
-    await writer.abort({ flush: true });
-    // The kept start of a blob plus what was fetched now does not hash to its digest: which part
-    // is wrong cannot be told, so neither is kept.
-    if (continuing && part !== undefined && isAirlockError(err, 'INTEGRITY')) await truncate(partial, part.offset).catch(() => undefined);
     throw resumable(err, partial, opts.signal);
   }
-  const checksumFile = `${opts.output}.sha256`;
+  const { sink, head, signature, stamp } = started;
+  let held: { held: number; heldBytes: number };
+  let result: { sha256: string; bytes: number };
   try {
-    await writeFileAtomic(checksumFile, Buffer.from(`${result.sha256}  ${basename(opts.output)}\n`));
-    await rename(partial, opts.output);
+    held = await copyInOrder(plan.blobs, sink, {
+      openAhead: opts.openAhead,
+      signal: opts.signal,
+      onProgress: progress,
+      onHeld: (h) => {
+        const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
+        const inside = h.part === undefined ? '' : `, and ${mib(h.part.bytes)} of the ${mib(h.part.item.desc.size)} MiB of the next one`;
+        progress({ kind: 'warning', message: `continuing ${partial}: ${h.items} of ${plan.blobs.length} blobs (${mib(h.bytes - (h.part?.bytes ?? 0))} MiB) are already there${inside}` });
+      },
+    });
+    result = await sink.complete();
   } catch (err) {
-    await removeQuietly(partial);
-    throw fromFsError(err, opts.output, 'writing');
+    // Keep what was written: the next run continues from it (see the module comment).
+    await sink.abort(err);
+    throw resumable(err, partial, opts.signal);
   }
+  const checksumFile = await sink.publish(opts.output, result.sha256);
   return {
     path: opts.output,
     checksumFile,
@@ -223,8 +178,8 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     totals: plan.totals,
     archiveBytes: result.bytes,
     sha256: result.sha256,
-    reusedBlobs: skip,
-    reusedBytes,
+    reusedBlobs: held.held,
+    reusedBytes: held.heldBytes,
     ...(plan.parents === undefined
       ? {}
       : { delta: { parents: plan.parents, externalBlobs: plan.external?.length ?? 0, externalBytes: plan.totals.externalBytes ?? 0 } }),
@@ -250,13 +205,10 @@ interface WrittenStamp {
 
 /** The archive to write into, with the head that goes (or already is) at its start. */
 interface Started {
-  writer: ArchiveWriter;
+  /** Positioned after the head and whatever an interrupted run left that is kept. */
+  sink: ArchiveSink;
   head: Buffer;
   signature: { bytes: Buffer; keyId: string } | undefined;
-  /** Entries (head entries, then blobs in plan order) already in the file. */
-  kept: number;
-  /** The start of the next blob, kept. */
-  part?: KeptPart;
   stamp: WrittenStamp;
 }
 
@@ -289,8 +241,8 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
         ? await withSequenceLock(file, async () => make({ ...sequencing, recorded: await readRecordedSequence(file, key.keyId, progress) }, true), progress, opts.signal)
         : undefined) ?? (await make(sequencing, false));
     const signature = key === undefined ? undefined : signBundle(made.head, key);
-    const writer = await ArchiveWriter.create(partial, { mtime: created, level: opts.level });
-    return { writer, head: made.head, signature, kept: 0, stamp: writtenStamp(made.manifest) };
+    const sink = await ArchiveSink.create(partial, archiveContent(plan, made.head, signature?.bytes), { mtime: created, level: opts.level });
+    return { sink, head: made.head, signature, stamp: writtenStamp(made.manifest) };
   };
   if (opts.resume === false || !(await fileExists(partial))) return fresh();
   const restart = (why: string): Promise<Started> => {
@@ -317,15 +269,13 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
   try {
     const size = (await stat(partial)).size;
     progress({ kind: 'phase', phase: `checking ${basename(partial)} from an interrupted run`, total: size });
-    const r = await resumeArchive(partial, {
+    const sink = await ArchiveSink.resume(partial, archiveContent(plan, old.head, old.signature?.bytes), {
       mtime: old.created,
       level: opts.level,
-      planned: plannedEntries(plan, old.head, old.signature?.bytes),
-      signal: opts.signal,
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
       onBytes: (n) => progress({ kind: 'bytes', bytes: n }),
-      continuePartial: true,
     });
-    return { writer: r.writer, head: old.head, signature: old.signature, kept: r.kept, stamp: old.stamp, ...(r.part === undefined ? {} : { part: r.part }) };
+    return { sink, head: old.head, signature: old.signature, stamp: old.stamp };
   } catch (err) {
     if (opts.signal?.aborted === true) throw err;
     return restart((err as Error).message);
@@ -376,27 +326,9 @@ async function reusableHead(
   return { created: date, head: old.bundleJson, signature, stamp };
 }
 
-/** bundle.json, bundle.json.sig (signed bundles), oci-layout, index.json: the entries before the blobs. */
-function headEntries(plan: BundlePlan, head: Buffer, signature: Buffer | undefined): Array<{ path: string; bytes: Buffer }> {
-  return [
-    { path: 'bundle.json', bytes: head },
-    ...(signature === undefined ? [] : [{ path: 'bundle.json.sig', bytes: signature }]),
-    { path: 'oci-layout', bytes: OCI_LAYOUT_CONTENT },
-    { path: 'index.json', bytes: plan.indexJson },
-  ];
-}
-
-/** Every entry this run writes, in order, as {@link resumeArchive} checks them. */
-function plannedEntries(plan: BundlePlan, head: Buffer, signature: Buffer | undefined): PlannedEntry[] {
-  return [
-    ...headEntries(plan, head, signature).map((e) => ({ path: e.path, size: e.bytes.length, digest: sha256Digest(e.bytes), compress: true })),
-    ...plan.blobs.map((b) => ({ path: blobPath(b.desc.digest), size: b.desc.size, digest: b.desc.digest, compress: compressed(b) })),
-  ];
-}
-
-/** Manifests and uncompressed blobs are zstd-compressed; gzip/zstd layers are stored as they are. */
-function compressed(blob: PlannedBlob): boolean {
-  return blob.manifest !== undefined || !isCompressedMediaType(blob.desc.mediaType);
+/** What the archive holds: the signed head, then every planned blob in order. */
+function archiveContent(plan: BundlePlan, head: Buffer, signature: Buffer | undefined): ArchiveContent {
+  return { bundleJson: head, ...(signature === undefined ? {} : { signature }), indexJson: plan.indexJson, blobs: plan.blobs.map((b) => b.desc) };
 }
 
 /** A failure after writing started: `partial` is kept, and the hint says how to continue. */

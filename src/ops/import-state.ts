@@ -15,7 +15,6 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { AirlockError, fromFsError, isAirlockError } from '../errors.js';
 import { isDigest, sha256Digest, type Digest } from '../digest/digest.js';
@@ -24,7 +23,6 @@ import type { Descriptor } from '../oci/descriptor.js';
 import { parseManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
 import { writeFileAtomic } from '../layout/atomic.js';
-import { Layout } from '../layout/layout.js';
 import type { CallOptions, Sink, Source } from '../transport/types.js';
 import type { ImportTarget } from './import-names.js';
 import { putSmallBlob } from '../copy/transfer.js';

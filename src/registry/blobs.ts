@@ -136,7 +136,15 @@ export async function requestBlob(http: RegistryHttp, repository: string, desc: 
  * the body timeout before undici paused it (a paused body is never timed out). Its error and its
  * `close` are then in the past, so it is checked before listening, and resumed like any other.
  */
-async function* resumingBytes(http: RegistryHttp, repository: string, desc: Descriptor, state: { current: BlobBody }, signal: AbortSignal | undefined, offset: number): AsyncGenerator<Buffer> {
+async function* resumingBytes(
+  http: RegistryHttp,
+  repository: string,
+  desc: Descriptor,
+  state: { current: BlobBody },
+  signal: AbortSignal | undefined,
+  offset: number,
+  onBytes: ((n: number) => void) | undefined,
+): AsyncGenerator<Buffer> {
   const subject = blobSubject(http.host, repository, desc);
   const url = new URL(blobPath(repository, desc), http.origin);
   const progress = minBytesPerWindow(http.timeouts.bodyMs);
@@ -165,6 +173,7 @@ async function* resumingBytes(http: RegistryHttp, repository: string, desc: Desc
           skip = 0;
         }
         delivered += buf.length;
+        onBytes?.(buf.length);
         yield buf;
         pace.waiting();
       }
@@ -192,12 +201,13 @@ async function* resumingBytes(http: RegistryHttp, repository: string, desc: Desc
 
 /**
  * Open a blob for reading from byte `offset` on (an interrupted create continues a partly written
- * blob); errors before the first byte (404, auth) are thrown here.
+ * blob); errors before the first byte (404, auth) are thrown here. `onBytes` hears of each piece
+ * as it is handed out (progress without a stream stage).
  */
-export async function openBlob(http: RegistryHttp, repository: string, desc: Descriptor, signal?: AbortSignal, offset = 0): Promise<Readable> {
+export async function openBlob(http: RegistryHttp, repository: string, desc: Descriptor, signal?: AbortSignal, offset = 0, onBytes?: (n: number) => void): Promise<Readable> {
   const sig = http.signal(signal);
   const state = { current: await requestBlob(http, repository, desc, offset, sig) };
-  const stream = Readable.from(resumingBytes(http, repository, desc, state, sig, offset), {
+  const stream = Readable.from(resumingBytes(http, repository, desc, state, sig, offset, onBytes), {
     objectMode: true,
     highWaterMark: PIECES_AHEAD,
   });

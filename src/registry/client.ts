@@ -18,7 +18,6 @@ import type {
   Source,
   UploadRetrying,
 } from '../transport/types.js';
-import { withByteCount } from '../transport/counting.js';
 import { Authenticator } from './auth.js';
 import { hasBlob, openBlob } from './blobs.js';
 import { listRepositories, type Catalog, type CatalogOptions } from './catalog.js';
@@ -216,9 +215,9 @@ export class RegistryClient implements Source, Sink, BlobMounting, RepositoryCat
   async openBlob(repository: string, desc: Descriptor, opts: OpenBlobOptions = {}): Promise<Readable> {
     const release = await this.#downloads.acquire(this.#http.signal(opts.signal));
     try {
-      const stream = await openBlob(this.#http, repository, desc, opts.signal, opts.offset ?? 0);
+      const stream = await openBlob(this.#http, repository, desc, opts.signal, opts.offset ?? 0, opts.onBytes);
       stream.once('close', release);
-      return withByteCount(stream, opts);
+      return stream;
     } catch (err) {
       release();
       throw err;

@@ -86,6 +86,8 @@ export interface Sink {
   readonly retrying?: UploadRetrying;
   /** Capability: what the sink stores can be read back (the same store as a {@link Source}). */
   readonly readBack?: Source;
+  /** Capability (a constraint, really): content only in one fixed order, one piece at a time. */
+  readonly inOrder?: InOrderWriting;
 }
 
 /**
@@ -182,6 +184,19 @@ export interface Preparation {
   init(): Promise<void>;
   /** After a failed copy: remove what {@link init} created, nothing older. Never throws. */
   discard(): Promise<void>;
+}
+
+/**
+ * A sink that takes its content in one fixed order, one blob or manifest at a time (a bundle
+ * archive, a sequential stream whose bytes must not depend on timing). The engine copies into it
+ * with `copyInOrder`, reading ahead from the sources instead of writing several at once.
+ */
+export interface InOrderWriting {
+  /**
+   * Bytes of `desc` the sink already holds from an interrupted run (the start of a blob that was
+   * being written): the source is read from there on. 0 when it holds none.
+   */
+  heldBytes(desc: Descriptor): number;
 }
 
 export interface UploadRetrying {

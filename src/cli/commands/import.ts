@@ -3,7 +3,6 @@
  * loaded when the command runs (see commands/bundle.ts).
  */
 import { Option, type Command } from 'commander';
-import { AirlockError } from '../../errors.js';
 import { checkOutputDirectory } from '../../fs/output-location.js';
 import { loadPublicKeys } from '../../bundle/keys.js';
 import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../copy/limits.js';

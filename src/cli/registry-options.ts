@@ -10,6 +10,7 @@ import type { Layout } from '../layout/layout.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { RegistryListener } from '../registry/events.js';
 import { VERSION } from '../version.js';
+import { DEFAULT_MAX_CONCURRENT_BLOBS } from '../registry/limits.js';
 
 export interface RegistryFlags {
   creds?: string[];
@@ -23,8 +24,8 @@ export interface RegistryFlags {
   timeout?: string;
 }
 
-/** Blobs in flight per registry by default: enough to hide latency to a remote registry. */
-export const DEFAULT_CONCURRENCY = 4;
+/** Blobs in flight per registry by default: the registry client's own default (see registry/limits.ts). */
+export const DEFAULT_CONCURRENCY = DEFAULT_MAX_CONCURRENT_BLOBS;
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 

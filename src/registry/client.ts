@@ -30,31 +30,13 @@ import { failureReason, type RegistryListener } from './events.js';
 import { DEFAULT_RETRY, isExpiredSession, isRetryableUpload, type RetryOptions } from './retry.js';
 import { RegistryBlobSearch } from './blob-search.js';
 import { Semaphore } from '../sync/semaphore.js';
+import { DEFAULT_MAX_CONCURRENT_BLOBS } from './limits.js';
 import { DEFAULT_TIMEOUTS, type Timeouts } from './timeouts.js';
 import { listTags } from './tags.js';
 import { loadTlsOptions, type TlsSettings } from './tls.js';
 
-/**
- * 4 blobs in flight per direction: enough to hide a remote registry's latency, while on a
- * 2-core machine more only adds contention (a third concurrent PUT did not help, measured).
- * Downloads and uploads have separate limits, so copying between two repositories of the same
- * registry cannot deadlock on its own permits.
- *
- * Slots and the head of the line. A reader such as `bundle create` opens blobs ahead of the one it
- * reads (copy/blob-feed.ts); their responses wait unread in their sockets. None of that may ever
- * stop the blob at the head of the line, so, by construction:
- * 1. A download slot is taken once per blob, when it is opened, and kept until its stream closes.
- *    Resuming it (Range), retrying one of its requests and fetching a token for it take no slot,
- *    so a blob that holds one can always make progress.
- * 2. Slots are granted first come, first served, and a reader opens blobs in the order it reads
- *    them, so the head of the line always holds a slot before any blob behind it waits for one.
- * 3. Connections are not capped per origin (undici's default; never set `connections` on the
- *    Agent): requests in flight are bounded by these slots and the callers' own limits, so a
- *    response paused in its socket never keeps a connection from the head.
- * 4. A response left unread is never a silent failure: undici does not time out a body we paused,
- *    and one that broke while unread is found and resumed when it is read (blobs.ts).
- */
-export const DEFAULT_MAX_CONCURRENT_BLOBS = 4;
+export { DEFAULT_MAX_CONCURRENT_BLOBS } from './limits.js';
+
 
 /** Options of {@link RegistryClient}; only `userAgent` is required. */
 export interface RegistryOptions extends TlsSettings {
@@ -117,6 +99,21 @@ export class RegistryClient implements Source, Sink, BlobMounting, RepositoryCat
   };
   readonly #http: RegistryHttp;
   readonly #upload: UploadSettings;
+  /**
+   * Slots and the head of the line. A reader such as `bundle create` opens blobs ahead of the one it
+   * reads (copy/blob-feed.ts); their responses wait unread in their sockets. None of that may ever
+   * stop the blob at the head of the line, so, by construction:
+   * 1. A download slot is taken once per blob, when it is opened, and kept until its stream closes.
+   *    Resuming it (Range), retrying one of its requests and fetching a token for it take no slot,
+   *    so a blob that holds one can always make progress.
+   * 2. Slots are granted first come, first served, and a reader opens blobs in the order it reads
+   *    them, so the head of the line always holds a slot before any blob behind it waits for one.
+   * 3. Connections are not capped per origin (undici's default; never set `connections` on the
+   *    Agent): requests in flight are bounded by these slots and the callers' own limits, so a
+   *    response paused in its socket never keeps a connection from the head.
+   * 4. A response left unread is never a silent failure: undici does not time out a body we paused,
+   *    and one that broke while unread is found and resumed when it is read (blobs.ts).
+   */
   readonly #downloads: Semaphore;
   readonly #uploads: Semaphore;
   readonly #credentials = new Map<string, Promise<Credentials | undefined>>();

@@ -36,7 +36,7 @@ import { planBundle, type BundlePlan, type PlannedImage } from '../copy/plan.js'
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { copyInOrder } from '../copy/engine.js';
 import { loadSince } from '../copy/since.js';
-import { bundleManifest, signableBundleJson, type BundleStamp } from './bundle-manifest.js';
+import { bundleManifest, signableBundleJson, type BundleStamp } from '../bundle/bundle-json.js';
 import { chooseSequence, parentSequence, readRecordedSequence, recordSequence, sequenceFileFor, withSequenceLock, type SequenceInputs } from './sequence.js';
 import { checkOutputFree, fileExists, PARTIAL_SUFFIX } from './output-file.js';
 import { checkImageNames } from './create-names.js';

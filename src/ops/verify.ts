@@ -25,7 +25,7 @@ import { isManifestMediaType } from '../oci/media-types.js';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.js';
 import { blobPath } from '../layout/paths.js';
 import { archiveLimits } from '../bundle/archive-limits.js';
-import { BUNDLE_JSON, BUNDLE_SIG } from '../bundle/format.js';
+import { BUNDLE_JSON, BUNDLE_SIG, INDEX_JSON, OCI_LAYOUT } from '../bundle/format.js';
 import { readHead, type BundleHead } from '../bundle/read-head.js';
 import { streamEntries } from '../bundle/entry-stream.js';
 import { ArchiveReader } from '../bundle/archive-reader.js';
@@ -119,8 +119,8 @@ async function verifyContent(
 ): Promise<VerifyResult> {
   const progress = opts.onProgress ?? silent;
   const expected = new Map<string, Expected>([
-    ['oci-layout', manifest.layout['oci-layout']],
-    ['index.json', manifest.layout['index.json']],
+    [OCI_LAYOUT, manifest.layout['oci-layout']],
+    [INDEX_JSON, manifest.layout['index.json']],
   ]);
   for (const b of manifest.blobs) expected.set(blobPath(b.digest as Digest), b);
   progress({ kind: 'phase', phase: 'verifying', total: manifest.totals.bytes, items: expected.size });
@@ -152,7 +152,7 @@ async function verifyContent(
       if (!pass.found.has(path)) problems.add({ code: 'INTEGRITY', subject: want.digest, message: `${path} is listed in the signed manifest but missing from the archive` });
     }
     if (head.signature !== undefined && !pass.sawSignature) {
-      problems.add({ code: 'INTEGRITY', subject: 'bundle.json.sig', message: 'the signature entry and the archive head disagree' });
+      problems.add({ code: 'INTEGRITY', subject: BUNDLE_SIG, message: 'the signature entry and the archive head disagree' });
     }
   }
   const manifests = new Map<string, Buffer>();
@@ -160,7 +160,7 @@ async function verifyContent(
     const bytes = pass.kept.get(blobPath(b.digest as Digest));
     if (bytes !== undefined) manifests.set(b.digest, bytes);
   }
-  problems.add(...checkReferences(manifest, pass.kept.get('index.json'), manifests));
+  problems.add(...checkReferences(manifest, pass.kept.get(INDEX_JSON), manifests));
   if (fileHash !== undefined && sidecarText !== undefined) problems.add(...(await checkSidecarFile(opts.path, sidecar, sidecarText, fileHash)));
 
   if (problems.count > 0) {
@@ -327,7 +327,7 @@ async function checkContent(
   progress: ProgressListener,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const keep = (path === 'index.json' || isManifestMediaType(want.mediaType ?? '')) && want.size <= MAX_MANIFEST_BYTES;
+  const keep = (path === INDEX_JSON || isManifestMediaType(want.mediaType ?? '')) && want.size <= MAX_MANIFEST_BYTES;
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];
   let size = 0;

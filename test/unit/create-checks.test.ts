@@ -17,7 +17,7 @@ import { expandImages } from '../../src/copy/expand.js';
 import { MAX_MANIFESTS_PER_IMAGE, resolveAll, resolveImage, type ImageToResolve } from '../../src/copy/resolve.js';
 import { planBundle } from '../../src/copy/plan.js';
 import type { ProgressEvent } from '../../src/copy/progress.js';
-import { bundleManifest, signableBundleJson } from '../../src/ops/bundle-manifest.js';
+import { bundleManifest, signableBundleJson } from '../../src/bundle/bundle-json.js';
 import { checkReferences } from '../../src/ops/verify-references.js';
 import { validateBundleManifest, serializeBundleManifest } from '../../src/bundle/manifest.js';
 import { imageListFromRefs } from '../../src/imagelist/index.js';

@@ -20,7 +20,7 @@ import type { ResolvedImage } from '../../src/copy/resolve.js';
 import { loadSince, readHeadFile, type DeliveredSet } from '../../src/copy/since.js';
 import type { ProgressEvent } from '../../src/copy/progress.js';
 import type { Source } from '../../src/transport/types.js';
-import { bundleManifest } from '../../src/ops/bundle-manifest.js';
+import { bundleManifest } from '../../src/bundle/bundle-json.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
 const d = (s: string): Digest => sha256Digest(s);

@@ -5,7 +5,7 @@
 import { sha256Digest } from '../digest/digest.js';
 import { OCI_LAYOUT_CONTENT } from '../layout/paths.js';
 import { AirlockError } from '../errors.js';
-import { BUNDLE_MEDIA_TYPE, serializeBundleManifest, validateBundleManifest, type BundleManifest } from '../bundle/manifest.js';
+import { BUNDLE_MEDIA_TYPE, serializeBundleManifest, validateBundleManifest, type BundleManifest } from './manifest.js';
 import type { BundlePlan } from '../copy/plan.js';
 import { VERSION } from '../version.js';
 

@@ -17,7 +17,7 @@ export type { Catalog, CatalogOptions } from '../transport/types.js';
 /** The token scope the catalog needs (distribution's `registry:catalog:*`). */
 export const CATALOG_SCOPE = 'registry:catalog:*';
 
-/** Page size asked for: distribution refuses `n` above 1000 (FACTS), as for tag lists. */
+/** Page size asked for: distribution refuses `n` above 1000 on the catalog, as on tag lists. */
 export const CATALOG_PAGE_SIZE = TAGS_PAGE_SIZE;
 
 /** One page is read up to 16 MiB: 1000 names of at most 255 characters need ~260 KiB. */

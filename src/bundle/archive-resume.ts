@@ -23,15 +23,15 @@ import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Digest } from '../digest/digest.js';
 import { fromFsError, isAirlockError } from '../errors.js';
-import type { IndexEntry } from './airlock-index.js';
+import type { EntryEncoding, IndexEntry } from './airlock-index.js';
 import { ArchiveWriter, type ArchiveWriterOptions, type PartialEntry } from './archive-writer.js';
 import { READ_CHUNK, readExactly } from './file-read.js';
 import { scanFrames, type ScannedEntry } from './frame-scan.js';
 import { MAX_FRAME_CONTENT, TAR_BLOCK } from './format.js';
 import type { SeekFrame } from './seek-table.js';
 import { encodeTarHeader, tarEntrySize } from './tar-entry.js';
-import { zstd, type DCtx } from './zstd-binding.js';
-import { BLOCK_HEADER_SIZE, RAW_BLOCK_MAX, RAW_FRAME_HEADER_SIZE, RawFrameDecoder, writeRawBlockHeader, writeRawFrameHeader } from './zstd-frames.js';
+import { frameDecoder, ZstdDecodeError, type FrameDecoder } from './zstd-decode.js';
+import { BLOCK_HEADER_SIZE, RAW_BLOCK_MAX, RAW_FRAME_HEADER_SIZE, writeRawBlockHeader, writeRawFrameHeader } from './zstd-frames.js';
 
 /** One entry the caller will write, in archive order. */
 export interface PlannedEntry {
@@ -81,12 +81,6 @@ export interface ResumedArchive {
   /** The kept part of the next entry, if any. */
   part?: KeptPart;
 }
-
-/**
- * Output buffer per decompression step: 1 MiB, so a hostile frame cannot inflate further ahead
- * than that before its recorded size is checked.
- */
-const DECODE_CHUNK = 1 << 20;
 
 /**
  * Keep the longest prefix of `path` that holds exactly `opts.planned[0…N-1]` and continue it.
@@ -158,9 +152,7 @@ class EntryChecker {
   readonly #path: string;
   readonly #opts: ResumeOptions;
   readonly #buf = Buffer.allocUnsafe(READ_CHUNK);
-  /** Decompression output, reused: the sink consumes each piece before the next step. */
-  readonly #dst = Buffer.allocUnsafe(DECODE_CHUNK);
-  #dctx: DCtx | undefined;
+  #zstd: FrameDecoder | undefined;
 
   constructor(fh: FileHandle, path: string, opts: ResumeOptions) {
     this.#fh = fh;
@@ -174,26 +166,28 @@ class EntryChecker {
     if (found.size !== planned.size) return `${found.path} has ${found.size} bytes, ${planned.size} planned`;
     if ((found.encoding === 'zstd') !== planned.compress) return `${found.path} is stored as ${found.encoding}, not as planned`;
     const sink = new ContentSink(encodeTarHeader(planned.path, planned.size, this.#opts.mtime), planned.size);
+    const decoder = this.#decoder(found.encoding);
     let pos = found.offset;
     try {
       for (const frame of found.frameSizes) {
-        const decode = this.#decoder(found.encoding === 'raw');
+        decoder.reset(frame.decompressedSize);
         let left = frame.compressedSize;
-        let out = 0;
         while (left > 0) {
           this.#opts.signal?.throwIfAborted();
           const chunk = await readExactly(this.#fh, Math.min(left, READ_CHUNK), pos, this.#path, this.#buf);
           pos += chunk.length;
           left -= chunk.length;
-          out += decode.push(chunk, left === 0, frame.decompressedSize - out, (piece) => sink.write(piece));
+          // The sink is done with each piece before the next is decoded (into the same buffer).
+          for (const piece of decoder.decode(chunk)) sink.write(piece);
           this.#opts.onBytes?.(chunk.length);
         }
-        if (out !== frame.decompressedSize) return `${found.path}: a frame holds less than its recorded size`;
+        decoder.end();
+        if (decoder.outputBytes !== frame.decompressedSize) return `${found.path}: a frame holds less than its recorded size`;
       }
     } catch (err) {
       // Damage (a bad block, a short file) ends the prefix; an aborted run or a failing disk does not.
       if (this.#opts.signal?.aborted === true || (isAirlockError(err) && err.code !== 'INTEGRITY')) throw err;
-      return `${found.path} is damaged (${(err as Error).message})`;
+      return `${found.path} is damaged (${damage(err)})`;
     }
     const problem = sink.problem();
     if (problem !== undefined) return `${found.path}: ${problem}`;
@@ -266,54 +260,26 @@ class EntryChecker {
     return readExactly(this.#fh, n, pos, this.#path, n <= this.#buf.length ? this.#buf : undefined);
   }
 
-  #decoder(raw: boolean): FrameDecode {
-    if (raw) {
-      const dec = new RawFrameDecoder();
-      return {
-        push: (chunk, last, budget, emit) => {
-          let n = 0;
-          for (const piece of dec.push(chunk)) {
-            n += piece.length;
-            if (n > budget) throw new Error('a frame holds more than its recorded size');
-            emit(piece);
-          }
-          if (last) dec.finish();
-          return n;
-        },
-      };
-    }
-    const dctx = (this.#dctx ??= new zstd.DCtx());
-    dctx.reset(zstd.ResetDirective.sessionOnly);
-    return {
-      push: (chunk, last, budget, emit) => {
-        const dst = this.#dst;
-        let n = 0;
-        let src = chunk;
-        let ret = 1;
-        for (;;) {
-          let produced: number;
-          let consumed: number;
-          [ret, produced, consumed] = dctx.decompressStream(dst, src);
-          src = src.subarray(consumed);
-          n += produced;
-          if (n > budget) throw new Error('a frame holds more than its recorded size');
-          if (produced > 0) emit(dst.subarray(0, produced));
-          if (ret === 0 && src.length > 0) throw new Error('data after the end of a frame');
-          // A full output buffer may mean more output is waiting inside libzstd.
-          if (src.length === 0 && produced < DECODE_CHUNK) break;
-        }
-        if (last && ret !== 0) throw new Error('the frame is incomplete');
-        if (!last && ret === 0) throw new Error('the frame ends before its recorded size');
-        return n;
-      },
-    };
+  /** The decoder for frames stored as `encoding`; the libzstd one is kept for the next entry. */
+  #decoder(encoding: EntryEncoding): FrameDecoder {
+    if (encoding === 'raw') return frameDecoder('raw');
+    return (this.#zstd ??= frameDecoder('zstd', { reuseOutput: true, signal: this.#opts.signal }));
   }
 }
 
-/** Decodes one frame's bytes in any chunking; `push` returns the content bytes it emitted. */
-interface FrameDecode {
-  /** Decode `chunk` (`last`: the frame's final bytes); more than `budget` content bytes is damage. */
-  push(chunk: Buffer, last: boolean, budget: number, emit: (piece: Buffer) => void): number;
+/** What is wrong, for the reason the prefix stops. */
+function damage(err: unknown): string {
+  if (!(err instanceof ZstdDecodeError)) return (err as Error).message;
+  switch (err.reason) {
+    case 'too-large':
+      return 'a frame holds more than its recorded size';
+    case 'trailing-data':
+      return 'data after the end of a frame';
+    case 'truncated':
+      return 'the frame is incomplete';
+    case 'corrupt':
+      return err.message;
+  }
 }
 
 /** The entry's tar content as it is decoded: header compared, data hashed, padding checked. */

@@ -11,12 +11,11 @@ import { Readable } from 'node:stream';
 import { AirlockError } from '../errors.js';
 import type { LocatedEntry } from './airlock-index.js';
 import { READ_CHUNK, readExactly } from './file-read.js';
-import { TAR_BLOCK } from './format.js';
+import { TAR_BLOCK, ZSTD_FRAME_MAGIC } from './format.js';
 import type { SeekFrame } from './seek-table.js';
 import { decodeTarHeader } from './tar-entry.js';
-import { zstd, type DCtx } from './zstd-binding.js';
-import { isRawFrameHeader, RawFrameDecoder } from './zstd-frames.js';
-import { ZSTD_FRAME_MAGIC } from './format.js';
+import { frameDecoder, ZstdDecodeError, type FrameDecoder } from './zstd-decode.js';
+import { isRawFrameHeader } from './zstd-frames.js';
 
 /** Skippable frame magics are 0x184D2A50 … 0x184D2A5F: this is the value of their top 28 bits. */
 const SKIPPABLE_MAGIC_HIGH = 0x184d2a5;
@@ -44,11 +43,6 @@ export function tarHeaderMismatch(block: Buffer, entry: { path: string; size: nu
   return undefined;
 }
 
-/** Output buffer per decompression call: 1 MiB (a result smaller than a quarter is copied out). */
-const DECODE_CHUNK = 1 << 20;
-
-const EMPTY = Buffer.alloc(0);
-
 /**
  * Pieces buffered ahead of the consumer: 8 (up to 1 MiB of Raw-block data, 8 MiB of zstd output).
  * The stream is in object mode so that each piece is handed out as it is: in byte mode a reader
@@ -64,17 +58,14 @@ export class EntryReadable extends Readable {
   readonly #path: string;
   readonly #entry: LocatedEntry;
   readonly #frames: readonly SeekFrame[];
-  readonly #dctx: DCtx | undefined;
+  /** Decodes the current frame; reset, with the frame's size as its limit, for each one. */
+  readonly #decoder: FrameDecoder;
   #frame: number;
+  /** Bytes of the current frame read from disk. */
   #framePos = 0;
-  /** Decoded bytes of the current frame. */
-  #frameOut = 0;
   #filePos: number;
-  #raw: RawFrameDecoder | undefined;
-  /** Bytes of the current frame read from disk and not yet decoded. */
-  #src: Buffer = EMPTY;
-  #outputPending = false;
-  #zstdLeft = 0;
+  /** The pieces of the last read, while they are being handed out. */
+  #pieces: Iterator<Buffer, void> | undefined;
   /** Bytes of the entry's tar content (header, data, padding) decoded so far. */
   #content = 0;
   #header: Buffer[] = [];
@@ -91,7 +82,7 @@ export class EntryReadable extends Readable {
     this.#frames = frames;
     this.#frame = entry.firstFrame;
     this.#filePos = entry.offset;
-    this.#dctx = entry.encoding === 'zstd' ? new zstd.DCtx() : undefined;
+    this.#decoder = frameDecoder(entry.encoding);
   }
 
   override _read(): void {
@@ -101,32 +92,40 @@ export class EntryReadable extends Readable {
   }
 
   /**
-   * Decode until a push reports backpressure or the entry ends. Each step decodes at most one
-   * read (raw) or one 1 MiB output buffer (zstd), so a highly compressible — or hostile — frame
-   * never inflates more than that ahead of the consumer.
+   * Decode until a push reports backpressure or the entry ends. The decoder produces one piece
+   * (one Raw block, or at most one 1 MiB zstd step) per request, and no more than the frame's
+   * size in the seek table, so a highly compressible — or hostile — frame never inflates more
+   * than that ahead of the consumer.
    */
   async #pump(): Promise<void> {
     for (;;) {
-      if (this.#frame === this.#entry.firstFrame + this.#entry.frames) {
-        this.#finish();
-        return;
-      }
-      const frame = this.#frames[this.#frame]!;
-      if (this.#src.length === 0 && !this.#outputPending) {
+      if (this.#pieces === undefined) {
+        if (this.#frame === this.#entry.firstFrame + this.#entry.frames) {
+          this.#finish();
+          return;
+        }
+        const frame = this.#frames[this.#frame]!;
+        if (this.#framePos > 0 && this.#framePos === frame.compressedSize) {
+          this.#endFrame(frame);
+          continue;
+        }
         const starting = this.#framePos === 0;
         const n = Math.min(READ_CHUNK, frame.compressedSize - this.#framePos);
-        this.#src = await readExactly(this.#fh, n, this.#filePos, this.#path);
+        const chunk = await readExactly(this.#fh, n, this.#filePos, this.#path);
         this.#filePos += n;
         this.#framePos += n;
-        if (starting) this.#checkKind(this.#src);
+        if (starting) {
+          this.#checkKind(chunk);
+          this.#decoder.reset(frame.decompressedSize);
+        }
+        this.#pieces = this.#decoder.decode(chunk);
       }
-      const pieces = this.#step(frame);
-      for (const p of pieces) this.#frameOut += p.length;
-      if (this.#frameOut > frame.decompressedSize) throw this.#damaged(`frame ${this.#frame} is larger than the seek table says`);
-      if (this.#framePos === frame.compressedSize && this.#src.length === 0 && !this.#outputPending) this.#endFrame(frame);
-      let more = true;
-      for (const p of pieces) more = this.#route(p) && more;
-      if (!more) {
+      const piece = this.#nextPiece();
+      if (piece === undefined) {
+        this.#pieces = undefined;
+        continue;
+      }
+      if (!this.#route(piece)) {
         // Cleared in the same tick as the last push, so the next _read call is never lost.
         this.#reading = false;
         return;
@@ -145,59 +144,46 @@ export class EntryReadable extends Readable {
     if (magic >>> 4 === SKIPPABLE_MAGIC_HIGH) throw this.#damaged(`frame ${this.#frame} is a skippable frame inside the entry`);
     if (magic !== ZSTD_FRAME_MAGIC) throw this.#damaged(`frame ${this.#frame} does not start with a zstd frame header`);
     const raw = isRawFrameHeader(start);
-    if (this.#dctx === undefined && !raw) throw this.#damaged(`the index says Raw blocks, but frame ${this.#frame} has another header (a compressed frame, or a damaged one)`);
-    if (this.#dctx !== undefined && raw) throw this.#damaged(`the index says compressed, but frame ${this.#frame} is a Raw-block frame`);
+    if (this.#entry.encoding === 'raw' && !raw) throw this.#damaged(`the index says Raw blocks, but frame ${this.#frame} has another header (a compressed frame, or a damaged one)`);
+    if (this.#entry.encoding === 'zstd' && raw) throw this.#damaged(`the index says compressed, but frame ${this.#frame} is a Raw-block frame`);
   }
 
-  /** Decode one step of the current frame from `#src`. */
-  #step(frame: SeekFrame): Buffer[] {
-    if (this.#dctx === undefined) {
-      this.#raw ??= new RawFrameDecoder();
-      let pieces: Buffer[];
-      try {
-        pieces = this.#raw.push(this.#src);
-      } catch (err) {
-        throw this.#damaged(`frame ${this.#frame}: ${(err as Error).message}`);
-      }
-      this.#src = EMPTY;
-      return pieces;
-    }
-    const dst = Buffer.allocUnsafe(DECODE_CHUNK);
-    let ret: number;
-    let produced: number;
-    let consumed: number;
+  /** The next piece of the current read, or undefined when it has none left. */
+  #nextPiece(): Buffer | undefined {
     try {
-      [ret, produced, consumed] = this.#dctx.decompressStream(dst, this.#src);
+      const next = this.#pieces!.next();
+      return next.done === true ? undefined : next.value;
     } catch (err) {
-      // libzstd reports corruption as a plain Error ("Data corruption detected").
-      throw this.#damaged(`frame ${this.#frame}: ${(err as Error).message}`);
+      throw this.#decodeFailure(err);
     }
-    this.#src = this.#src.subarray(consumed);
-    this.#zstdLeft = ret;
-    // A full output buffer may mean more output is waiting inside libzstd.
-    this.#outputPending = produced === DECODE_CHUNK;
-    // One seek-table frame is exactly one zstd frame: libzstd would go on into a second frame (or
-    // skip a skippable one) in the same range, which the seek table does not describe.
-    if (ret === 0 && (this.#src.length > 0 || this.#framePos < frame.compressedSize)) throw this.#damaged(`data after the end of frame ${this.#frame}`);
-    if (produced === 0) return [];
-    return [produced < DECODE_CHUNK / 4 ? Buffer.from(dst.subarray(0, produced)) : dst.subarray(0, produced)];
   }
 
   #endFrame(frame: SeekFrame): void {
-    if (this.#raw !== undefined) {
-      try {
-        this.#raw.finish();
-      } catch (err) {
-        throw this.#damaged(`frame ${this.#frame}: ${(err as Error).message}`);
-      }
-      this.#raw = undefined;
-    } else if (this.#zstdLeft !== 0) {
-      throw this.#damaged(`frame ${this.#frame} is incomplete`);
+    try {
+      this.#decoder.end();
+    } catch (err) {
+      throw this.#decodeFailure(err);
     }
-    if (this.#frameOut !== frame.decompressedSize) throw this.#damaged(`frame ${this.#frame} size differs from the seek table`);
+    if (this.#decoder.outputBytes !== frame.decompressedSize) throw this.#damaged(`frame ${this.#frame} size differs from the seek table`);
     this.#frame += 1;
     this.#framePos = 0;
-    this.#frameOut = 0;
+  }
+
+  /** A decoder's failure as damage to the current frame. */
+  #decodeFailure(err: unknown): unknown {
+    if (!(err instanceof ZstdDecodeError)) return err;
+    const i = this.#frame;
+    switch (err.reason) {
+      // One seek-table frame is exactly one zstd frame: the seek table does not describe a second.
+      case 'trailing-data':
+        return this.#damaged(`data after the end of frame ${i}`);
+      case 'truncated':
+        return this.#damaged(`frame ${i} is incomplete`);
+      case 'too-large':
+        return this.#damaged(`frame ${i} is larger than the seek table says`);
+      case 'corrupt':
+        return this.#damaged(`frame ${i}: ${err.message}`);
+    }
   }
 
   /** Send a piece of tar content where it belongs: header check, data out, padding dropped. */

@@ -15,7 +15,7 @@ import { openForReading, READ_CHUNK } from './file-read.js';
 import { TAR_BLOCK } from './format.js';
 import { describeEntry, type StreamedEntry } from './entry-problems.js';
 import { decodeTarHeader } from './tar-entry.js';
-import { decompressFrames, ZstdTruncatedError } from './zstd-decode.js';
+import { decompressFrames, ZstdDecodeError } from './zstd-decode.js';
 
 export type { StreamedEntry } from './entry-problems.js';
 
@@ -77,7 +77,7 @@ function classify(err: unknown, pass: Pass, path: string): unknown {
   if (typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).syscall !== undefined) {
     return fromFsError(err, path, 'reading');
   }
-  if (err instanceof ZstdTruncatedError) return pass.integrity('the file ends inside a zstd frame', err);
+  if (err instanceof ZstdDecodeError && err.reason === 'truncated') return pass.integrity('the file ends inside a zstd frame', err);
   return pass.integrity(`damaged zstd data (${(err as Error).message})`, err);
 }
 

@@ -5,8 +5,9 @@
  * implies and starts with a Raw block; each entry's tar header, decoded from the start of its
  * first frame, is the one airlock writes for the path and size the index gives.
  *
- * It reads a few hundred bytes per entry (and 6 per further frame), not the content: damage
- * inside the content is found by the reader that streams it (entry-reader.ts).
+ * It reads the start of each entry (up to 16 KiB, more only when the first block of a compressed
+ * frame is larger) and 6 bytes per further frame, not the content: damage inside the content is
+ * found by the reader that streams it (entry-reader.ts).
  */
 import type { FileHandle } from 'node:fs/promises';
 import { AirlockError } from '../errors.js';
@@ -15,18 +16,16 @@ import { tarHeaderMismatch } from './entry-reader.js';
 import { readExactly } from './file-read.js';
 import { TAR_BLOCK, ZSTD_FRAME_MAGIC } from './format.js';
 import type { SeekFrame } from './seek-table.js';
-import { zstd } from './zstd-binding.js';
-import { BLOCK_HEADER_SIZE, isRawFrameHeader, RAW_FRAME_HEADER_SIZE, rawFrameSize } from './zstd-frames.js';
+import { decodePrefix, ZstdDecoder } from './zstd-decode.js';
+import { BLOCK_HEADER_SIZE, FIRST_BLOCK_INPUT_MAX, isRawFrameHeader, RAW_FRAME_HEADER_SIZE, rawFrameSize } from './zstd-frames.js';
 
 /**
- * Compressed bytes read to decode a tar header out of a compressed frame: the largest frame header
- * (18 bytes), a block header (3) and the largest block (128 KiB, ZSTD_BLOCKSIZE_MAX; a block that
- * would compress to more is stored Raw). The 512 header bytes are in the first block, and libzstd
- * yields nothing of a block until it has all of it: for content that compresses poorly, that is
- * most of 128 KiB (16 KiB, the bound before, refused layers that were 30 % random, which
- * `bundle verify` accepted). A frame that needs more to yield them is not a valid zstd frame.
+ * Compressed bytes read first to decode a tar header out of a compressed frame: 16 KiB. The 512
+ * header bytes come out of the frame's first block, which libzstd decodes only once it has all of
+ * it; for most content that block compresses well below this. The rest of it, up to
+ * FIRST_BLOCK_INPUT_MAX, is read only when it does not (content that barely compresses).
  */
-const HEADER_INPUT_MAX = 18 + 3 + (128 << 10);
+const HEADER_INPUT_FIRST = 16 << 10;
 
 /** Skippable frame magics are 0x184D2A50 … 0x184D2A5F: the value of their top 28 bits. */
 const SKIPPABLE_MAGIC_HIGH = 0x184d2a5;
@@ -37,7 +36,7 @@ const SKIPPABLE_MAGIC_HIGH = 0x184d2a5;
  * @throws INTEGRITY naming the entry and what is wrong
  */
 export async function checkFrames(fh: FileHandle, path: string, entries: readonly LocatedEntry[], frames: readonly SeekFrame[], signal?: AbortSignal): Promise<void> {
-  const dctx = new zstd.DCtx();
+  const decoder = new ZstdDecoder({ step: TAR_BLOCK, reuseOutput: true });
   for (const entry of entries) {
     signal?.throwIfAborted();
     const damaged = (why: string): AirlockError =>
@@ -49,12 +48,15 @@ export async function checkFrames(fh: FileHandle, path: string, entries: readonl
     for (let i = entry.firstFrame; i < entry.firstFrame + entry.frames; i++) {
       const frame = frames[i]!;
       const first = i === entry.firstFrame;
-      const want = first ? Math.min(frame.compressedSize, entry.encoding === 'raw' ? RAW_FRAME_HEADER_SIZE + BLOCK_HEADER_SIZE + TAR_BLOCK : HEADER_INPUT_MAX) : Math.min(frame.compressedSize, 6);
+      const want = first ? Math.min(frame.compressedSize, entry.encoding === 'raw' ? RAW_FRAME_HEADER_SIZE + BLOCK_HEADER_SIZE + TAR_BLOCK : HEADER_INPUT_FIRST) : Math.min(frame.compressedSize, 6);
       const start = await readExactly(fh, want, offset, path);
       const why = frameProblem(start, frame, entry.encoding);
       if (why !== undefined) throw damaged(`frame ${i} ${why}`);
       if (first) {
-        const header = entry.encoding === 'raw' ? rawHeaderBlock(start) : zstdHeaderBlock(dctx, start);
+        const header =
+          entry.encoding === 'raw'
+            ? rawHeaderBlock(start)
+            : await decodePrefix(firstBlockInput(fh, path, start, offset, Math.min(frame.compressedSize, FIRST_BLOCK_INPUT_MAX)), TAR_BLOCK, decoder);
         if (header === undefined) throw damaged(`frame ${i}: its tar header cannot be decoded`);
         const mismatch = tarHeaderMismatch(header, entry);
         if (mismatch !== undefined) throw damaged(`its tar header does not match the index: ${mismatch}`);
@@ -89,22 +91,8 @@ function rawHeaderBlock(start: Buffer): Buffer | undefined {
   return v >>> 3 >= TAR_BLOCK ? start.subarray(at, at + TAR_BLOCK) : undefined;
 }
 
-/** The first 512 content bytes of a compressed frame, decoded from `start` alone. */
-function zstdHeaderBlock(dctx: InstanceType<typeof zstd.DCtx>, start: Buffer): Buffer | undefined {
-  dctx.reset(zstd.ResetDirective.sessionOnly);
-  const out = Buffer.alloc(TAR_BLOCK);
-  let produced = 0;
-  let src = start;
-  try {
-    // The output never exceeds the 512 bytes asked for: libzstd keeps the rest in its window.
-    while (produced < TAR_BLOCK && src.length > 0) {
-      const [, n, consumed] = dctx.decompressStream(out.subarray(produced), src);
-      produced += n;
-      src = src.subarray(consumed);
-      if (n === 0 && consumed === 0) break;
-    }
-  } catch {
-    return undefined;
-  }
-  return produced === TAR_BLOCK ? out : undefined;
+/** `start`, then the rest of the frame's first `limit` bytes, read only if the decoder asks. */
+async function* firstBlockInput(fh: FileHandle, path: string, start: Buffer, offset: number, limit: number): AsyncGenerator<Buffer> {
+  yield start;
+  if (limit > start.length) yield await readExactly(fh, limit - start.length, offset + start.length, path);
 }

@@ -18,8 +18,8 @@ import type { EntryEncoding, IndexEntry } from './airlock-index.js';
 import { MAX_FRAME_CONTENT, TAR_BLOCK, ZSTD_FRAME_MAGIC } from './format.js';
 import { MAX_FRAMES, type SeekFrame } from './seek-table.js';
 import { decodeTarHeader, tarEntrySize, unsafePathReason } from './tar-entry.js';
-import { zstd } from './zstd-binding.js';
-import { BLOCK_HEADER_SIZE, RAW_BLOCK_MAX, RAW_FRAME_HEADER_SIZE, RawFrameDecoder, rawFrameSize } from './zstd-frames.js';
+import { decodePrefix, frameDecoder } from './zstd-decode.js';
+import { BLOCK_HEADER_SIZE, FIRST_BLOCK_INPUT_MAX, RAW_BLOCK_MAX, RAW_FRAME_HEADER_SIZE, rawFrameSize } from './zstd-frames.js';
 
 /** A complete entry: its index record and the sizes of its frames, in order. */
 export interface ScannedEntry extends IndexEntry {
@@ -43,13 +43,6 @@ export interface FrameScan {
  * (manifests, configs) come from one read, while a large block costs one read to skip.
  */
 const WINDOW = 64 << 10;
-
-/**
- * Compressed input fed to libzstd to get an entry's tar header out of its first frame: 256 KiB,
- * two maximum-size blocks. The header is the first 512 bytes of the content, so the first block
- * yields it; more input means the frame is not one airlock wrote.
- */
-const HEADER_INPUT_MAX = 256 << 10;
 
 /**
  * Most blocks a frame of content C may have: C / 1 KiB + 1024. libzstd cuts frames into 128 KiB
@@ -206,40 +199,24 @@ async function readTarHeader(cursor: Cursor, pos: number, frame: Frame): Promise
   return { path: h.path, size };
 }
 
+/** The first 512 content bytes of the Raw-block frame at `pos`. */
 async function rawPrefix(cursor: Cursor, pos: number): Promise<Buffer | undefined> {
-  const bytes = await cursor.read(pos, RAW_FRAME_HEADER_SIZE + BLOCK_HEADER_SIZE + TAR_BLOCK);
-  if (bytes === undefined) return undefined;
-  try {
-    const content = Buffer.concat(new RawFrameDecoder().push(bytes));
-    return content.length >= TAR_BLOCK ? content.subarray(0, TAR_BLOCK) : undefined;
-  } catch {
-    return undefined;
-  }
+  return decodePrefix(cursorInput(cursor, pos, RAW_FRAME_HEADER_SIZE + BLOCK_HEADER_SIZE + TAR_BLOCK), TAR_BLOCK, frameDecoder('raw'));
 }
 
+/** The first 512 content bytes of the compressed frame at `pos`, from its first block. */
 async function zstdPrefix(cursor: Cursor, pos: number, frameSize: number): Promise<Buffer | undefined> {
-  const dctx = new zstd.DCtx();
-  const out = Buffer.alloc(TAR_BLOCK);
-  let produced = 0;
-  let at = pos;
-  const end = pos + Math.min(frameSize, HEADER_INPUT_MAX);
-  try {
-    while (produced < TAR_BLOCK && at < end) {
-      let src = (await cursor.read(at, Math.min(WINDOW, end - at))) ?? Buffer.alloc(0);
-      if (src.length === 0) return undefined;
-      at += src.length;
-      // The output never exceeds the 512 bytes asked for: libzstd keeps the rest in its window.
-      while (src.length > 0 && produced < TAR_BLOCK) {
-        const [, n, consumed] = dctx.decompressStream(out.subarray(produced), src);
-        produced += n;
-        src = src.subarray(consumed);
-        if (n === 0 && consumed === 0) break;
-      }
-    }
-  } catch {
-    return undefined;
+  return decodePrefix(cursorInput(cursor, pos, Math.min(frameSize, FIRST_BLOCK_INPUT_MAX)), TAR_BLOCK);
+}
+
+/** The file's bytes from `pos` on, `n` at most, in windows: as far as the decoder asks. */
+async function* cursorInput(cursor: Cursor, pos: number, n: number): AsyncGenerator<Buffer> {
+  for (let at = pos; at < pos + n; ) {
+    const bytes = await cursor.read(at, Math.min(WINDOW, pos + n - at));
+    if (bytes === undefined || bytes.length === 0) return;
+    yield bytes;
+    at += bytes.length;
   }
-  return produced === TAR_BLOCK ? out : undefined;
 }
 
 /** Positional reads with a small read-ahead window; `undefined` past the end of the file. */

@@ -9,7 +9,7 @@ import { AirlockError, fromFsError } from '../errors.js';
 import { openForReading, READ_CHUNK } from './file-read.js';
 import { BUNDLE_JSON, BUNDLE_SIG, TAR_BLOCK } from './format.js';
 import { decodeTarHeader, tarPadding } from './tar-entry.js';
-import { zstd } from './zstd-binding.js';
+import { ZstdDecoder, ZstdDecodeError } from './zstd-decode.js';
 
 /** Default cap on the size of bundle.json: 64 MiB, room for ~200,000 blobs. */
 export const MAX_BUNDLE_JSON_BYTES = 64 << 20;
@@ -42,7 +42,9 @@ export async function readHead(path: string, maxBytes = MAX_BUNDLE_JSON_BYTES): 
 }
 
 async function decodeHead(fh: FileHandle, path: string, maxBytes: number): Promise<BundleHead> {
-  const dctx = new zstd.DCtx();
+  // Decoded one step at a time and stopped as soon as the head is complete: a hostile file
+  // cannot make us inflate more than one step past what we need.
+  const decoder = new ZstdDecoder();
   const input = Buffer.allocUnsafe(READ_CHUNK);
   const parts: Buffer[] = [];
   let have = 0;
@@ -63,26 +65,20 @@ async function decodeHead(fh: FileHandle, path: string, maxBytes: number): Promi
       });
     }
     position += bytesRead;
-    let src = input.subarray(0, bytesRead);
-    // Decompress in 1 MiB steps and stop as soon as the head is complete: a hostile file cannot
-    // make us inflate more than one step past what we need.
-    while (src.length > 0) {
-      const dst = Buffer.allocUnsafe(READ_CHUNK);
-      let produced: number;
-      let consumed: number;
-      try {
-        [, produced, consumed] = dctx.decompressStream(dst, src);
-      } catch (err) {
-        throw new AirlockError('INTEGRITY', `${path}: not a zstd-compressed airlock bundle`, { subject: path, cause: err });
+    // The pieces are buffers of their own, and the decoder is done with `input` before it is reused.
+    try {
+      for (const piece of decoder.decode(input.subarray(0, bytesRead))) {
+        parts.push(piece);
+        have += piece.length;
+        while (have >= need) {
+          const parsed = parseHead(Buffer.concat(parts, have), path, maxBytes);
+          if (typeof parsed !== 'number') return parsed;
+          need = parsed;
+        }
       }
-      parts.push(dst.subarray(0, produced));
-      have += produced;
-      src = src.subarray(consumed);
-      while (have >= need) {
-        const parsed = parseHead(Buffer.concat(parts, have), path, maxBytes);
-        if (typeof parsed !== 'number') return parsed;
-        need = parsed;
-      }
+    } catch (err) {
+      if (err instanceof ZstdDecodeError) throw new AirlockError('INTEGRITY', `${path}: not a zstd-compressed airlock bundle`, { subject: path, cause: err });
+      throw err;
     }
   }
 }

@@ -28,6 +28,16 @@ const RAW_FHD = 2 << 6;
 /** Window_Descriptor: Exponent 7, Mantissa 0 → window 2^(10+7) = 128 KiB, the raw block size. */
 const RAW_WINDOW_DESCRIPTOR = 7 << 3;
 
+/**
+ * Compressed bytes that always hold the first block of a frame: the largest frame header (18
+ * bytes), a block header (3) and the largest block (128 KiB, Block_Maximum_Size; a block that
+ * would compress to more is stored Raw). An entry's tar header, its first 512 bytes, is in that
+ * block, and libzstd yields nothing of a compressed block until it has all of it: for content that
+ * compresses poorly, that is most of 128 KiB. A frame that needs more input to yield the header is
+ * not a valid zstd frame.
+ */
+export const FIRST_BLOCK_INPUT_MAX = 18 + BLOCK_HEADER_SIZE + RAW_BLOCK_MAX;
+
 /** Number of bytes a raw frame holding `contentSize` bytes takes on disk. */
 export function rawFrameSize(contentSize: number): number {
   return RAW_FRAME_HEADER_SIZE + Math.ceil(contentSize / RAW_BLOCK_MAX) * BLOCK_HEADER_SIZE + contentSize;

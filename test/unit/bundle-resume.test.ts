@@ -314,4 +314,21 @@ describe('resumeArchive', () => {
     expect(isAirlockError(err, 'INTEGRITY')).toBe(true);
     await r.writer.abort();
   });
+
+  it('keeps an entry whose frame decodes to exactly one 1 MiB decoding step', async () => {
+    // 512 header bytes + 1 MiB - 512 of data: one frame of exactly 1 MiB, which the check used to
+    // call incomplete (libzstd, asked again after a full buffer, hints at the next frame).
+    const blobs = [input('bundle.json', Buffer.from('{}\n'), true), input('blobs/sha256/m', Buffer.alloc((1 << 20) - 512, 7), true), input('blobs/sha256/z', rand(5000), false)];
+    const path = join(dir.path, 'mib.tar.zst');
+    const w = await ArchiveWriter.create(path, { mtime: MTIME });
+    for (const e of blobs) await add(w, e);
+    await w.finish();
+    const bytes = await readFile(path);
+    const z = (await scanFrames(path)).entries[2]!;
+    const partial = join(dir.path, 'mib.partial');
+    await writeFile(partial, bytes.subarray(0, z.offset + 100));
+    const r = await resumeArchive(partial, { mtime: MTIME, planned: blobs });
+    expect({ kept: r.kept, stopped: r.stopped }).toEqual({ kept: 2, stopped: expect.any(String) as string });
+    await r.writer.abort();
+  });
 });

@@ -134,7 +134,7 @@ describe('ArchiveReader', () => {
     // libzstd yields nothing of a compressed block before it has all of it. The frame check
     // decoded from 16 KiB only and refused this valid bundle before import.
     const path = join(dir.path, 'dense.tar.zst');
-    const data = randomBytes(300_000).map((b) => 97 + (b & 15));
+    const data = Buffer.from(randomBytes(300_000).map((b) => 97 + (b & 15)));
     const w = await ArchiveWriter.create(path, { mtime: MTIME });
     await w.addBuffer('bundle.json', Buffer.from('{}'), { compress: true });
     await w.addBuffer('blobs/sha256/dense', data, { compress: true });

@@ -4,12 +4,12 @@ import { compress } from 'zstd-napi';
 import { decodePrefix, decompressFrames, frameDecoder, ZstdDecodeError, ZstdDecoder, type FrameDecoder, type ZstdFailure } from '../../src/bundle/zstd-decode.js';
 import { RAW_BLOCK_MAX, skippableFrame, writeRawBlockHeader, writeRawFrameHeader } from '../../src/bundle/zstd-frames.js';
 
-/** 140 KiB that compress to a few hundred bytes in two blocks, with a random stretch in the middle. */
-const TEXT = Buffer.concat([Buffer.from('a line of text\n'.repeat(4500)), randomBytes(500), Buffer.from('more text\n'.repeat(7500))]);
-const FRAME = compress(TEXT);
-/** A one-block frame of 6 KiB, for the tests that cut it everywhere. */
-const SMALL = TEXT.subarray(65_000, 71_000);
-const SMALL_FRAME = compress(SMALL);
+/**
+ * 12 KiB with a random stretch in the middle, compressed with a 1 KiB window: blocks of at most
+ * 1 KiB, so that the frame has a dozen of them (compressed and RLE) in under 1 KiB.
+ */
+const TEXT = Buffer.concat([Buffer.from('a line of text\n'.repeat(300)), randomBytes(500), Buffer.alloc(2000, 0x20), Buffer.from('more text\n'.repeat(500))]);
+const FRAME = compress(TEXT, { windowLog: 10 });
 
 /** A frame of Raw blocks of `blockSize` (airlock writes them of RAW_BLOCK_MAX). */
 function rawFrame(content: Buffer, blockSize = RAW_BLOCK_MAX): Buffer {
@@ -55,7 +55,7 @@ function bytes(buf: Buffer): Buffer[] {
 describe('ZstdDecoder', () => {
   it('decodes a frame split at every byte boundary, and fed a byte at a time', () => {
     // A small step so that most splits also end steps with a full output buffer.
-    const decoder = new ZstdDecoder({ frames: 'one', step: 16 << 10 });
+    const decoder = new ZstdDecoder({ frames: 'one', step: 1024 });
     for (let i = 0; i <= FRAME.length; i++) {
       decoder.reset();
       const got = decodeAll(decoder, [FRAME.subarray(0, i), FRAME.subarray(i)]);
@@ -92,10 +92,10 @@ describe('ZstdDecoder', () => {
 
   it('refuses a truncated frame at every cut, in either mode', () => {
     for (const frames of ['one', 'many'] as const) {
-      const decoder = new ZstdDecoder({ frames });
-      for (let i = frames === 'many' ? 1 : 0; i < SMALL_FRAME.length; i++) {
+      const decoder = new ZstdDecoder({ frames, step: 1024 });
+      for (let i = frames === 'many' ? 1 : 0; i < FRAME.length; i++) {
         decoder.reset();
-        expectFailure(() => decodeAll(decoder, [SMALL_FRAME.subarray(0, i)]), 'truncated', /ends inside a frame/);
+        expectFailure(() => decodeAll(decoder, [FRAME.subarray(0, i)]), 'truncated', /ends inside a frame/);
       }
     }
     // With no input at all, a stream of frames is complete and a single frame is not.
@@ -124,7 +124,7 @@ describe('ZstdDecoder', () => {
   });
 
   it('stops at maxOutput before handing on more, and reset sets a new limit', () => {
-    const decoder = new ZstdDecoder({ frames: 'one', step: 64 << 10, maxOutput: TEXT.length - 1 });
+    const decoder = new ZstdDecoder({ frames: 'one', step: 1024, maxOutput: TEXT.length - 1 });
     let handed = 0;
     expectFailure(
       () => {
@@ -166,7 +166,7 @@ describe('ZstdDecoder', () => {
   });
 
   it('hands out views of one buffer with reuseOutput, and copies only small pieces otherwise', () => {
-    const shared = new ZstdDecoder({ step: 64 << 10, reuseOutput: true });
+    const shared = new ZstdDecoder({ step: 1024, reuseOutput: true });
     const buffers = new Set<ArrayBufferLike>();
     for (const piece of shared.decode(FRAME)) buffers.add(piece.buffer);
     expect(buffers.size).toBe(1);

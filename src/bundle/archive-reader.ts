@@ -9,7 +9,6 @@ import { AirlockError } from '../errors.js';
 import { decodeIndex, locateEntries, MAX_INDEX_BYTES, type IndexEntry, type LocatedEntry } from './airlock-index.js';
 import { EntryReadable, isZeros } from './entry-reader.js';
 import { checkFrames } from './frame-check.js';
-import { zstd } from './zstd-binding.js';
 import { openForReading, readExactly } from './file-read.js';
 import { INDEX_BYTES_PER_ENTRY, type ArchiveLimits } from './archive-limits.js';
 import { AIRLOCK_INDEX_MAGIC, notABundle, TAR_END_SIZE, ZSTD_FRAME_MAGIC } from './format.js';
@@ -17,6 +16,7 @@ import { AIRLOCK_INDEX_MAGIC, notABundle, TAR_END_SIZE, ZSTD_FRAME_MAGIC } from 
 /** Largest tar end frame read: 4 KiB (libzstd writes the 1024 zero bytes in about 20, a Raw-block frame in 1037). */
 const MAX_END_FRAME_BYTES = 4096;
 import { decodeSeekTable, parseSeekFooter, SEEK_FOOTER_SIZE, type SeekFrame } from './seek-table.js';
+import { ZstdDecoder, ZstdDecodeError } from './zstd-decode.js';
 
 export type { IndexEntry } from './airlock-index.js';
 
@@ -162,18 +162,18 @@ export class ArchiveReader {
     if (frame.compressedSize > MAX_END_FRAME_BYTES) throw bad(`${frame.compressedSize} bytes, far more than 1024 zero bytes take`);
     const src = await readExactly(this.#fh, frame.compressedSize, this.#endFrameAt, this.path);
     if (src.length < 4 || src.readUInt32LE(0) !== ZSTD_FRAME_MAGIC) throw bad('not a zstd frame');
-    const out = Buffer.alloc(TAR_END_SIZE + 1);
-    const dctx = new zstd.DCtx();
-    let ret: number;
-    let produced: number;
-    let consumed: number;
+    // One step one byte larger than the marker, and no more than that: more output is not the marker.
+    const decoder = new ZstdDecoder({ frames: 'one', step: TAR_END_SIZE + 1, maxOutput: TAR_END_SIZE + 1 });
+    const pieces: Buffer[] = [];
     try {
-      [ret, produced, consumed] = dctx.decompressStream(out, src);
+      for (const piece of decoder.decode(src)) pieces.push(piece);
+      decoder.end();
     } catch (err) {
-      throw bad((err as Error).message);
+      if (!(err instanceof ZstdDecodeError)) throw err;
+      throw bad(err.reason === 'corrupt' ? err.message : 'not exactly one complete frame');
     }
-    if (ret !== 0 || consumed !== src.length) throw bad('not exactly one complete frame');
-    if (produced !== TAR_END_SIZE || !isZeros(out.subarray(0, produced))) throw bad(`it does not hold exactly ${TAR_END_SIZE} zero bytes`);
+    const out = Buffer.concat(pieces);
+    if (out.length !== TAR_END_SIZE || !isZeros(out)) throw bad(`it does not hold exactly ${TAR_END_SIZE} zero bytes`);
   }
 
   /** Close the file; streams still open will fail. */

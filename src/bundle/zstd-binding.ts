@@ -2,6 +2,9 @@
  * The native libzstd binding of zstd-napi, for the streaming calls its high-level classes hide:
  * `CCtx.compressStream2` into a caller-owned buffer (no allocation per call) and
  * `DCtx.decompressStream`. A default import binds to the CommonJS `module.exports`.
+ *
+ * Decompression goes through zstd-decode.ts only: it holds the one rule for when a frame is
+ * finished and when output is still pending inside libzstd.
  */
 import binding from 'zstd-napi/binding.js';
 

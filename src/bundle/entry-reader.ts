@@ -1,7 +1,8 @@
 /**
- * A readable stream of one entry's data, decoded from only that entry's frames: Raw frames are
- * unwrapped without zstd, compressed frames go through libzstd. The tar header at the start of
- * the first frame is checked against the index and skipped, the padding at the end dropped.
+ * A readable stream of one entry's data, decoded from only that entry's frames by the decoder of
+ * zstd-decode.ts (Raw frames unwrapped without libzstd, compressed frames through it), one frame
+ * at a time, each held to the size the seek table gives. The tar header at the start of the first
+ * frame is checked against the index and skipped, the padding at the end dropped.
  *
  * The bytes are NOT verified here: the caller pipes them through a VerifyingStream holding the
  * digest and size from the signed bundle.json.

@@ -5,7 +5,8 @@
  * deep. Resolution (fetching from a source), import planning (over the manifests a bundle
  * carries, already verified) and the inventory all walk it here; what differs between them is
  * given as hooks: how to get a child, what to do with a manifest or an index, what to say about
- * one too deep.
+ * one too deep. `bundle verify` checks the same edges ({@link manifestReferences}) one manifest at
+ * a time, since it must also check manifests no image reaches.
  *
  * The walk is written once, as a generator that yields every hook's result; {@link walkManifests}
  * awaits what is a promise, {@link walkManifestsSync} takes hooks that return plain values. Each

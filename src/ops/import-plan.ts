@@ -12,7 +12,8 @@ import { AirlockError, isAirlockError } from '../errors.js';
 import type { Digest } from '../digest/digest.js';
 import { VerifyingStream } from '../digest/verify.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { manifestBlobs, MAX_MANIFEST_BYTES, parseManifest, type RawManifest } from '../oci/manifest.js';
+import { MAX_MANIFEST_BYTES, parseManifest, type RawManifest } from '../oci/manifest.js';
+import { MAX_INDEX_DEPTH, walkManifestsSync } from '../oci/walk.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { blobPath } from '../layout/paths.js';
 import type { ArchiveReader } from '../bundle/archive-reader.js';
@@ -21,9 +22,6 @@ import type { ImageMapping } from './import-names.js';
 import type { CopyPlan, RepositoryPlan } from '../copy/engine.js';
 import type { BlobUnit } from '../copy/transfer.js';
 import type { Source } from '../transport/types.js';
-
-/** Indexes may nest; real images use one level. Deeper nesting is refused to bound the work. */
-const MAX_INDEX_DEPTH = 4;
 
 /** An import's plan: what the copy engine brings from the archive into the target. */
 export type ImportPlan = CopyPlan;
@@ -144,17 +142,26 @@ class PlanBuilder {
     if (!unit.repositories.includes(repository)) unit.repositories.push(repository);
   }
 
-  walk(m: RawManifest, repository: string, image: string, depth: number): void {
+  /** Add `top` and what it references to its repository, children before the indexes that list them. */
+  walk(top: RawManifest, repository: string, image: string): void {
     const repo = this.repo(repository);
-    if (repo.seen.has(m.digest)) return;
-    if (m.kind === 'manifest') {
-      for (const b of manifestBlobs(m.parsed)) this.blob(b, repository, image);
-    } else {
-      if (depth >= MAX_INDEX_DEPTH) throw new AirlockError('UNSUPPORTED', `${image}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, { subject: image });
-      for (const child of m.parsed.manifests) this.walk(this.manifest(child, image), repository, image, depth + 1);
-    }
-    repo.seen.add(m.digest);
-    repo.manifests.push(m);
+    walkManifestsSync(top, {
+      // Per repository: a manifest two images of one repository share is pushed there once.
+      seen: repo.seen,
+      // Looked up before asking whether it was walked: a repeat that names another size is damage too.
+      descriptor: (child) => void this.manifest(child, image),
+      child: (child) => this.manifest(child, image),
+      manifest: (m, blobs) => {
+        for (const b of blobs) this.blob(b, repository, image);
+        repo.manifests.push(m);
+      },
+      index: (m) => {
+        repo.manifests.push(m);
+      },
+      tooDeep: () => {
+        throw new AirlockError('UNSUPPORTED', `${image}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, { subject: image });
+      },
+    });
   }
 
   manifest(desc: Pick<Descriptor, 'digest' | 'size'>, image: string): RawManifest {
@@ -187,7 +194,7 @@ export function planImport(source: Source, bundle: BundleManifest, manifests: Re
   const signedTop = new Map(bundle.images.map((i) => [i.name, i]));
   for (const image of images) {
     const top = builder.manifest({ digest: image.digest, size: signedTop.get(image.name)?.size ?? NaN }, image.name);
-    builder.walk(top, image.repository, image.name, 0);
+    builder.walk(top, image.repository, image.name);
     const repo = builder.repo(image.repository);
     if (image.tag === undefined) repo.untagged.push({ manifest: top, image: image.name });
     else if (!repo.tags.some((t) => t.tag === image.tag)) repo.tags.push({ tag: image.tag, manifest: top, image: image.name });

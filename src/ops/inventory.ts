@@ -17,7 +17,8 @@
 import { AirlockError, isAirlockError } from '../errors.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { manifestBlobs, type RawManifest } from '../oci/manifest.js';
+import type { RawManifest } from '../oci/manifest.js';
+import { MAX_INDEX_DEPTH, walkManifests } from '../oci/walk.js';
 import { Layout } from '../layout/layout.js';
 import { readIndex } from '../layout/index-file.js';
 import { REF_NAME_ANNOTATION } from '../layout/paths.js';
@@ -37,9 +38,6 @@ import { isStateRepository } from './import-state.js';
  * blob transfers).
  */
 export const DEFAULT_INVENTORY_CONCURRENCY = 4;
-
-/** Indexes nested deeper than this are not followed (as `bundle import` refuses them). */
-const MAX_INDEX_DEPTH = 4;
 
 /** A registry as the inventory reads it: manifests and tags, and its catalog. */
 export interface CatalogSource extends Source {
@@ -143,7 +141,11 @@ export async function makeInventory(opts: InventoryOptions): Promise<InventoryRe
 
 /** Walks manifests once per digest, following index children. */
 class ManifestWalker {
-  /** Manifests by digest, fetched once even when several repositories share them. */
+  /**
+   * Index children by digest, fetched once even when several repositories share them: by the
+   * first walk that reaches one, which also walks what it references. A top (read by tag) is not
+   * here: when it is also a child, it is read again as one.
+   */
   readonly #fetched = new Map<Digest, Promise<RawManifest | undefined>>();
 
   constructor(
@@ -152,22 +154,17 @@ class ManifestWalker {
     readonly progress: ProgressListener,
   ) {}
 
-  /** Record `m` and everything it references; children are read from `repository`. */
-  async walk(m: RawManifest, repository: string, depth: number, call: CallOptions): Promise<void> {
-    this.collected.add({ digest: m.digest, size: m.bytes.length });
-    if (m.kind === 'manifest') {
-      for (const b of manifestBlobs(m.parsed)) await this.blob(b, m.digest);
-      return;
-    }
-    if (depth >= MAX_INDEX_DEPTH) {
-      this.progress({ kind: 'warning', message: `${repository}@${m.digest}: indexes nested more than ${MAX_INDEX_DEPTH} deep are not followed` });
-      return;
-    }
-    for (const child of m.parsed.manifests) {
-      const fetched = this.#fetched.get(child.digest) ?? this.#fetch(child, repository, depth, call);
-      this.#fetched.set(child.digest, fetched);
-      await fetched;
-    }
+  /** Record what `top` references, and every child not fetched yet; children are read from `repository`. */
+  async walk(top: RawManifest, repository: string, call: CallOptions): Promise<void> {
+    await walkManifests(top, {
+      child: (child) => this.#child(child, repository, call),
+      manifest: async (m, blobs) => {
+        for (const b of blobs) await this.blob(b, m.digest);
+      },
+      tooDeep: (m) => {
+        this.progress({ kind: 'warning', message: `${repository}@${m.digest}: indexes nested more than ${MAX_INDEX_DEPTH} deep are not followed` });
+      },
+    });
   }
 
   /** A referenced blob; a layout checks its file (see {@link LayoutWalker}). */
@@ -175,7 +172,19 @@ class ManifestWalker {
     this.collected.add(desc);
   }
 
-  async #fetch(child: Descriptor, repository: string, depth: number, call: CallOptions): Promise<RawManifest | undefined> {
+  /** A child to walk, or undefined when another walk (or this one) has it, or it is missing. */
+  async #child(child: Descriptor, repository: string, call: CallOptions): Promise<RawManifest | undefined> {
+    const fetched = this.#fetched.get(child.digest);
+    if (fetched !== undefined) {
+      await fetched;
+      return undefined;
+    }
+    const fetching = this.#fetch(child, repository, call);
+    this.#fetched.set(child.digest, fetching);
+    return fetching;
+  }
+
+  async #fetch(child: Descriptor, repository: string, call: CallOptions): Promise<RawManifest | undefined> {
     let m: RawManifest;
     try {
       m = await this.source.getManifest(repository, child.digest, call);
@@ -185,12 +194,13 @@ class ManifestWalker {
       return undefined;
     }
     this.read(m);
-    await this.walk(m, repository, depth + 1, call);
     return m;
   }
 
+  /** A manifest read: counted, and listed with its size like the blobs it references. */
   read(m: RawManifest): void {
     this.collected.manifests++;
+    this.collected.add({ digest: m.digest, size: m.bytes.length });
     this.progress({ kind: 'blob', digest: m.digest, size: m.bytes.length });
     this.progress({ kind: 'bytes', bytes: m.bytes.length });
   }
@@ -240,7 +250,7 @@ async function listRegistry(target: Extract<InventoryTarget, { kind: 'registry' 
     }
     walker.read(m);
     collected.images.push({ name: `${target.host}/${repository}:${tag}`, digest: m.digest });
-    const walked = tops.get(m.digest) ?? walker.walk(m, repository, 0, { signal });
+    const walked = tops.get(m.digest) ?? walker.walk(m, repository, { signal });
     tops.set(m.digest, walked);
     await walked;
   });
@@ -280,7 +290,7 @@ async function listLayout(dir: string, collected: Collector, opts: InventoryOpti
     walked.add(entry.digest);
     const m = await layout.getManifest('', entry.digest);
     walker.read(m);
-    await walker.walk(m, '', 0, {});
+    await walker.walk(m, '', {});
   }
   return new Set(collected.images.map((i) => i.name.replace(/(?:@[^/]*|:[^/:]*)$/, ''))).size;
 }

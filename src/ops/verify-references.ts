@@ -5,7 +5,8 @@
 import type { BundleManifest } from '../bundle/manifest.js';
 import { REF_NAME_ANNOTATION } from '../layout/paths.js';
 import { isManifestMediaType } from '../oci/media-types.js';
-import { manifestBlobs, parseManifest } from '../oci/manifest.js';
+import { parseManifest } from '../oci/manifest.js';
+import { manifestReferences } from '../oci/walk.js';
 import type { Problem } from './problems.js';
 import { parseBundleName } from './import-names.js';
 import { checkNameCollisions } from './name-claims.js';
@@ -46,8 +47,9 @@ export function checkReferences(
       problems.push({ code: 'INTEGRITY', subject: blob.digest, message: (err as Error).message });
       continue;
     }
-    const refs = parsed.kind === 'index' ? parsed.parsed.manifests : manifestBlobs(parsed.parsed);
-    for (const ref of refs) {
+    // One level per manifest, in bundle order: every carried manifest is checked, whether or not
+    // an image reaches it, and each problem is reported where it is.
+    for (const ref of manifestReferences(parsed)) {
       if (!present(ref.digest)) {
         problems.push({
           code: 'INTEGRITY',

@@ -163,7 +163,7 @@ function freePort() {
   });
 }
 
-/** Every manifest media type, so that the registry serves manifests as stored (FACTS.md). */
+/** Every manifest media type, so that the registry serves manifests as stored. */
 const ACCEPT = [
   'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.oci.image.index.v1+json',

@@ -2,7 +2,7 @@
  * Seed the source registry from the corpus layout, every digest preserved.
  *
  * OCI images of the main set go up with `skopeo copy --all --preserve-digests`. Docker-media-type
- * images cannot (skopeo's `oci:` reader ignores them, FACTS.md) and the tiny images would cost one
+ * images cannot (skopeo's `oci:` reader ignores them) and the tiny images would cost one
  * skopeo process each, so those are pushed with plain HTTP, as `test/support/seed.ts` does: blobs as
  * POST then PUT `?digest=`, manifests PUT with Content-Type = mediaType, an index's children first.
  * Seeding is not measured.

@@ -3,7 +3,7 @@
  * exactly, Docker media types included (skopeo converts those when reading an `oci:` layout).
  *
  * Test support, not product code: one request at a time, no retries, every unexpected status throws
- * with the registry's answer. Protocol per FACTS.md: blobs go up as POST /blobs/uploads/ then
+ * with the registry's answer. The protocol distribution accepts: blobs go up as POST /blobs/uploads/ then
  * PUT ?digest= with the body; manifests are PUT with Content-Type = their mediaType, an index's
  * children first and into the same repository. Against a token-auth registry it fetches one
  * `pull,push` token per repository from the realm (with the registry's login) before the first request.

@@ -7,7 +7,7 @@
  * It listens with HTTPS on a free 127.0.0.1 port, using the run's test PKI (see `registry.ts`): the
  * server certificate, signed by the test CA, is both its TLS certificate and the token signer. Tokens
  * are ES256 JWTs carrying that certificate in `x5c`, so a registry whose `rootcertbundle` is the test
- * CA trusts them. Claims follow what distribution 2.8.2 checks (FACTS.md): `iss`, `aud` as a string,
+ * CA trusts them. Claims follow what distribution 2.8.2 checks: `iss`, `aud` as a string,
  * `exp`, `nbf`, `iat`, `access`. Every request is recorded, so tests can assert reuse and refresh.
  */
 import { createPrivateKey, type KeyObject, randomUUID, sign, X509Certificate } from 'node:crypto';

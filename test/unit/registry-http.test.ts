@@ -14,6 +14,7 @@ import { sha256Digest } from '../../src/digest/digest.js';
 import { AirlockError } from '../../src/errors.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { RegistryClient, type RegistryOptions } from '../../src/registry/client.js';
+import { hasTool } from '../support/tools.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 interface Seen {
@@ -401,7 +402,8 @@ describe('tags', () => {
   });
 });
 
-describe('TLS', () => {
+// The test certificate is made with openssl.
+describe.skipIf(!hasTool('openssl'))('TLS', () => {
   let dir: string;
   let caFile: string;
   let keyFile: string;

@@ -13,6 +13,7 @@ import { AirlockError } from '../../src/errors.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { realmPlace } from '../../src/registry/realm.js';
 import { testPki } from '../support/registry.js';
+import { hasTool } from '../support/tools.js';
 
 interface Endpoint {
   url: string;
@@ -114,7 +115,8 @@ describe('realmPlace', () => {
   });
 });
 
-describe('token realm policy', () => {
+// The test certificates are made with openssl.
+describe.skipIf(!hasTool('openssl'))('token realm policy', () => {
   it('refuses to send credentials to a plain-HTTP realm of an HTTPS registry, naming the realm and the fix', async () => {
     const { tokens, registry, realm } = await setup({ registryTls: true, tokenTls: false });
     const err = await failure((await client(registry.host, true, { creds: true })).listTags('a/b'));

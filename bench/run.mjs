@@ -55,7 +55,7 @@ async function main() {
   await mkdir(runDir, { recursive: true });
   const source = await startRegistry({ dir: join(runDir, 'source') });
   try {
-    let t = Date.now();
+    const t = Date.now();
     await seedRegistry(source, corpus.dir, corpus.main, { skopeo: true });
     await seedRegistry(source, corpus.dir, corpus.tiny, { skopeo: false });
     log(`seeded ${source.host} in ${((Date.now() - t) / 1000).toFixed(1)} s`);

@@ -38,10 +38,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
+import { listenLocal } from './listen.js';
 import { testPki, type TestRegistry } from './registry.js';
 
 /** Where the Bearer challenge points its realm. */
@@ -183,11 +183,11 @@ export async function startHostileRegistry(opts: { tls?: boolean; upstream?: Tes
 
   const token = (kind: RealmKind) => (req: IncomingMessage, res: ServerResponse) => serveToken(state, kind, req, res);
   // One HTTPS token server answers both as 127.0.0.1 and as localhost; the Host header tells which realm was used.
-  const httpsTokens = await listen(
+  const httpsTokens = await listenLocal(
     createHttpsServer(tlsFiles, (req, res) => token(/^localhost:/.test(req.headers.host ?? '') ? 'https-localhost' : 'https-other-port')(req, res)),
   );
-  const httpTokens = await listen(createHttpServer(token('http-other-port')));
-  const registry = await listen(
+  const httpTokens = await listenLocal(createHttpServer(token('http-other-port')));
+  const registry = await listenLocal(
     opts.tls === true
       ? createHttpsServer(tlsFiles, (req, res) => serveRegistry(state, realms, opts.upstream, upstreamAgent, origin, req, res))
       : createHttpServer((req, res) => serveRegistry(state, realms, opts.upstream, upstreamAgent, origin, req, res)),
@@ -224,21 +224,6 @@ export async function startHostileRegistry(opts: { tls?: boolean; upstream?: Tes
       await Promise.all([registry.close(), httpsTokens.close(), httpTokens.close()]);
       await upstreamAgent.close();
     },
-  };
-}
-
-async function listen(server: Server): Promise<{ port: number; close(): Promise<void> }> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
   };
 }
 

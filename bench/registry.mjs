@@ -2,14 +2,9 @@
  * What a target registry holds, for the checks after each import (not timed). The registries
  * themselves are the tests' (`test/support/registry.js`).
  */
+import { MANIFEST_TYPES } from '../test/support/registry.js';
 
-/** Every manifest media type, so that the registry serves manifests as stored. */
-const ACCEPT = [
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-].join(', ');
+const ACCEPT = MANIFEST_TYPES.join(', ');
 
 /**
  * The digest the registry serves `repository:tag` under, or undefined when it has no such tag.

@@ -42,7 +42,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer } from 'node:https';
 import { Agent, request } from 'undici';
 import { listenLocal } from './listen.js';
-import { testPki, type TestRegistry } from './registry.js';
+import { MANIFEST_TYPES, testPki, type TestRegistry } from './registry.js';
 
 /** Where the Bearer challenge points its realm. */
 export type RealmKind = 'same-origin' | 'https-other-port' | 'https-localhost' | 'http-other-port';
@@ -149,13 +149,6 @@ export function skewLayerSize(repository: string, tag: string, by = 1, layer = 0
 /** What the `ansi` body says: every kind of terminal control a hostile message could carry. */
 export const ANSI_MESSAGE =
   '\x1b[2K\x1b[1A\x1b[31mFATAL\x1b[0m \x1b]0;owned\x07\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\ access denied\rOK \u009b2J\x08\x08\u202eexe.txt';
-
-const MANIFEST_TYPES = [
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-];
 
 /** Headers not copied between the client's and upstream's connections. */
 const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'authorization', 'upgrade', 'proxy-connection']);

@@ -96,6 +96,17 @@ let exitHooked = false;
 /** @type {Promise<TestPki> | undefined} */
 let pki;
 
+/**
+ * Every manifest media type a test registry holds. Sent as `Accept` when reading a manifest back,
+ * so that the registry serves it as stored instead of converting it.
+ */
+export const MANIFEST_TYPES = Object.freeze([
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+
 /** Set by global-setup.ts to a directory made by {@link makeTestPki}, shared by the whole run. */
 export const PKI_ENV = 'AIRLOCK_TEST_PKI';
 

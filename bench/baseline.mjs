@@ -8,7 +8,7 @@
  * - verify: `zstd -dc OUT | tar -x -C DIR`, then `sha256sum` of every blob, compared to its name.
  * - import: `tar -I zstd -xf OUT -C DIR`, then `skopeo copy --all` of every image into the target.
  *
- * skopeo converts Docker v2s2 images to OCI on the way into `oci:` (FACTS.md), so the baseline
+ * skopeo converts Docker v2s2 images to OCI on the way into `oci:`, so the baseline
  * archive holds OCI images only and its import copies every image as OCI.
  */
 import { rm, writeFile } from 'node:fs/promises';

@@ -27,7 +27,7 @@ function changedImageSpec(/** @type {number} */ scale) {
 }
 
 /**
- * @param {{ repo: string, dir: string, scale: number, source: import('./registry.mjs').BenchRegistry,
+ * @param {{ repo: string, dir: string, scale: number, source: import('../test/support/registry.js').TestRegistry,
  *   fullArchive: string, mainRefs: string[], log: (m: string) => void }} o
  */
 export async function measureDelta(o) {

@@ -16,7 +16,8 @@ import { createArgv, importArgv, importUnavailable, verifyArgv } from './airlock
 import { createScript, dropSkopeoCache, importScript, scriptArgv, verifyScript } from './baseline.mjs';
 import { ensureCorpus } from './corpus.mjs';
 import { alternate, runTimed } from './measure.mjs';
-import { catalog, manifestDigest, startRegistry } from './registry.mjs';
+import { startRegistry } from '../test/support/registry.js';
+import { catalog, manifestDigest } from './registry.mjs';
 import { summarize, writeReport } from './report.mjs';
 import { seedRegistry } from './seed.mjs';
 import { measureDelta } from './delta.mjs';
@@ -52,9 +53,9 @@ async function main() {
   const runDir = join(WORK, `run-${process.pid}`);
   await rm(runDir, { recursive: true, force: true });
   await mkdir(runDir, { recursive: true });
-  const source = await startRegistry(join(runDir, 'source'));
+  const source = await startRegistry({ dir: join(runDir, 'source') });
   try {
-    let t = Date.now();
+    const t = Date.now();
     await seedRegistry(source, corpus.dir, corpus.main, { skopeo: true });
     await seedRegistry(source, corpus.dir, corpus.tiny, { skopeo: false });
     log(`seeded ${source.host} in ${((Date.now() - t) / 1000).toFixed(1)} s`);
@@ -107,7 +108,7 @@ async function main() {
 
 /** The measured pairs; every run gets its own temp dir (TMPDIR), counted as extra disk. */
 class Bench {
-  /** @param {string} dir @param {import('./registry.mjs').BenchRegistry} source @param {number} rounds */
+  /** @param {string} dir @param {import('../test/support/registry.js').TestRegistry} source @param {number} rounds */
   constructor(dir, source, rounds) {
     this.dir = dir;
     this.source = source;
@@ -191,7 +192,7 @@ class Bench {
    * @param {import('./corpus.mjs').BenchImage[]} images @param {string | undefined} importSkip
    */
   async importPair(step, set, images, importSkip) {
-    /** @type {import('./registry.mjs').BenchRegistry | undefined} */
+    /** @type {import('../test/support/registry.js').TestRegistry | undefined} */
     let target;
     const stopTarget = async () => {
       await target?.stop();
@@ -200,7 +201,7 @@ class Bench {
     };
     const startTarget = async () => {
       await stopTarget();
-      target = await startRegistry(join(this.dir, 'target'));
+      target = await startRegistry({ dir: join(this.dir, 'target') });
       return target;
     };
     /** @param {boolean} sameDigests */
@@ -217,7 +218,7 @@ class Bench {
         ...(skipAirlock ? { skip: skipAirlock } : {}),
         prepare: async () => void (await startTarget()),
         run: async () => {
-          const reg = /** @type {import('./registry.mjs').BenchRegistry} */ (target);
+          const reg = /** @type {import('../test/support/registry.js').TestRegistry} */ (target);
           const sample = await this.timed(`${step} airlock`, importArgv(REPO, set.out.airlock, reg.host), await this.fresh('tmp-airlock'), []);
           await check(true);
           return sample;
@@ -231,7 +232,7 @@ class Bench {
           await dropSkopeoCache();
         },
         run: async () => {
-          const reg = /** @type {import('./registry.mjs').BenchRegistry} */ (target);
+          const reg = /** @type {import('../test/support/registry.js').TestRegistry} */ (target);
           const dir = join(this.dir, `${step}-extract`);
           await rm(dir, { recursive: true, force: true });
           const script = importScript({ archive: set.out.baseline, dir, target: reg.host, images });

@@ -3,7 +3,7 @@
  * types and platforms. A source may serve anything; what does not fit is refused before signing,
  * because the bundle schema (and so verify and import, inside the gap) refuses it later.
  */
-import type { Descriptor, Platform } from './descriptor.js';
+import type { Descriptor } from './descriptor.js';
 
 /**
  * A media type as RFC 6838 names it (what the OCI descriptor spec requires): `type/subtype`, each

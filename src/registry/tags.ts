@@ -5,7 +5,7 @@ import { AirlockError } from '../errors.js';
 import { repositoryScope } from './auth.js';
 import { BodyTooLargeError, readCapped } from './body.js';
 import type { Subject } from './errors.js';
-import { header, type RegistryHttp } from './http.js';
+import type { RegistryHttp } from './http.js';
 
 /**
  * Page size asked for: distribution refuses `n` above 1000 on its paginated endpoints, and 1000 is

@@ -1,7 +1,7 @@
 /**
  * `bundle create` against a real registry serving crafted content refuses, before it signs, what
- * verify and import would refuse: hostile tags in a tag list (served through a recording proxy:
- * distribution will not store them), one layer digest with two sizes (pushed into the registry
+ * verify and import would refuse: hostile tags in a tag list (served by the hostile registry in front
+ * of it: distribution will not store them), one layer digest with two sizes (pushed into the registry
  * itself, which accepts it), and an index fan-out (deduplicated, and capped).
  */
 import { existsSync } from 'node:fs';
@@ -9,7 +9,8 @@ import { writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { airlock } from '../support/cli.js';
-import { pushBlob, pushManifest, startRecordingProxy, type CraftedDescriptor, type RecordingProxy } from '../support/crafted-registry.js';
+import { pushBlob, pushManifest, type CraftedDescriptor } from '../support/crafted-registry.js';
+import { startHostileRegistry, type HostileRegistry } from '../support/hostile-registry.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
@@ -21,7 +22,8 @@ const AMD64 = { os: 'linux', architecture: 'amd64' };
 
 let tmp: TempDir;
 let reg: TestRegistry;
-let proxy: RecordingProxy;
+/** In front of `reg`: serves the hostile tag lists and records every request. */
+let proxy: HostileRegistry;
 let config: CraftedDescriptor;
 let layer: CraftedDescriptor;
 let n = 0;
@@ -34,6 +36,8 @@ const manifest = (layers: CraftedDescriptor[], annotations?: Record<string, stri
   ...(annotations === undefined ? {} : { annotations }),
 });
 const index = (manifests: CraftedDescriptor[]) => ({ schemaVersion: 2, mediaType: OCI_INDEX, manifests });
+/** `METHOD PATH` of every request the proxy received since its requests were last cleared. */
+const requests = (): string[] => proxy.requests.map((q) => `${q.method} ${q.url}`);
 
 /** `bundle create` of `refs` (through the proxy), signed; returns the run and the output path. */
 async function create(refs: string[], extra: string[] = []): Promise<{ code: number; stdout: string; stderr: string; out: string }> {
@@ -45,7 +49,7 @@ async function create(refs: string[], extra: string[] = []): Promise<{ code: num
 beforeAll(async () => {
   tmp = await makeTempDir('create-checks');
   reg = await startRegistry();
-  proxy = await startRecordingProxy(reg);
+  proxy = await startHostileRegistry({ upstream: reg });
   expect((await airlock(['key', 'generate', '--out', `${tmp.path}/signer`])).code).toBe(0);
   for (const repo of ['app', 'tags', 'fan', 'wide']) {
     config = await pushBlob(reg, repo, JSON.stringify({ ...AMD64, rootfs: { type: 'layers', diff_ids: [] } }), OCI_CONFIG);
@@ -55,14 +59,14 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await proxy?.close();
+  await proxy?.stop();
   await reg?.stop();
   await tmp?.remove();
 });
 
 describe('tags from a tag list', () => {
   it('skips tags outside the grammar with a warning, and never requests them', async () => {
-    proxy.extraTags.set('tags', ['.', '..', '../../../v2/other/manifests/1', '-rc', 'a'.repeat(129)]);
+    proxy.set({ tags: { tags: ['1.0', '.', '..', '../../../v2/other/manifests/1', '-rc', 'a'.repeat(129)] } });
     const list = `${tmp.path}/tags.yaml`;
     await writeFile(list, ['version: 1', 'images:', `  - ref: ${proxy.host}/tags`, '    tags: {}', ''].join('\n'));
     proxy.requests.length = 0;
@@ -71,9 +75,9 @@ describe('tags from a tag list', () => {
     expect(r.code).toBe(0);
     const inspect = await airlock(['bundle', 'inspect', '--json', r.out]);
     expect((JSON.parse(inspect.stdout) as { images: Array<{ name: string }> }).images.map((i) => i.name)).toEqual([`${proxy.host}/tags:1.0`]);
-    const manifestRequests = proxy.requests.filter((q) => q.includes('/manifests/'));
+    const manifestRequests = requests().filter((q) => q.includes('/manifests/'));
     expect(manifestRequests).toEqual([`GET /v2/tags/manifests/1.0`]);
-    expect(proxy.requests.some((q) => q.includes('..') || q.endsWith('/manifests/.'))).toBe(false);
+    expect(requests().some((q) => q.includes('..') || q.endsWith('/manifests/.'))).toBe(false);
   });
 
   it('refuses a bad tag named explicitly, naming it (exit 3), before any request', async () => {
@@ -81,7 +85,7 @@ describe('tags from a tag list', () => {
     const r = await create([`${proxy.host}/app:..`]);
     expect(r.code).toBe(EXIT_CODES.REF_INVALID);
     expect(r.stderr).toContain(`tag ".." is not valid`);
-    expect(proxy.requests).toEqual([]);
+    expect(requests()).toEqual([]);
     expect(existsSync(r.out)).toBe(false);
   });
 });
@@ -138,7 +142,7 @@ describe('index fan-out', () => {
     const r = await create([`${proxy.host}/fan:top`], ['-q']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const gets = proxy.requests.filter((q) => q.includes('/manifests/'));
+    const gets = requests().filter((q) => q.includes('/manifests/'));
     expect(gets).toHaveLength(5); // the tag, then each of the four levels below it once
     expect(new Set(gets).size).toBe(5);
     expect((await airlock(['bundle', 'verify', r.out, '--trust', `${tmp.path}/signer.pub`])).code).toBe(0);
@@ -159,7 +163,7 @@ describe('index fan-out', () => {
     const r = await create([`${proxy.host}/wide:top`]);
     expect(r.code).toBe(EXIT_CODES.UNSUPPORTED);
     expect(r.stderr).toContain(`${proxy.host}/wide:top: more than 1000 distinct manifests and indexes in one image`);
-    expect(proxy.requests.filter((q) => q.includes('/manifests/')).length).toBeLessThanOrEqual(1001);
+    expect(requests().filter((q) => q.includes('/manifests/')).length).toBeLessThanOrEqual(1001);
     expect(existsSync(r.out)).toBe(false);
   });
 });

@@ -3,13 +3,12 @@
  * `OUT.partial` (never OUT), and running the same command again continues it, fetching only what
  * was not there yet, into a bundle byte-identical to an uninterrupted run with the same created time.
  *
- * The registry sits behind a byte-counting TCP proxy that can also slow it down, so that there
+ * The registry sits behind a byte-counting TCP proxy (support/slow-proxy.ts) that can also slow it down, so that there
  * is time to interrupt the copy and so that the rerun's downloads can be measured.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCorpus } from '../../samples/corpus.mjs';
@@ -23,6 +22,7 @@ import { createBundle } from '../../src/ops/create.js';
 import { AIRLOCK_BIN, airlock } from '../support/cli.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { seedRegistry } from '../support/seed.js';
+import { startSlowProxy, type SlowProxy } from '../support/slow-proxy.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
 const run = promisify(execFile);
@@ -32,7 +32,7 @@ const SLOW = 24 * MiB;
 
 let tmp: TempDir;
 let reg: TestRegistry;
-let proxy: Proxy;
+let proxy: SlowProxy;
 let ref: string;
 /** One 32 MiB gzip layer (stored in Raw blocks), for a cut inside a blob. */
 let hugeRef: string;
@@ -55,7 +55,7 @@ beforeAll(async () => {
   reg = await startRegistry();
   await seedRegistry(reg, corpus.dir);
   await seedRegistry(reg, huge.dir);
-  proxy = await startProxy(reg.host);
+  proxy = await startSlowProxy(reg.host);
   ref = `${proxy.host}/big/app:v1`;
   hugeRef = `${proxy.host}/huge/app:v1`;
   expect((await airlock(['key', 'generate', '--out', `${tmp.path}/signer`])).code).toBe(0);
@@ -229,57 +229,3 @@ describe('bundle create continues an interrupted run', () => {
     expect(proxy.served).toBeGreaterThanOrEqual(blobBytes);
   });
 });
-
-/** A TCP proxy in front of the registry that counts the bytes it serves and can throttle them. */
-interface Proxy {
-  host: string;
-  /** Bytes sent to clients (reset it before a run). */
-  served: number;
-  /** Bytes per second sent to clients; Infinity for no limit. */
-  rate: number;
-  close(): Promise<void>;
-}
-
-async function startProxy(target: string): Promise<Proxy> {
-  const [targetHost, targetPort] = target.split(':') as [string, string];
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(Number(targetPort), targetHost);
-    sockets.add(client).add(upstream);
-    const close = (): void => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    for (const s of [client, upstream]) {
-      s.on('error', close);
-      s.on('close', close);
-    }
-    client.pipe(upstream);
-    upstream.on('data', (chunk: Buffer) => {
-      proxy.served += chunk.length;
-      const drained = client.write(chunk);
-      if (proxy.rate !== Infinity) {
-        upstream.pause();
-        setTimeout(() => upstream.resume(), (chunk.length / proxy.rate) * 1000);
-      } else if (!drained) {
-        upstream.pause();
-        client.once('drain', () => upstream.resume());
-      }
-    });
-    upstream.on('end', () => client.end());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  const proxy: Proxy = {
-    host: `127.0.0.1:${port}`,
-    served: 0,
-    rate: Infinity,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-  return proxy;
-}

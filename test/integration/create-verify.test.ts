@@ -94,7 +94,7 @@ describe('bundle create from a real registry', () => {
       const data = await readFile(`${out}/blobs/sha256/${hex}`);
       expect(createHash('sha256').update(data).digest('hex')).toBe(hex);
     }
-    // skopeo's oci: reader skips index entries with Docker media types (FACTS.md): check the OCI images.
+    // skopeo's oci: reader skips index entries with Docker media types: check the OCI images.
     for (const [name, digest] of expectedImages()) {
       if (name.includes('v2.3.8') || name.includes('alpine')) continue;
       const { digest: read } = await skopeoInspectRaw(`oci:${out}:${name}`);

@@ -11,11 +11,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCorpus } from '../../samples/corpus.mjs';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { airlock, type CliResult } from '../support/cli.js';
+import { listenLocal, type Listening } from '../support/listen.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
 let tmp: TempDir;
@@ -23,7 +24,7 @@ let tmp: TempDir;
 let bundle: string;
 let pub: string;
 /** A TCP server standing in for a registry: it counts connections and answers nothing. */
-let listener: Server;
+let listener: Listening;
 let connections = 0;
 let unreachable: string;
 /** A read-only tmpfs (root only), unmounted in afterAll. */
@@ -39,12 +40,13 @@ beforeAll(async () => {
   bundle = `${tmp.path}/small.tar.zst`;
   const made = await airlock(['bundle', 'create', `oci:${corpus.dir}:example.com/files/app:v1`, '-o', bundle, '--sign-key', `${tmp.path}/signer.key`, '-q']);
   expect(made.code, made.stderr).toBe(0);
-  listener = createServer((socket) => {
-    connections++;
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-  unreachable = `127.0.0.1:${(listener.address() as { port: number }).port}/files/app:v1`;
+  listener = await listenLocal(
+    createServer((socket) => {
+      connections++;
+      socket.destroy();
+    }),
+  );
+  unreachable = `${listener.host}/files/app:v1`;
   await writeFile(`${tmp.path}/afile`, 'a regular file\n');
   if (process.getuid?.() === 0) {
     const dir = `${tmp.path}/ro`;
@@ -60,7 +62,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (readOnly !== undefined) execFileSync('umount', [readOnly]);
-  await new Promise((resolve) => listener?.close(resolve));
+  await listener?.close();
   await tmp?.remove();
 });
 

@@ -4,7 +4,7 @@
  * tags, 404s, and Basic auth over TLS.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Digest } from '../../src/digest/digest.js';
@@ -13,6 +13,7 @@ import type { Descriptor } from '../../src/oci/descriptor.js';
 import { parseManifest, type RawManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { RegistryClient, type RegistryOptions } from '../../src/registry/client.js';
+import { listenLocal } from '../support/listen.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 
 const clients: RegistryClient[] = [];
@@ -58,14 +59,9 @@ async function cuttingProxy(target: string, cutAfter: number): Promise<{ host: s
   const [targetHost, targetPort] = target.split(':') as [string, string];
   let cuts = 0;
   let sawRange = false;
-  const sockets = new Set<Socket>();
   const server = createServer((downstream) => {
     const upstream = connect(Number(targetPort), targetHost);
-    for (const s of [downstream, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => sockets.delete(s));
-    }
+    for (const s of [downstream, upstream]) s.on('error', () => {});
     downstream.on('data', (d: Buffer) => {
       if (/^range: bytes=\d+-/im.test(d.toString('latin1'))) sawRange = true;
       upstream.write(d);
@@ -84,17 +80,8 @@ async function cuttingProxy(target: string, cutAfter: number): Promise<{ host: s
     downstream.on('close', () => upstream.destroy());
     upstream.on('close', () => downstream.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    cuts: () => cuts,
-    sawRange: () => sawRange,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const { host, close } = await listenLocal(server);
+  return { host, cuts: () => cuts, sawRange: () => sawRange, close };
 }
 
 function describeGenerated(size: number, seed: string, mediaType: string): Descriptor {

@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { listenLocal } from './listen.js';
 
 /** One way of breaking a request. */
 export type Fault =
@@ -148,7 +148,6 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const maxConsecutive = opts.maxConsecutive ?? 2;
   const maxStallMs = opts.maxStallMs ?? 60_000;
   const upstreamAgent = new Agent({ keepAlive: true });
-  const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let occurrences = new Map<string, number>();
   let consecutive = new Map<string, number>();
@@ -297,14 +296,10 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
 
   const server = createServer(handle);
   server.keepAliveTimeout = 5_000;
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
   server.on('clientError', (_err, s) => s.destroy());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listening = await listenLocal(server);
   return {
-    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    host: listening.host,
     stats,
     active: () => activeResponses,
     setSeed(next) {
@@ -316,13 +311,11 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       stats.byKind = {};
       stats.log = [];
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const t of timers) clearTimeout(t);
-        timers.clear();
-        for (const s of sockets) s.destroy();
-        upstreamAgent.destroy();
-        server.close(() => resolve());
-      }),
+    close: async () => {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      upstreamAgent.destroy();
+      await listening.close();
+    },
   };
 }

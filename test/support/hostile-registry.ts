@@ -38,11 +38,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
-import { testPki, type TestRegistry } from './registry.js';
+import { listenLocal } from './listen.js';
+import { MANIFEST_TYPES, testPki, type TestRegistry } from './registry.js';
 
 /** Where the Bearer challenge points its realm. */
 export type RealmKind = 'same-origin' | 'https-other-port' | 'https-localhost' | 'http-other-port';
@@ -150,13 +150,6 @@ export function skewLayerSize(repository: string, tag: string, by = 1, layer = 0
 export const ANSI_MESSAGE =
   '\x1b[2K\x1b[1A\x1b[31mFATAL\x1b[0m \x1b]0;owned\x07\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\ access denied\rOK \u009b2J\x08\x08\u202eexe.txt';
 
-const MANIFEST_TYPES = [
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-];
-
 /** Headers not copied between the client's and upstream's connections. */
 const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'authorization', 'upgrade', 'proxy-connection']);
 
@@ -183,11 +176,11 @@ export async function startHostileRegistry(opts: { tls?: boolean; upstream?: Tes
 
   const token = (kind: RealmKind) => (req: IncomingMessage, res: ServerResponse) => serveToken(state, kind, req, res);
   // One HTTPS token server answers both as 127.0.0.1 and as localhost; the Host header tells which realm was used.
-  const httpsTokens = await listen(
+  const httpsTokens = await listenLocal(
     createHttpsServer(tlsFiles, (req, res) => token(/^localhost:/.test(req.headers.host ?? '') ? 'https-localhost' : 'https-other-port')(req, res)),
   );
-  const httpTokens = await listen(createHttpServer(token('http-other-port')));
-  const registry = await listen(
+  const httpTokens = await listenLocal(createHttpServer(token('http-other-port')));
+  const registry = await listenLocal(
     opts.tls === true
       ? createHttpsServer(tlsFiles, (req, res) => serveRegistry(state, realms, opts.upstream, upstreamAgent, origin, req, res))
       : createHttpServer((req, res) => serveRegistry(state, realms, opts.upstream, upstreamAgent, origin, req, res)),
@@ -224,21 +217,6 @@ export async function startHostileRegistry(opts: { tls?: boolean; upstream?: Tes
       await Promise.all([registry.close(), httpsTokens.close(), httpTokens.close()]);
       await upstreamAgent.close();
     },
-  };
-}
-
-async function listen(server: Server): Promise<{ port: number; close(): Promise<void> }> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
   };
 }
 

@@ -5,7 +5,7 @@
  * real registry would, without touching the registry.
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenLocal } from './listen.js';
 
 export interface ProxiedRequest {
   method: string;
@@ -55,10 +55,7 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
     settled: async () => {
       while (inFlight.size > 0) await Promise.all([...inFlight]);
     },
-    stop: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    stop: () => listening.close(),
   };
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const record: ProxiedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, status: 0, bytes: 0 };
@@ -105,8 +102,7 @@ export async function startRecordingProxy(upstream: string): Promise<RecordingPr
     });
     req.pipe(out);
   };
-  const server = createServer(handle);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  proxy.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const listening = await listenLocal(createServer(handle));
+  proxy.host = listening.host;
   return proxy;
 }

@@ -5,15 +5,10 @@
  * a rerun ends in the same state as an uninterrupted run.
  */
 import { request } from 'undici';
-import type { TestRegistry } from './registry.js';
+import { MANIFEST_TYPES, type TestRegistry } from './registry.js';
 import { isStateRepository } from '../../src/ops/import-state.js';
 
-const ACCEPT = [
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-].join(', ');
+const ACCEPT = MANIFEST_TYPES.join(', ');
 
 interface ManifestDoc {
   manifests?: Array<{ digest: string }>;

@@ -6,6 +6,7 @@
  * Test support, not product code: plain byte forwarding, no HTTP parsing, no faults.
  */
 import { connect, createServer, type Socket } from 'node:net';
+import { listenLocal } from './listen.js';
 
 export interface SlowProxy {
   /** `127.0.0.1:PORT`, for references. */
@@ -37,15 +38,12 @@ function forward(from: Socket, to: Socket, proxy: SlowProxy, count: (n: number) 
 
 export async function startSlowProxy(target: string): Promise<SlowProxy> {
   const [targetHost, targetPort] = target.split(':') as [string, string];
-  const sockets = new Set<Socket>();
   const server = createServer((client) => {
     const upstream = connect(Number(targetPort), targetHost);
-    sockets.add(client).add(upstream);
+    // The upstream connection dies with its client (and the client with the server: listenLocal).
     const close = (): void => {
       client.destroy();
       upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
     };
     for (const s of [client, upstream]) {
       s.on('error', close);
@@ -54,17 +52,13 @@ export async function startSlowProxy(target: string): Promise<SlowProxy> {
     forward(client, upstream, proxy, (n) => (proxy.received += n));
     forward(upstream, client, proxy, (n) => (proxy.served += n));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
+  const listening = await listenLocal(server);
   const proxy: SlowProxy = {
-    host: `127.0.0.1:${port}`,
+    host: listening.host,
     rate: Infinity,
     served: 0,
     received: 0,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
+    close: () => listening.close(),
   };
   return proxy;
 }

@@ -4,18 +4,18 @@
  * (several `scope` parameters, or several scopes separated by spaces), optional Basic credentials,
  * answered with `{ token, access_token, expires_in, issued_at }`.
  *
- * It listens with HTTPS on a free 127.0.0.1 port, using the run's test PKI (see `registry.ts`): the
+ * It listens with HTTPS on a free 127.0.0.1 port, using the run's test PKI (see `registry.js`): the
  * server certificate, signed by the test CA, is both its TLS certificate and the token signer. Tokens
  * are ES256 JWTs carrying that certificate in `x5c`, so a registry whose `rootcertbundle` is the test
- * CA trusts them. Claims follow what distribution 2.8.2 checks (FACTS.md): `iss`, `aud` as a string,
+ * CA trusts them. Claims follow what distribution 2.8.2 checks: `iss`, `aud` as a string,
  * `exp`, `nbf`, `iat`, `access`. Every request is recorded, so tests can assert reuse and refresh.
  */
 import { createPrivateKey, type KeyObject, randomUUID, sign, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { testPki, type TokenAuthOptions } from './registry.js';
+import { listenLocal } from './listen.js';
 
 /** A user of the token server; `access(repository)` lists the actions granted there (`*` = all). */
 export interface TokenUser {
@@ -104,11 +104,8 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
     requests: [],
   };
   const server = createServer({ key: keyPem, cert: certPem }, (req, res) => handle(state, req, res));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const listening = await listenLocal(server);
+  const url = `https://${listening.host}`;
   const realm = `${url}${TOKEN_PATH}`;
   return {
     url,
@@ -125,11 +122,7 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
     reset() {
       state.requests.length = 0;
     },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    stop: () => listening.close(),
   };
 }
 

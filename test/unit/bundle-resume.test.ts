@@ -17,6 +17,7 @@ import { verifiedChunks } from '../../src/digest/verify.js';
 import { isAirlockError } from '../../src/errors.js';
 import { RAW_BLOCK_MAX } from '../../src/bundle/zstd-frames.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
+import { hasTool } from '../support/tools.js';
 
 const MTIME = new Date('2024-05-01T12:00:00Z');
 /** Small frames, so that entries span several frames and cuts fall between them too. */
@@ -163,7 +164,8 @@ describe('resumeArchive', () => {
       for (const [i, e] of INPUTS.entries()) expect({ cut, path: e.path, read: served.get(e.path) ?? 0 }).toEqual({ cut, path: e.path, read: i < expectKept ? 0 : e.size });
       // Each kept byte was read back once, nothing more.
       expect(r.checkedBytes).toBe(r.keptBytes);
-      if (sampled++ % 9 === 0) {
+      // The zstd and tar tools read the result too, where they are (always in `npm test`).
+      if (sampled++ % 9 === 0 && hasTool('zstd')) {
         execFileSync('zstd', ['-tq', r.path]);
         const listing = execFileSync('tar', ['--zstd', '-tf', r.path]).toString().trim().split('\n');
         expect(listing).toEqual(INPUTS.map((e) => e.path));
@@ -292,7 +294,7 @@ describe('resumeArchive', () => {
       expect((await r.writer.finish()).sha256).toBe(whole.sha256);
       expect((await readFile(partial)).equals(bytes)).toBe(true);
     }
-    expect(execFileSync('tar', ['--zstd', '-tf', path]).toString().trim().split('\n')).toEqual(blobs.map((e) => e.path));
+    if (hasTool('zstd')) expect(execFileSync('tar', ['--zstd', '-tf', path]).toString().trim().split('\n')).toEqual(blobs.map((e) => e.path));
   });
 
   it('a kept part whose bytes were changed fails the digest over the whole blob', async () => {

@@ -5,7 +5,6 @@
  */
 import { copyFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCorpus, type Corpus } from '../../samples/corpus.mjs';
 import { ArchiveReader } from '../../src/bundle/archive-reader.js';
@@ -14,12 +13,9 @@ import { readHead } from '../../src/bundle/read-head.js';
 import { parseBundleManifest } from '../../src/bundle/manifest.js';
 import { expandImages } from '../../src/copy/expand.js';
 import type { ProgressEvent } from '../../src/copy/progress.js';
-import { sha256Digest } from '../../src/digest/digest.js';
 import { AirlockError, isAirlockError } from '../../src/errors.js';
 import { imageListFromRefs } from '../../src/imagelist/index.js';
 import { Layout } from '../../src/layout/layout.js';
-import type { Descriptor } from '../../src/oci/descriptor.js';
-import type { RawManifest } from '../../src/oci/manifest.js';
 import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
 import { mapImages, parseImportTarget } from '../../src/ops/import-names.js';

@@ -8,7 +8,6 @@
 import { existsSync } from 'node:fs';
 import { truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCorpus, type Corpus } from '../../samples/corpus.mjs';
 import { generateKeyPair, loadPublicKey, loadSigningKey, type SigningKey, type TrustedKey } from '../../src/bundle/keys.js';
@@ -19,7 +18,6 @@ import { imageListFromRefs } from '../../src/imagelist/index.js';
 import { Layout } from '../../src/layout/layout.js';
 import { blobFile } from '../../src/layout/paths.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
-import type { RawManifest } from '../../src/oci/manifest.js';
 import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
 import { parseImportTarget } from '../../src/ops/import-names.js';

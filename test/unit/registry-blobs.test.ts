@@ -4,7 +4,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import { AirlockError } from '../../src/errors.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { RegistryClient, type RegistryOptions } from '../../src/registry/client.js';
 import { Semaphore } from '../../src/sync/semaphore.js';
+import { listenLocal } from '../support/listen.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
 interface Seen {
@@ -47,18 +47,8 @@ async function serve(handler: Handler): Promise<Fixture> {
       handler(req, res, body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const f = {
-    host,
-    url: `http://${host}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const { host, close } = await listenLocal(server);
+  const f = { host, url: `http://${host}`, seen, close };
   open.push(f);
   return f;
 }

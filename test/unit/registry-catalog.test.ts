@@ -3,11 +3,10 @@
  * n=1000, names are kept only under the prefix, the limit cuts the listing (and says so), and a
  * page that links back to itself is refused.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAirlockError } from '../../src/errors.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { type HttpFixture, serveHttp } from '../support/listen.js';
 
 const PAGES: Record<string, { repositories: string[]; next?: string }> = {
   '': { repositories: ['a/x', 'm', 'm-other/y'], next: '/v2/_catalog?last=m-other%2Fy&n=1000' },
@@ -15,12 +14,12 @@ const PAGES: Record<string, { repositories: string[]; next?: string }> = {
   'm/two/deep': { repositories: ['ma/z', 'm/three'] },
 };
 
-let server: Server | undefined;
+let server: HttpFixture | undefined;
 let client: RegistryClient | undefined;
 const asked: string[] = [];
 
 async function serve(pages: typeof PAGES): Promise<RegistryClient> {
-  server = createServer((req, res) => {
+  server = await serveHttp((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname === '/v2/') return void res.writeHead(200).end('{}');
     asked.push(url.search);
@@ -28,16 +27,14 @@ async function serve(pages: typeof PAGES): Promise<RegistryClient> {
     res.writeHead(200, { 'content-type': 'application/json', ...(page.next === undefined ? {} : { link: `<${page.next}>; rel="next"` }) });
     res.end(JSON.stringify({ repositories: page.repositories }));
   });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  client = new RegistryClient(host, { plainHttp: true, userAgent: 'airlock-test', authFiles: [], certsDirs: [], retry: { sleep: async () => {} } });
+  client = new RegistryClient(server.host, { plainHttp: true, userAgent: 'airlock-test', authFiles: [], certsDirs: [], retry: { sleep: async () => {} } });
   return client;
 }
 
 afterEach(async () => {
   asked.length = 0;
   await client?.close();
-  await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+  await server?.close();
   server = undefined;
 });
 

@@ -6,7 +6,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,8 @@ import { sha256Digest } from '../../src/digest/digest.js';
 import { AirlockError } from '../../src/errors.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { RegistryClient, type RegistryOptions } from '../../src/registry/client.js';
+import { listenLocal } from '../support/listen.js';
+import { hasTool } from '../support/tools.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 interface Seen {
@@ -34,18 +35,8 @@ const clients: RegistryClient[] = [];
 async function listen(server: Server, scheme: string): Promise<Fixture> {
   const seen: Seen[] = [];
   server.prependListener('request', (req: IncomingMessage) => seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers }));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const fixture = {
-    host,
-    url: `${scheme}://${host}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const { host, close } = await listenLocal(server);
+  const fixture = { host, url: `${scheme}://${host}`, seen, close };
   open.push(fixture);
   return fixture;
 }
@@ -401,7 +392,8 @@ describe('tags', () => {
   });
 });
 
-describe('TLS', () => {
+// The test certificate is made with openssl.
+describe.skipIf(!hasTool('openssl'))('TLS', () => {
   let dir: string;
   let caFile: string;
   let keyFile: string;

@@ -4,15 +4,14 @@
  * src/registry/realm.ts). Real node:http(s) servers on 127.0.0.1; the token servers record
  * whether an Authorization header reached them.
  */
-import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AirlockError } from '../../src/errors.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { realmPlace } from '../../src/registry/realm.js';
+import { serveHttp } from '../support/listen.js';
 import { testPki } from '../support/registry.js';
+import { hasTool } from '../support/tools.js';
 
 interface Endpoint {
   url: string;
@@ -32,27 +31,15 @@ afterEach(async () => {
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 async function listen(tls: boolean, handler: Handler): Promise<Endpoint> {
-  let server: Server;
-  if (tls) {
-    const pki = await testPki();
-    server = createHttpsServer({ key: await readFile(pki.keyFile), cert: await readFile(pki.certFile) }, handler);
-  } else {
-    server = createHttpServer(handler);
-  }
   const authorizations: (string | undefined)[] = [];
-  server.prependListener('request', (req: IncomingMessage) => authorizations.push(req.headers.authorization));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const e: Endpoint = {
-    url: `${tls ? 'https' : 'http'}://${host}`,
-    host,
-    authorizations,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const server = await serveHttp(
+    (req, res) => {
+      authorizations.push(req.headers.authorization);
+      handler(req, res);
+    },
+    { tls },
+  );
+  const e: Endpoint = { url: server.url, host: server.host, authorizations, close: server.close };
   open.push(e);
   return e;
 }
@@ -114,7 +101,8 @@ describe('realmPlace', () => {
   });
 });
 
-describe('token realm policy', () => {
+// The test certificates are made with openssl.
+describe.skipIf(!hasTool('openssl'))('token realm policy', () => {
   it('refuses to send credentials to a plain-HTTP realm of an HTTPS registry, naming the realm and the fix', async () => {
     const { tokens, registry, realm } = await setup({ registryTls: true, tokenTls: false });
     const err = await failure((await client(registry.host, true, { creds: true })).listTags('a/b'));

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { buffer } from 'node:stream/consumers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256Digest } from '../../src/digest/digest.js';
@@ -16,6 +15,7 @@ import { networkError } from '../../src/registry/errors.js';
 import { failureReason, redactUrl, type RegistryEvent } from '../../src/registry/events.js';
 import { isTemporary, withRetry, DEFAULT_RETRY } from '../../src/registry/retry.js';
 import { BodyPace, commitHeadersTimeout, DEFAULT_TIMEOUTS, minBytesPerWindow, SlowBodyError, timeoutsFrom } from '../../src/registry/timeouts.js';
+import { listenLocal } from '../support/listen.js';
 
 const coded = (code: string): Error => Object.assign(new Error(code), { code });
 
@@ -137,7 +137,6 @@ const servers: Array<() => Promise<void>> = [];
 const clients: RegistryClient[] = [];
 
 async function serve(handler: Handler): Promise<string> {
-  const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     if (req.url === '/v2/') {
       res.writeHead(200, { 'content-length': 2 }).end('{}');
@@ -145,19 +144,9 @@ async function serve(handler: Handler): Promise<string> {
     }
     handler(req, res);
   });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { host, close } = await listenLocal(server);
+  servers.push(close);
+  return host;
 }
 
 function client(host: string, options: Partial<RegistryOptions> = {}): RegistryClient {

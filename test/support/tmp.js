@@ -1,19 +1,25 @@
+// @ts-check
 /**
  * Temporary directories for tests, removed by `remove()` and, as a last resort, when the process
  * exits (so a failed test leaves nothing in /tmp).
+ *
+ * Plain JavaScript with JSDoc types (checked by `npm run typecheck`), like `registry.js` and
+ * `seed.js`, so that the benchmark (`node bench/run.mjs`, unbuilt) imports the same code.
  */
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** A directory that exists until `remove()` (or process exit). */
-export interface TempDir {
-  path: string;
-  remove(): Promise<void>;
-}
+/**
+ * A directory that exists until `remove()` (or process exit).
+ * @typedef {object} TempDir
+ * @property {string} path
+ * @property {() => Promise<void>} remove
+ */
 
-const live = new Set<string>();
+/** @type {Set<string>} */
+const live = new Set();
 let hooked = false;
 
 /**
@@ -21,8 +27,10 @@ let hooked = false;
  * @example
  *   const dir = await makeTempDir('layout');
  *   try { ... } finally { await dir.remove(); }
+ * @param {string} prefix
+ * @returns {Promise<TempDir>}
  */
-export async function makeTempDir(prefix: string): Promise<TempDir> {
+export async function makeTempDir(prefix) {
   if (!hooked) {
     hooked = true;
     process.once('exit', () => {

@@ -74,7 +74,7 @@ export interface BundleManifest {
   /** RFC 3339 UTC, whole seconds as airlock writes it: `2024-05-01T12:00:00Z`. */
   created: string;
   /**
-   * Grows from one bundle of a signer to the next (see `ops/sequence.ts`); import refuses to move
+   * Grows from one bundle of a signer to the next (see `rollback/sequence.ts`); import refuses to move
    * a tag back to a lower one. Absent in bundles made before airlock wrote it.
    */
   sequence?: number;

@@ -17,6 +17,7 @@ import { VerifyingStream } from '../digest/verify.js';
 import type { CallOptions, Source } from '../transport/types.js';
 import { descriptorProblem, platformProblem } from '../oci/grammar.js';
 import { runLimited } from './run-limited.js';
+import { DEFAULT_MAX_CONCURRENT_BLOBS } from '../registry/limits.js';
 
 /**
  * Most distinct manifests and indexes one image may consist of: 1000. A multi-platform image has
@@ -262,11 +263,11 @@ function filteredIndex(upstream: RawManifest & { kind: 'index' }, selected: Desc
 }
 
 /**
- * Images resolved at once by default: 4. Each resolution is a few small requests; against a
- * remote registry their round trips, not bytes, are the cost, so several run together. The
- * result keeps the input order, whatever order they finish in.
+ * Images resolved at once by default: as many as a registry client moves blobs at once (4). Each
+ * resolution is a few small requests; against a remote registry their round trips, not bytes, are
+ * the cost, so several run together. The result keeps the input order, whatever order they finish in.
  */
-export const RESOLVE_CONCURRENCY = 4;
+export const RESOLVE_CONCURRENCY = DEFAULT_MAX_CONCURRENT_BLOBS;
 
 /** Resolve every image, `concurrency` at a time; `onResolved` sees them in input order. */
 export async function resolveAll(

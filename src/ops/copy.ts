@@ -20,9 +20,9 @@ import { DEFAULT_IMPORT_CONCURRENCY } from '../copy/limits.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import type { BlobRetry, BlobTransfer } from '../copy/transfer.js';
 import type { Sink } from '../transport/types.js';
-import { describeTarget, mapImages, type ImportTarget } from './import-names.js';
-import { checkImageNames } from './create-names.js';
-import { checkReservedNames } from './import-rollback.js';
+import { describeTarget, mapImages, type ImportTarget } from '../names/import-names.js';
+import { checkImageNames } from '../names/create-names.js';
+import { checkReservedNames } from '../rollback/import-rollback.js';
 
 export interface CopyImagesOptions {
   images: ImageToResolve[];

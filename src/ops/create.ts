@@ -19,7 +19,7 @@
  * `copy/since.ts`) the bundle is a delta: it carries every manifest but only the configs and
  * layers none of them delivered. The PREVs are read and checked before anything is fetched.
  *
- * Every bundle states its `sequence` (see `sequence.ts`) and, with `expiresInMs`, when it expires.
+ * Every bundle states its `sequence` (see `rollback/sequence.ts`) and, with `expiresInMs`, when it expires.
  * A signed bundle's sequence is recorded in `KEY.sequence` before the first blob is written, so a
  * bundle started and never finished still counts: the next one is above it.
  */
@@ -37,9 +37,9 @@ import { silent, type ProgressListener } from '../copy/progress.js';
 import { copyInOrder } from '../copy/engine.js';
 import { loadSince } from '../copy/since.js';
 import { bundleManifest, signableBundleJson, type BundleStamp } from '../bundle/bundle-json.js';
-import { chooseSequence, parentSequence, readRecordedSequence, recordSequence, sequenceFileFor, withSequenceLock, type SequenceInputs } from './sequence.js';
-import { checkOutputFree, fileExists, PARTIAL_SUFFIX } from './output-file.js';
-import { checkImageNames } from './create-names.js';
+import { chooseSequence, parentSequence, readRecordedSequence, recordSequence, sequenceFileFor, withSequenceLock, type SequenceInputs } from '../rollback/sequence.js';
+import { checkOutputFree, fileExists, PARTIAL_SUFFIX } from '../fs/output-file.js';
+import { checkImageNames } from '../names/create-names.js';
 import { checkOutputFile } from '../fs/output-location.js';
 
 export interface CreateOptions {
@@ -68,7 +68,7 @@ export interface CreateOptions {
   inventoryTrust?: readonly TrustedKey[];
   /** Oldest `--since` inventory accepted, in ms. */
   maxInventoryAgeMs?: number;
-  /** `--sequence N`: this bundle's sequence instead of the next one (see `sequence.ts`). */
+  /** `--sequence N`: this bundle's sequence instead of the next one (see `rollback/sequence.ts`). */
   sequence?: number;
   /** `--expires`: the bundle expires this long after it is created. */
   expiresInMs?: number;

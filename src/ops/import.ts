@@ -6,9 +6,9 @@
  * and checked against the policy, every carried blob is found in the archive index at its signed
  * size, and every manifest is read, verified and parsed. Then the target is checked (HEAD, nothing
  * written): for a delta bundle, every blob it does not carry must already be in the target
- * (import-external.ts), else the import stops naming each missing blob and the bundle to import
+ * (copy/missing-content.ts), else the import stops naming each missing blob and the bundle to import
  * first; and the target's import record must not say that a newer bundle of the same signer set a
- * tag this bundle would move, nor may the bundle have expired (import-rollback.ts). Then, in order:
+ * tag this bundle would move, nor may the bundle have expired (rollback/import-rollback.ts). Then, in order:
  * 1. blobs: skipped when the target has them, mounted from another of its repositories, or
  *    uploaded straight from their own archive entries (several at once); the sink checks each
  *    against the signed digest and size before committing it (the registry on the final PUT, an
@@ -18,7 +18,7 @@
  * 3. tags, last: a pull never sees a tag pointing at missing content, and when anything before
  *    fails nothing is tagged. A registry takes one PUT per tag, so a failure part-way through this
  *    phase leaves some tags moved (each to complete content) and the rest not: the error lists both
- *    (tag-phase.ts). A layout names everything in one `index.json` write: all or none.
+ *    (copy/tag-phase.ts). A layout names everything in one `index.json` write: all or none.
  * A rerun after any interruption skips what landed (HEAD) and ends in the same state. A failed
  * import into a layout this run created removes it again (Layout.discard).
  */
@@ -34,16 +34,16 @@ import { parseBundleManifest, type BundleManifest } from '../bundle/manifest.js'
 import { verifySignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { checkImagesAllowed, effectiveTrust, type EffectiveTrust, type ImportPolicy, type PolicySubject } from '../policy/policy.js';
-import { describeTarget, mapImages, type ImageMapping, type ImportTarget } from './import-names.js';
-import { checkNameCollisions, claimedNames } from './name-claims.js';
-import { DAMAGED_BUNDLE_HINT, planImport, readBundleManifests } from './import-plan.js';
+import { describeTarget, mapImages, type ImageMapping, type ImportTarget } from '../names/import-names.js';
+import { checkNameCollisions, claimedNames } from '../names/name-claims.js';
+import { DAMAGED_BUNDLE_HINT, planImport, readBundleManifests } from '../copy/import-plan.js';
 import { DEFAULT_IMPORT_CONCURRENCY } from '../copy/limits.js';
 import { copyPlanned } from '../copy/engine.js';
 import type { BlobRetry, BlobTransfer } from '../copy/transfer.js';
 import { ArchiveSource } from '../bundle/archive-source.js';
-import { missingContentError } from './import-external.js';
-import { checkExpiry, checkReservedNames, identityOf, RollbackGuard, tagMoves } from './import-rollback.js';
-import { stateStoreFor, type ImportStateStore } from './import-state.js';
+import { missingContentError } from '../copy/missing-content.js';
+import { checkExpiry, checkReservedNames, identityOf, RollbackGuard, tagMoves } from '../rollback/import-rollback.js';
+import { stateStoreFor, type ImportStateStore } from '../rollback/import-state.js';
 
 
 export interface ImportOptions {
@@ -68,7 +68,7 @@ export interface ImportOptions {
   allowDowngrade?: boolean;
   /** Import a bundle whose `expires` has passed. */
   allowExpired?: boolean;
-  /** Where the import record is kept; default the target's own (import-state.ts). */
+  /** Where the import record is kept; default the target's own (rollback/import-state.ts). */
   state?: ImportStateStore;
   /** Injected clock (expiry, record times). */
   now?: () => Date;
@@ -90,7 +90,7 @@ export interface ImportResult {
   /** The trusted key that signed the bundle; absent when accepted unsigned. */
   keyId?: string;
   target: string;
-  /** Where the target's import record is kept (see import-state.ts). */
+  /** Where the target's import record is kept (see rollback/import-state.ts). */
   record: string;
   images: ImportedImage[];
   /** Counts over blob × repository pairs, and the bytes actually uploaded. */
@@ -132,7 +132,7 @@ function checkTrust(path: string, head: BundleHead, trust: EffectiveTrust, polic
  *   the import record says a newer bundle set), USAGE (colliding names), NOT_FOUND
  *   (a delta whose external blobs the target lacks: nothing is written), and the target's errors
  *   (AUTH, NETWORK, TLS, REGISTRY, RATE_LIMITED, IO); no tag is written unless the failure comes
- *   in the tag phase itself, and then `details.tags` lists which moved (see tag-phase.ts)
+ *   in the tag phase itself, and then `details.tags` lists which moved (see copy/tag-phase.ts)
  * @example
  * const result = await importBundle({ path: 'images.tar.zst', target, sink, trusted: [key] });
  * for (const image of result.images) console.log(image.name, '→', image.reference);

@@ -29,15 +29,16 @@ import type { CallOptions, RepositoryCatalog, Source } from '../transport/types.
 import { MAX_INVENTORY_BYTES, writeInventory, type InventoryPayload } from '../inventory/format.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { runLimited } from '../copy/run-limited.js';
-import { checkOutputFree } from './output-file.js';
-import { isStateRepository } from './import-state.js';
+import { DEFAULT_MAX_CONCURRENT_BLOBS } from '../registry/limits.js';
+import { checkOutputFree } from '../fs/output-file.js';
+import { isStateRepository } from '../rollback/import-state.js';
 
 /**
- * 4 requests in flight: listing is one small GET per repository and per manifest, so latency, not
- * bandwidth, is the cost; 4 hides most of it without loading the registry (the same default as
- * blob transfers).
+ * Requests in flight: the registry client's default for blobs (4). Listing is one small GET per
+ * repository and per manifest, so latency, not bandwidth, is the cost; 4 hides most of it without
+ * loading the registry.
  */
-export const DEFAULT_INVENTORY_CONCURRENCY = 4;
+export const DEFAULT_INVENTORY_CONCURRENCY = DEFAULT_MAX_CONCURRENT_BLOBS;
 
 /** A registry as the inventory reads it: manifests and tags, and its catalog. */
 export interface CatalogSource extends Source {
@@ -223,7 +224,7 @@ async function listRegistry(target: Extract<InventoryTarget, { kind: 'registry' 
       cause: err,
     });
   }
-  // airlock's own import records (import-state.ts) are bookkeeping, not images the target holds.
+  // airlock's own import records (rollback/import-state.ts) are bookkeeping, not images the target holds.
   const repositories = [...catalog.repositories].filter((r) => !isStateRepository(r)).sort();
   progress({ kind: 'phase', phase: 'listing tags', items: repositories.length });
   const tagged: Array<{ repository: string; tag: string }> = [];

@@ -32,9 +32,9 @@ import { ArchiveReader } from '../bundle/archive-reader.js';
 import { isExpired, parseBundleManifest, type BundleManifest, type BundleParent, type ExternalBlob } from '../bundle/manifest.js';
 import { checkSignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
-import { hashFileInWorker } from './file-hash.js';
-import { MAX_PROBLEMS, ProblemList, problemsError, type Problem } from './problems.js';
-import { checkReferences } from './verify-references.js';
+import { hashFileInWorker } from '../fs/file-hash.js';
+import { MAX_PROBLEMS, ProblemList, problemsError, type Problem } from '../bundle/problems.js';
+import { checkReferences } from '../bundle/verify-references.js';
 
 export interface VerifyOptions {
   path: string;

@@ -16,7 +16,7 @@ import { readIndex } from '../../src/layout/index-file.js';
 import { Layout } from '../../src/layout/layout.js';
 import { blobFile } from '../../src/layout/paths.js';
 import { copyImages } from '../../src/ops/copy.js';
-import { parseImportTarget } from '../../src/ops/import-names.js';
+import { parseImportTarget } from '../../src/names/import-names.js';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { airlock } from '../support/cli.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';

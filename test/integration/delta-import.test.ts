@@ -21,7 +21,7 @@ import { parseInventory } from '../../src/inventory/format.js';
 import { Layout } from '../../src/layout/layout.js';
 import { isManifestMediaType } from '../../src/oci/media-types.js';
 import { importBundle, type ImportResult } from '../../src/ops/import.js';
-import { parseImportTarget } from '../../src/ops/import-names.js';
+import { parseImportTarget } from '../../src/names/import-names.js';
 import { createBundle } from '../../src/ops/create.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { airlock } from '../support/cli.js';

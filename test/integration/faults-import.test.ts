@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCorpus } from '../../samples/corpus.mjs';
 import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
-import { parseImportTarget } from '../../src/ops/import-names.js';
+import { parseImportTarget } from '../../src/names/import-names.js';
 import { Layout } from '../../src/layout/layout.js';
 import { readIndex } from '../../src/layout/index-file.js';
 import type { RegistryClient } from '../../src/registry/client.js';

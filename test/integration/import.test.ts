@@ -16,7 +16,7 @@ import { endpointsFrom } from '../../src/cli/registry-options.js';
 import { imageListFromRefs } from '../../src/imagelist/index.js';
 import { Layout } from '../../src/layout/layout.js';
 import { importBundle, type ImportResult } from '../../src/ops/import.js';
-import { parseImportTarget } from '../../src/ops/import-names.js';
+import { parseImportTarget } from '../../src/names/import-names.js';
 import { createBundle } from '../../src/ops/create.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';

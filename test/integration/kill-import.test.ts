@@ -15,7 +15,7 @@ import { imageListFromRefs } from '../../src/imagelist/index.js';
 import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { parseImportTarget } from '../../src/ops/import-names.js';
+import { parseImportTarget } from '../../src/names/import-names.js';
 import { loadPublicKey } from '../../src/bundle/keys.js';
 import { AIRLOCK_BIN } from '../support/cli.js';
 import { startRecordingProxy, type RecordingProxy } from '../support/recording-proxy.js';

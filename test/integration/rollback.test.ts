@@ -25,7 +25,7 @@ import { imageListFromRefs } from '../../src/imagelist/index.js';
 import { Layout } from '../../src/layout/layout.js';
 import { isCompressedMediaType } from '../../src/oci/media-types.js';
 import { createBundle, type CreateOptions } from '../../src/ops/create.js';
-import { IMPORT_STATE_MEDIA_TYPE, parseImportState, type ImportState } from '../../src/ops/import-state.js';
+import { IMPORT_STATE_MEDIA_TYPE, parseImportState, type ImportState } from '../../src/rollback/import-state.js';
 import { airlock, type CliResult } from '../support/cli.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';

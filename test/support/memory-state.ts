@@ -3,7 +3,7 @@
  * or a layout's file, for tests whose sink is a test double. It round-trips through the bytes, as
  * the real stores do.
  */
-import { emptyState, parseImportState, serializeImportState, type ImportState, type ImportStateStore } from '../../src/ops/import-state.js';
+import { emptyState, parseImportState, serializeImportState, type ImportState, type ImportStateStore } from '../../src/rollback/import-state.js';
 
 export class MemoryStateStore implements ImportStateStore {
   readonly where = 'memory';

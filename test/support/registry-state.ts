@@ -6,7 +6,7 @@
  */
 import { request } from 'undici';
 import { MANIFEST_TYPES, type TestRegistry } from './registry.js';
-import { isStateRepository } from '../../src/ops/import-state.js';
+import { isStateRepository } from '../../src/rollback/import-state.js';
 
 const ACCEPT = MANIFEST_TYPES.join(', ');
 

@@ -15,7 +15,7 @@ import { isAirlockError } from '../../src/errors.js';
 import { imageListFromRefs } from '../../src/imagelist/index.js';
 import { Layout } from '../../src/layout/layout.js';
 import { createBundle, type CreateOptions } from '../../src/ops/create.js';
-import { chooseSequence, parseDuration, readRecordedSequence, sequenceFileFor } from '../../src/ops/sequence.js';
+import { chooseSequence, parseDuration, readRecordedSequence, sequenceFileFor } from '../../src/rollback/sequence.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
 const NAME = 'quay.io/seq/app:1';

@@ -18,7 +18,7 @@ import { MAX_MANIFESTS_PER_IMAGE, resolveAll, resolveImage, type ImageToResolve 
 import { planBundle } from '../../src/copy/plan.js';
 import type { ProgressEvent } from '../../src/copy/progress.js';
 import { bundleManifest, signableBundleJson } from '../../src/bundle/bundle-json.js';
-import { checkReferences } from '../../src/ops/verify-references.js';
+import { checkReferences } from '../../src/bundle/verify-references.js';
 import { validateBundleManifest, serializeBundleManifest } from '../../src/bundle/manifest.js';
 import { imageListFromRefs } from '../../src/imagelist/index.js';
 import { parseAnyReference } from '../../src/ref/index.js';

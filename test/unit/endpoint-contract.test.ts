@@ -15,7 +15,7 @@ import { expandImages } from '../../src/copy/expand.js';
 import { imageListFromRefs } from '../../src/imagelist/index.js';
 import { Layout } from '../../src/layout/layout.js';
 import { createBundle } from '../../src/ops/create.js';
-import { readBundleManifests } from '../../src/ops/import-plan.js';
+import { readBundleManifests } from '../../src/copy/import-plan.js';
 import type { Sink } from '../../src/transport/types.js';
 import { fixtureImage, sinkContract, sourceContract, type FixtureImage } from '../support/endpoint-contract.js';
 import { MemoryRegistry } from '../support/memory-registry.js';

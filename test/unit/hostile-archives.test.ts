@@ -24,7 +24,7 @@ import type { Descriptor } from '../../src/oci/descriptor.js';
 import type { RawManifest } from '../../src/oci/manifest.js';
 import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
-import { parseImportTarget } from '../../src/ops/import-names.js';
+import { parseImportTarget } from '../../src/names/import-names.js';
 import { verifyBundle } from '../../src/ops/verify.js';
 import type { Sink, Source } from '../../src/transport/types.js';
 import { SEEK_FOOTER_SIZE } from '../../src/bundle/seek-table.js';

@@ -20,7 +20,7 @@ import { blobFile } from '../../src/layout/paths.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
-import { parseImportTarget } from '../../src/ops/import-names.js';
+import { parseImportTarget } from '../../src/names/import-names.js';
 import { RegistryBlobSearch } from '../../src/registry/blob-search.js';
 import { MemoryRegistry } from '../support/memory-registry.js';
 import { bundleParent, writeDelta } from '../support/delta.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/digest/digest.js';
 import { isAirlockError } from '../../src/errors.js';
-import { hostComponent, mapImages, parseBundleName, parseImportTarget, type ImportTarget } from '../../src/ops/import-names.js';
+import { hostComponent, mapImages, parseBundleName, parseImportTarget, type ImportTarget } from '../../src/names/import-names.js';
 
 const D1 = `sha256:${'1'.repeat(64)}` as Digest;
 const D2 = `sha256:${'2'.repeat(64)}` as Digest;

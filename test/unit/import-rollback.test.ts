@@ -6,9 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { sha256Digest, type Digest } from '../../src/digest/digest.js';
 import { isAirlockError } from '../../src/errors.js';
-import { applyImport, checkExpiry, checkReservedNames, judge, RollbackGuard, type BundleIdentity, type TagMove } from '../../src/ops/import-rollback.js';
-import { mapImages, parseImportTarget } from '../../src/ops/import-names.js';
-import { emptyState, MAX_BUNDLE_HISTORY, parseImportState, serializeImportState, type ImportState } from '../../src/ops/import-state.js';
+import { applyImport, checkExpiry, checkReservedNames, judge, RollbackGuard, type BundleIdentity, type TagMove } from '../../src/rollback/import-rollback.js';
+import { mapImages, parseImportTarget } from '../../src/names/import-names.js';
+import { emptyState, MAX_BUNDLE_HISTORY, parseImportState, serializeImportState, type ImportState } from '../../src/rollback/import-state.js';
 import type { BundleManifest } from '../../src/bundle/manifest.js';
 import { MemoryStateStore } from '../support/memory-state.js';
 

@@ -12,7 +12,7 @@ import { AirlockError, fromFsError } from '../../src/errors.js';
 import { readSmallFile } from '../../src/fs/small-file.js';
 import { checkOutputDirectory, checkOutputFile, makeDirectory } from '../../src/fs/output-location.js';
 import { Layout } from '../../src/layout/layout.js';
-import { hashFileInWorker } from '../../src/ops/file-hash.js';
+import { hashFileInWorker } from '../../src/fs/file-hash.js';
 import { toAirlockError } from '../../src/cli/render-error.js';
 
 let dir: string;

@@ -1,7 +1,7 @@
 /** A check that goes on after the first problem keeps 100 of them and counts the rest. */
 import { describe, expect, it } from 'vitest';
 import { renderError } from '../../src/cli/render-error.js';
-import { MAX_PROBLEMS, ProblemList, problemsError, type Problem } from '../../src/ops/problems.js';
+import { MAX_PROBLEMS, ProblemList, problemsError, type Problem } from '../../src/bundle/problems.js';
 
 const problem = (i: number, code: Problem['code'] = 'INTEGRITY'): Problem => ({ code, subject: `e${i}`, message: `entry e${i} is not listed` });
 

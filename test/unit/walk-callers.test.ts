@@ -21,8 +21,8 @@ import type { Descriptor, Platform } from '../../src/oci/descriptor.js';
 import { parseManifest, type RawManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { MAX_INDEX_DEPTH } from '../../src/oci/walk.js';
-import { DAMAGED_BUNDLE_HINT, planImport } from '../../src/ops/import-plan.js';
-import type { ImageMapping } from '../../src/ops/import-names.js';
+import { DAMAGED_BUNDLE_HINT, planImport } from '../../src/copy/import-plan.js';
+import type { ImageMapping } from '../../src/names/import-names.js';
 import { makeInventory } from '../../src/ops/inventory.js';
 import type { Source } from '../../src/transport/types.js';
 

@@ -15,7 +15,7 @@ import { printResult, table } from '../output.js';
 import { formatBytes } from '../progress.js';
 import { AirlockError } from '../../errors.js';
 import { checkOutputFile } from '../../fs/output-location.js';
-import { checkOutputFree, PARTIAL_SUFFIX } from '../../ops/output-file.js';
+import { checkOutputFree, PARTIAL_SUFFIX } from '../../fs/output-file.js';
 import { registerImportCommand } from './import.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -104,7 +104,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     if (sequence !== undefined && !(/^[0-9]+$/.test(flags.sequence!) && Number.isSafeInteger(sequence) && sequence >= 1)) {
       throw new AirlockError('USAGE', `--sequence ${flags.sequence}: must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`);
     }
-    const { parseDuration } = await import('../../ops/sequence.js');
+    const { parseDuration } = await import('../../rollback/sequence.js');
     const expiresInMs = flags.expires === undefined ? undefined : parseDuration(flags.expires);
     // Before any network work: an hour of copying must not end at an output that cannot be written.
     await checkOutputFile(flags.output, '-o');

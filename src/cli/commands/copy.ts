@@ -9,7 +9,7 @@ import { Option, type Command } from 'commander';
 import { AirlockError } from '../../errors.js';
 import { checkOutputDirectory } from '../../fs/output-location.js';
 import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../copy/limits.js';
-import { parseImportTarget } from '../../ops/import-names.js';
+import { parseImportTarget } from '../../names/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter, formatBytes } from '../progress.js';
 import { networkLog } from '../network-log.js';

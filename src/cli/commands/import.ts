@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { checkOutputDirectory } from '../../fs/output-location.js';
 import { loadPublicKeys } from '../../bundle/keys.js';
 import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../copy/limits.js';
-import { parseImportTarget } from '../../ops/import-names.js';
+import { parseImportTarget } from '../../names/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter, formatBytes } from '../progress.js';
 import { networkLog } from '../network-log.js';

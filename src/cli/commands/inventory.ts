@@ -8,7 +8,7 @@ import { AirlockError } from '../../errors.js';
 import { checkOutputFile } from '../../fs/output-location.js';
 import { loadSigningKey } from '../../bundle/keys.js';
 import { DEFAULT_INVENTORY_CONCURRENCY, makeInventory, type InventoryResult, type InventoryTarget } from '../../ops/inventory.js';
-import { parseImportTarget } from '../../ops/import-names.js';
+import { parseImportTarget } from '../../names/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter, formatBytes } from '../progress.js';
 import { networkLog } from '../network-log.js';

@@ -18,9 +18,9 @@ import { isManifestMediaType } from '../oci/media-types.js';
 import { blobPath } from '../layout/paths.js';
 import type { ArchiveReader } from '../bundle/archive-reader.js';
 import type { BundleBlob, BundleManifest, ExternalBlob } from '../bundle/manifest.js';
-import type { ImageMapping } from './import-names.js';
-import type { CopyPlan, RepositoryPlan } from '../copy/engine.js';
-import type { BlobUnit } from '../copy/transfer.js';
+import type { ImageMapping } from '../names/import-names.js';
+import type { CopyPlan, RepositoryPlan } from './engine.js';
+import type { BlobUnit } from './transfer.js';
 import type { Source } from '../transport/types.js';
 
 /** An import's plan: what the copy engine brings from the archive into the target. */

@@ -2,14 +2,14 @@
  * The checks `bundle verify` makes after every entry has been hashed: is `index.json` the image
  * list the signed manifest describes, and does every manifest find everything it references?
  */
-import type { BundleManifest } from '../bundle/manifest.js';
+import type { BundleManifest } from './manifest.js';
 import { REF_NAME_ANNOTATION } from '../layout/paths.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 import { parseManifest } from '../oci/manifest.js';
 import { manifestReferences } from '../oci/walk.js';
 import type { Problem } from './problems.js';
-import { parseBundleName } from './import-names.js';
-import { checkNameCollisions } from './name-claims.js';
+import { parseBundleName } from '../names/import-names.js';
+import { checkNameCollisions } from '../names/name-claims.js';
 
 /**
  * @param manifest the signed bundle manifest

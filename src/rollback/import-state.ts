@@ -24,7 +24,7 @@ import { parseManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
 import { writeFileAtomic } from '../layout/atomic.js';
 import type { CallOptions, Sink, Source } from '../transport/types.js';
-import type { ImportTarget } from './import-names.js';
+import type { ImportTarget } from '../names/import-names.js';
 import { putSmallBlob } from '../copy/transfer.js';
 
 export const IMPORT_STATE_MEDIA_TYPE = 'application/vnd.airlock.import-state.v1+json';

@@ -25,7 +25,7 @@ import { AirlockError } from '../errors.js';
 import type { Digest } from '../digest/digest.js';
 import { sequenceOf, type BundleManifest } from '../bundle/manifest.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
-import type { ImageMapping, ImportTarget } from './import-names.js';
+import type { ImageMapping, ImportTarget } from '../names/import-names.js';
 import { MAX_BUNDLE_HISTORY, stateRepository, type BundleRecord, type ImportState, type ImportStateStore, type TagRecord } from './import-state.js';
 
 /** The bundle being imported, as the record sees it. */

@@ -32,7 +32,9 @@ const HEADER = ['#!/bin/bash', 'set -euo pipefail'];
 export function createScript(o) {
   return [
     ...HEADER,
-    ...o.images.map((i) => `skopeo copy -q --all --src-tls-verify=false ${q(`docker://${o.source}/${i.repository}:${i.tag}`)} ${q(`oci:${o.stage}:${i.name}`)}`),
+    ...o.images.map(
+      (i) => `skopeo copy -q --all --src-tls-verify=false ${q(`docker://${o.source}/${i.repository}:${i.tag}`)} ${q(`oci:${o.stage}:${i.name}`)}`,
+    ),
     `tar -I 'zstd -T0 -3' -cf ${q(o.out)} -C ${q(o.stage)} .`,
     '',
   ].join('\n');

@@ -34,12 +34,17 @@ export async function measureDelta(o) {
   const corpus = await writeCorpus(join(o.dir, 'delta-layout'), changedImageSpec(o.scale));
   const image = corpus.images[0];
   const repository = image.repository.slice(image.repository.indexOf('/') + 1);
-  await seedRegistry(o.source, corpus.dir, [{ name: image.name, repository, tag: image.tag, digest: image.digest, mediaType: image.mediaType }], { skopeo: true });
+  await seedRegistry(o.source, corpus.dir, [{ name: image.name, repository, tag: image.tag, digest: image.digest, mediaType: image.mediaType }], {
+    skopeo: true,
+  });
   const refs = [...o.mainRefs, `${o.source.host}/${repository}:${image.tag}`];
   const cli = [`${o.repo}/bin/airlock`, '-q', 'bundle', 'create', '--plain-http', '--unsigned'];
   const full = join(o.dir, 'next-full.tar.zst');
   const delta = join(o.dir, 'next-delta.tar.zst');
-  for (const [out, extra] of /** @type {Array<[string, string[]]>} */ ([[full, []], [delta, ['--since', o.fullArchive]]])) {
+  for (const [out, extra] of /** @type {Array<[string, string[]]>} */ ([
+    [full, []],
+    [delta, ['--since', o.fullArchive]],
+  ])) {
     const started = Date.now();
     const { code, output } = await spawnCollect([...cli, '-o', out, ...extra, ...refs]);
     if (code !== 0) throw new Error(`delta step: ${[...cli, ...extra].join(' ')} exited ${code}: ${output.trim()}`);

@@ -45,7 +45,10 @@ export function summarize(s) {
   const complete = airlock.seconds && baseline.seconds && !airlock.error && !baseline.error;
   const ratio = complete ? airlock.seconds.median / baseline.seconds.median : undefined;
   const archives = s.archives
-    ? { ...s.archives, withinOnePercent: s.archives.airlock !== undefined && s.archives.baseline !== undefined ? s.archives.airlock <= s.archives.baseline * 1.01 : undefined }
+    ? {
+        ...s.archives,
+        withinOnePercent: s.archives.airlock !== undefined && s.archives.baseline !== undefined ? s.archives.airlock <= s.archives.baseline * 1.01 : undefined,
+      }
     : undefined;
   return {
     id: s.id,
@@ -100,7 +103,7 @@ function markdown(r) {
   const m = r.machine;
   const rows = r.steps.map((s) => {
     /** @param {ReturnType<typeof summarize>['airlock']} side */
-    const secs = (side) => side.skipped ? 'skipped' : side.error ? 'FAILED' : spread(side.seconds);
+    const secs = (side) => (side.skipped ? 'skipped' : side.error ? 'FAILED' : spread(side.seconds));
     const verdict = s.ratio === undefined ? '–' : `${f(s.ratio)} ${s.meetsTarget ? '✅' : '❌'}`;
     const arch = s.archives
       ? `${size(s.archives.airlock)} vs ${size(s.archives.baseline)}: ${s.archives.withinOnePercent === undefined ? '–' : s.archives.withinOnePercent ? 'yes' : 'no'}`
@@ -112,7 +115,10 @@ function markdown(r) {
     return `| ${s.label} | ${secs(s.airlock)} | ${secs(s.baseline)} | ${verdict} | ≤ ${s.target} | ${speed} | ${f(s.airlock.rssMiB?.median, 0)} / ${f(s.baseline.rssMiB?.median, 0)} | ${f(s.airlock.diskMiB?.median, 1)} / ${f(s.baseline.diskMiB?.median, 1)} | ${arch} |`;
   });
   const problems = r.steps.flatMap((s) =>
-    [['airlock', s.airlock], ['baseline', s.baseline]].flatMap(([who, side]) => {
+    [
+      ['airlock', s.airlock],
+      ['baseline', s.baseline],
+    ].flatMap(([who, side]) => {
       const x = /** @type {ReturnType<typeof summarize>['airlock']} */ (side);
       if (x.error) return [`- **${s.label}, ${who} FAILED:**\n\n\`\`\`\n${x.error}\n\`\`\``];
       if (x.skipped) return [`- ${s.label}, ${who} skipped: ${x.skipped}`];
@@ -163,7 +169,9 @@ function chart(steps) {
     `<text x="${left}" y="22" font-weight="bold">time ratio airlock / skopeo pipeline (lower is better; tick = target)</text>`,
   ];
   for (const t of [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4].filter((v) => v <= max)) {
-    parts.push(`<line x1="${x(t)}" y1="${top - 5}" x2="${x(t)}" y2="${top + steps.length * row}" stroke="${t === 1 ? '#555' : '#ddd'}"${t === 1 ? ' stroke-dasharray="4 3"' : ''}/>`);
+    parts.push(
+      `<line x1="${x(t)}" y1="${top - 5}" x2="${x(t)}" y2="${top + steps.length * row}" stroke="${t === 1 ? '#555' : '#ddd'}"${t === 1 ? ' stroke-dasharray="4 3"' : ''}/>`,
+    );
     parts.push(`<text x="${x(t)}" y="${top + steps.length * row + 16}" text-anchor="middle" fill="#555">${t}</text>`);
   }
   steps.forEach((s, i) => {

@@ -65,9 +65,22 @@ async function main() {
     const steps = [];
 
     const mainSet = await bench.createPair('create', corpus.main);
-    steps.push({ id: 'create', label: `create (${corpus.main.length} tags)`, target: TARGETS.create, bytes: corpus.mainBytes, result: mainSet.result, archives: await mainSet.sizes() });
+    steps.push({
+      id: 'create',
+      label: `create (${corpus.main.length} tags)`,
+      target: TARGETS.create,
+      bytes: corpus.mainBytes,
+      result: mainSet.result,
+      archives: await mainSet.sizes(),
+    });
     steps.push({ id: 'verify', label: 'verify', target: TARGETS.verify, bytes: corpus.mainBytes, result: await bench.verifyPair(mainSet) });
-    steps.push({ id: 'import', label: 'import', target: TARGETS.import, bytes: corpus.mainBytes, result: await bench.importPair('import', mainSet, corpus.main, importSkip) });
+    steps.push({
+      id: 'import',
+      label: 'import',
+      target: TARGETS.import,
+      bytes: corpus.mainBytes,
+      result: await bench.importPair('import', mainSet, corpus.main, importSkip),
+    });
     /** @type {Awaited<ReturnType<typeof measureDelta>> | { error: string } | undefined} */
     let delta;
     if (mainSet.ok.airlock) {
@@ -82,11 +95,23 @@ async function main() {
     const tinySet = await bench.createPair('tiny-create', corpus.tiny);
     const tiny = { target: TARGETS.tiny, bytes: corpus.tinyBytes, images: corpus.tiny.length };
     steps.push({ id: 'tiny-create', label: `create, ${corpus.tiny.length} small images`, ...tiny, result: tinySet.result, archives: await tinySet.sizes() });
-    steps.push({ id: 'tiny-import', label: `import, ${corpus.tiny.length} small images`, ...tiny, result: await bench.importPair('tiny-import', tinySet, corpus.tiny, importSkip) });
+    steps.push({
+      id: 'tiny-import',
+      label: `import, ${corpus.tiny.length} small images`,
+      ...tiny,
+      result: await bench.importPair('tiny-import', tinySet, corpus.tiny, importSkip),
+    });
 
     const results = {
       machine,
-      corpus: { dir: corpus.dir, cached: corpus.cached, tags: corpus.main.length, mainMiB: corpus.mainBytes / 2 ** 20, tinyImages: corpus.tiny.length, tinyKiB: corpus.tinyBytes / 1024 },
+      corpus: {
+        dir: corpus.dir,
+        cached: corpus.cached,
+        tags: corpus.main.length,
+        mainMiB: corpus.mainBytes / 2 ** 20,
+        tinyImages: corpus.tiny.length,
+        tinyKiB: corpus.tinyBytes / 1024,
+      },
       notes: notes(corpus),
       steps: steps.map(summarize),
       ...(delta === undefined ? {} : { delta }),
@@ -136,27 +161,32 @@ class Bench {
   async createPair(step, images) {
     const out = { airlock: join(this.dir, `${step}-airlock`, 'bundle.tar.zst'), baseline: join(this.dir, `${step}-baseline`, 'bundle.tar.zst') };
     const refs = images.map((i) => `${this.source.host}/${i.repository}:${i.tag}`);
-    const result = await alternate(step, this.rounds, {
-      airlock: {
-        run: async () => {
-          const outDir = await this.fresh(`${step}-airlock`);
-          const tmp = await this.fresh('tmp-airlock');
-          return this.timed(`${step} airlock`, createArgv(REPO, out.airlock, refs), tmp, [outDir]);
+    const result = await alternate(
+      step,
+      this.rounds,
+      {
+        airlock: {
+          run: async () => {
+            const outDir = await this.fresh(`${step}-airlock`);
+            const tmp = await this.fresh('tmp-airlock');
+            return this.timed(`${step} airlock`, createArgv(REPO, out.airlock, refs), tmp, [outDir]);
+          },
+        },
+        baseline: {
+          run: async () => {
+            const outDir = await this.fresh(`${step}-baseline`);
+            const stage = join(this.dir, `${step}-stage`);
+            await rm(stage, { recursive: true, force: true });
+            const tmp = await this.fresh('tmp-baseline');
+            await dropSkopeoCache();
+            const script = createScript({ source: this.source.host, images, stage, out: out.baseline });
+            return this.timed(`${step} baseline`, await scriptArgv(join(this.dir, `${step}-baseline.sh`), script), tmp, [outDir, stage]);
+          },
+          cleanup: () => rm(join(this.dir, `${step}-stage`), { recursive: true, force: true }),
         },
       },
-      baseline: {
-        run: async () => {
-          const outDir = await this.fresh(`${step}-baseline`);
-          const stage = join(this.dir, `${step}-stage`);
-          await rm(stage, { recursive: true, force: true });
-          const tmp = await this.fresh('tmp-baseline');
-          await dropSkopeoCache();
-          const script = createScript({ source: this.source.host, images, stage, out: out.baseline });
-          return this.timed(`${step} baseline`, await scriptArgv(join(this.dir, `${step}-baseline.sh`), script), tmp, [outDir, stage]);
-        },
-        cleanup: () => rm(join(this.dir, `${step}-stage`), { recursive: true, force: true }),
-      },
-    }, log);
+      log,
+    );
     const ok = { airlock: !result.airlock.error && result.airlock.samples.length > 0, baseline: !result.baseline.error && result.baseline.samples.length > 0 };
     const sizes = async () => ({
       ...(ok.airlock ? { airlock: (await stat(out.airlock)).size } : {}),
@@ -167,22 +197,27 @@ class Bench {
 
   /** @param {Awaited<ReturnType<Bench['createPair']>>} set */
   verifyPair(set) {
-    return alternate('verify', this.rounds, {
-      airlock: {
-        ...(set.ok.airlock ? {} : { skip: 'airlock create failed: no archive to verify' }),
-        run: async () => this.timed('verify airlock', verifyArgv(REPO, set.out.airlock), await this.fresh('tmp-airlock'), []),
-      },
-      baseline: {
-        ...(set.ok.baseline ? {} : { skip: 'baseline create failed: no archive to verify' }),
-        run: async () => {
-          const dir = join(this.dir, 'verify-extract');
-          await rm(dir, { recursive: true, force: true });
-          const script = verifyScript({ archive: set.out.baseline, dir });
-          return this.timed('verify baseline', await scriptArgv(join(this.dir, 'verify-baseline.sh'), script), await this.fresh('tmp-baseline'), [dir]);
+    return alternate(
+      'verify',
+      this.rounds,
+      {
+        airlock: {
+          ...(set.ok.airlock ? {} : { skip: 'airlock create failed: no archive to verify' }),
+          run: async () => this.timed('verify airlock', verifyArgv(REPO, set.out.airlock), await this.fresh('tmp-airlock'), []),
         },
-        cleanup: () => rm(join(this.dir, 'verify-extract'), { recursive: true, force: true }),
+        baseline: {
+          ...(set.ok.baseline ? {} : { skip: 'baseline create failed: no archive to verify' }),
+          run: async () => {
+            const dir = join(this.dir, 'verify-extract');
+            await rm(dir, { recursive: true, force: true });
+            const script = verifyScript({ archive: set.out.baseline, dir });
+            return this.timed('verify baseline', await scriptArgv(join(this.dir, 'verify-baseline.sh'), script), await this.fresh('tmp-baseline'), [dir]);
+          },
+          cleanup: () => rm(join(this.dir, 'verify-extract'), { recursive: true, force: true }),
+        },
       },
-    }, log);
+      log,
+    );
   }
 
   /**
@@ -208,44 +243,55 @@ class Bench {
     const check = async (sameDigests) => {
       for (const i of images) {
         const got = await manifestDigest(/** @type {any} */ (target).url, i.repository, i.tag);
-        if (got === undefined) throw new Error(`${step}: ${i.repository}:${i.tag} is missing from the target, which holds ${await catalog(/** @type {any} */ (target).url)}`);
+        if (got === undefined)
+          throw new Error(`${step}: ${i.repository}:${i.tag} is missing from the target, which holds ${await catalog(/** @type {any} */ (target).url)}`);
         if (sameDigests && got !== i.digest) throw new Error(`${step}: ${i.repository}:${i.tag} arrived as ${got}, wanted ${i.digest}`);
       }
     };
     const skipAirlock = importSkip ?? (set.ok.airlock ? undefined : 'airlock create failed: no archive to import');
-    return alternate(step, this.rounds, {
-      airlock: {
-        ...(skipAirlock ? { skip: skipAirlock } : {}),
-        prepare: async () => void (await startTarget()),
-        run: async () => {
-          const reg = /** @type {import('../test/support/registry.js').TestRegistry} */ (target);
-          const sample = await this.timed(`${step} airlock`, importArgv(REPO, set.out.airlock, reg.host), await this.fresh('tmp-airlock'), []);
-          await check(true);
-          return sample;
+    return alternate(
+      step,
+      this.rounds,
+      {
+        airlock: {
+          ...(skipAirlock ? { skip: skipAirlock } : {}),
+          prepare: async () => void (await startTarget()),
+          run: async () => {
+            const reg = /** @type {import('../test/support/registry.js').TestRegistry} */ (target);
+            const sample = await this.timed(`${step} airlock`, importArgv(REPO, set.out.airlock, reg.host), await this.fresh('tmp-airlock'), []);
+            await check(true);
+            return sample;
+          },
+          cleanup: stopTarget,
         },
-        cleanup: stopTarget,
+        baseline: {
+          ...(set.ok.baseline ? {} : { skip: 'baseline create failed: no archive to import' }),
+          prepare: async () => {
+            await startTarget();
+            await dropSkopeoCache();
+          },
+          run: async () => {
+            const reg = /** @type {import('../test/support/registry.js').TestRegistry} */ (target);
+            const dir = join(this.dir, `${step}-extract`);
+            await rm(dir, { recursive: true, force: true });
+            const script = importScript({ archive: set.out.baseline, dir, target: reg.host, images });
+            const sample = await this.timed(
+              `${step} baseline`,
+              await scriptArgv(join(this.dir, `${step}-baseline.sh`), script),
+              await this.fresh('tmp-baseline'),
+              [dir],
+            );
+            await check(false); // skopeo converted Docker images to OCI: other digests
+            return sample;
+          },
+          cleanup: async () => {
+            await stopTarget();
+            await rm(join(this.dir, `${step}-extract`), { recursive: true, force: true });
+          },
+        },
       },
-      baseline: {
-        ...(set.ok.baseline ? {} : { skip: 'baseline create failed: no archive to import' }),
-        prepare: async () => {
-          await startTarget();
-          await dropSkopeoCache();
-        },
-        run: async () => {
-          const reg = /** @type {import('../test/support/registry.js').TestRegistry} */ (target);
-          const dir = join(this.dir, `${step}-extract`);
-          await rm(dir, { recursive: true, force: true });
-          const script = importScript({ archive: set.out.baseline, dir, target: reg.host, images });
-          const sample = await this.timed(`${step} baseline`, await scriptArgv(join(this.dir, `${step}-baseline.sh`), script), await this.fresh('tmp-baseline'), [dir]);
-          await check(false); // skopeo converted Docker images to OCI: other digests
-          return sample;
-        },
-        cleanup: async () => {
-          await stopTarget();
-          await rm(join(this.dir, `${step}-extract`), { recursive: true, force: true });
-        },
-      },
-    }, log);
+      log,
+    );
   }
 }
 
@@ -253,7 +299,9 @@ class Bench {
 function machineInfo(scale, rounds, tinyImages) {
   const first = (/** @type {string[]} */ argv) => {
     try {
-      return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0];
+      return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+        .trim()
+        .split('\n')[0];
     } catch (err) {
       throw new Error(`\`${argv.join(' ')}\` failed: is it installed? (${/** @type {Error} */ (err).message})`);
     }
@@ -289,7 +337,7 @@ function notes(corpus) {
     'Page cache: not dropped (we cannot do it reliably here). Corpus, registry storage and archives were just written or read, so both sides read from a warm cache; pairs alternate A B A B so that neither side is favoured.',
     "skopeo's blob-info cache is deleted before every baseline run, and every import (both sides) goes into a fresh, empty target registry.",
     'Peak RSS is `/usr/bin/time -v` "Maximum resident set size": for the baseline scripts the largest single process (skopeo, tar or zstd), not the sum of concurrent ones.',
-    'Extra disk: peak allocated size, sampled every 250 ms and at exit, of the run\'s TMPDIR plus outputs (create), staging layout (baseline create) and extraction directory (baseline verify/import). Registry storage is not counted.',
+    "Extra disk: peak allocated size, sampled every 250 ms and at exit, of the run's TMPDIR plus outputs (create), staging layout (baseline create) and extraction directory (baseline verify/import). Registry storage is not counted.",
     'The baseline converts the Docker v2s2 images to OCI (skopeo cannot keep them in an oci: layout), so its archive holds different manifests for those; airlock keeps every digest (checked after import).',
     'Archive size within 1%: airlock archive ≤ 1.01 × baseline archive.',
     'Small-image steps: the ratio of totals equals the ratio of per-image times; per-image ms are shown in the MB/s column.',
@@ -297,6 +345,6 @@ function notes(corpus) {
 }
 
 main().catch((err) => {
-  log(`FAILED: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  log(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.exit(1);
 });

@@ -25,8 +25,14 @@ const MAX_OUTPUT = 16 * 1024 * 1024;
 export async function seedRegistry(reg, dir, images, opts) {
   const viaSkopeo = opts.skopeo ? images.filter((i) => OCI_TYPES.has(i.mediaType)) : [];
   for (const image of viaSkopeo) {
-    const args = ['copy', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${dir}:${image.name}`,
-      `docker://${reg.host}/${image.repository}:${image.tag}`];
+    const args = [
+      'copy',
+      '--all',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      `oci:${dir}:${image.name}`,
+      `docker://${reg.host}/${image.repository}:${image.tag}`,
+    ];
     try {
       await run('skopeo', args, { maxBuffer: MAX_OUTPUT });
     } catch (err) {
@@ -35,5 +41,10 @@ export async function seedRegistry(reg, dir, images, opts) {
     }
   }
   const rest = images.filter((i) => !viaSkopeo.includes(i));
-  if (rest.length > 0) await pushOverHttp(reg, dir, rest.map((i) => i.name));
+  if (rest.length > 0)
+    await pushOverHttp(
+      reg,
+      dir,
+      rest.map((i) => i.name),
+    );
 }

@@ -91,11 +91,7 @@ export function defaultSpec() {
       { name: `${etcd}:v3.3.0`, layers: [BASE_AMD64, { id: 'etcd-v3.3.0', size: 48 * KiB }] },
       {
         name: `${etcd}:v3.4.1`,
-        layers: [
-          BASE_AMD64,
-          { id: 'etcd-v3.4.1', size: 48 * KiB },
-          { id: 'etcd-v3.4.1-data', size: 16 * KiB, uncompressed: true, files: 2 },
-        ],
+        layers: [BASE_AMD64, { id: 'etcd-v3.4.1', size: 48 * KiB }, { id: 'etcd-v3.4.1-data', size: 16 * KiB, uncompressed: true, files: 2 }],
       },
       { name: `${etcd}:v3.4.1-arm64`, platform: ARM64, layers: [BASE_ARM64, { id: 'etcd-v3.4.1-arm64', size: 48 * KiB }] },
       { name: `${etcd}:v3.5.0-rc.0`, layers: [BASE_AMD64, { id: 'etcd-v3.5.0-rc.0', size: 48 * KiB }] },

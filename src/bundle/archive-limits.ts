@@ -34,7 +34,13 @@ const SLACK = 64;
 
 /** The limits for an archive that carries exactly what `manifest` lists. */
 export function archiveLimits(manifest: BundleManifest): ArchiveLimits {
-  const sizes = [MAX_BUNDLE_JSON_BYTES, MAX_SIGNATURE_BYTES, manifest.layout['oci-layout'].size, manifest.layout['index.json'].size, ...manifest.blobs.map((b) => b.size)];
+  const sizes = [
+    MAX_BUNDLE_JSON_BYTES,
+    MAX_SIGNATURE_BYTES,
+    manifest.layout['oci-layout'].size,
+    manifest.layout['index.json'].size,
+    ...manifest.blobs.map((b) => b.size),
+  ];
   let frames = 2 + SLACK; // the tar end frame and the index frame
   for (const size of sizes) frames += framesFor(size);
   return { entries: sizes.length + SLACK, frames };

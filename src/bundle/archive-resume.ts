@@ -129,7 +129,12 @@ export async function resumeArchive(path: string, opts: ResumeOptions): Promise<
     await fh.close().catch(() => undefined);
   }
   const frames = scan.entries.slice(0, kept.length).flatMap((e) => e.frameSizes);
-  const writer = await ArchiveWriter.append(path, opts, { bytes: keptBytes + (partial?.entry.bytes ?? 0), entries: kept, frames, ...(partial === undefined ? {} : { partial: partial.entry }) });
+  const writer = await ArchiveWriter.append(path, opts, {
+    bytes: keptBytes + (partial?.entry.bytes ?? 0),
+    entries: kept,
+    frames,
+    ...(partial === undefined ? {} : { partial: partial.entry }),
+  });
   if (partial === undefined) return { writer, kept: kept.length, keptBytes, reusedBytes, stopped };
   const part: KeptPart = { dataBytes: partial.dataBytes, hash: partial.hash, offset: keptBytes };
   return { writer, kept: kept.length, keptBytes: keptBytes + partial.entry.bytes, reusedBytes: reusedBytes + partial.dataBytes, stopped, part };

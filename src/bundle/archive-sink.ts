@@ -115,7 +115,11 @@ export class ArchiveSink implements Sink, InOrderWriting {
    * @throws what makes the file unusable (it cannot be read, or was started for other content);
    *   the caller then starts over with {@link create}
    */
-  static async resume(path: string, content: ArchiveContent, opts: ArchiveSinkOptions & { signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<ArchiveSink> {
+  static async resume(
+    path: string,
+    content: ArchiveContent,
+    opts: ArchiveSinkOptions & { signal?: AbortSignal; onBytes?: (n: number) => void },
+  ): Promise<ArchiveSink> {
     const heads = headEntries(content).length;
     const r = await resumeArchive(path, {
       mtime: opts.mtime,
@@ -128,7 +132,14 @@ export class ArchiveSink implements Sink, InOrderWriting {
     return ArchiveSink.#withHead(path, r.writer, content, Math.min(r.kept, heads), Math.max(0, r.kept - heads), r.part);
   }
 
-  static async #withHead(path: string, writer: ArchiveWriter, content: ArchiveContent, headsKept: number, blobsKept: number, part: KeptPart | undefined): Promise<ArchiveSink> {
+  static async #withHead(
+    path: string,
+    writer: ArchiveWriter,
+    content: ArchiveContent,
+    headsKept: number,
+    blobsKept: number,
+    part: KeptPart | undefined,
+  ): Promise<ArchiveSink> {
     try {
       for (const e of headEntries(content).slice(headsKept)) await writer.addBuffer(e.path, e.bytes, { compress: true });
     } catch (err) {
@@ -137,7 +148,6 @@ export class ArchiveSink implements Sink, InOrderWriting {
     }
     return new ArchiveSink(path, writer, content, blobsKept, part);
   }
-
 
   /**
    * Data bytes of `desc` already in the file (a blob a resumed archive kept in part): its source is
@@ -166,12 +176,20 @@ export class ArchiveSink implements Sink, InOrderWriting {
     this.#started = true;
     if (held > 0 && this.#part !== undefined) {
       this.#continuing = true;
-      await this.#writer.continueStream(blobPath(planned.digest), planned.size, verifiedChunks(body, planned, what, undefined, { bytes: this.#part.dataBytes, hash: this.#part.hash }), {
-        signal: opts.signal,
-      });
+      await this.#writer.continueStream(
+        blobPath(planned.digest),
+        planned.size,
+        verifiedChunks(body, planned, what, undefined, { bytes: this.#part.dataBytes, hash: this.#part.hash }),
+        {
+          signal: opts.signal,
+        },
+      );
       this.#continuing = false;
     } else {
-      await this.#writer.addStream(blobPath(planned.digest), planned.size, verifiedChunks(body, planned, what), { compress: compressesBlob(planned), signal: opts.signal });
+      await this.#writer.addStream(blobPath(planned.digest), planned.size, verifiedChunks(body, planned, what), {
+        compress: compressesBlob(planned),
+        signal: opts.signal,
+      });
     }
     this.#next++;
   }
@@ -180,7 +198,8 @@ export class ArchiveSink implements Sink, InOrderWriting {
   async putManifest(_repository: string, manifest: RawManifest, _tag: string | undefined): Promise<void> {
     const planned = this.#take({ digest: manifest.digest, size: manifest.bytes.length });
     this.#started = true;
-    if (sha256Digest(manifest.bytes) !== planned.digest) throw new AirlockError('INTEGRITY', `manifest ${planned.digest} does not match its digest`, { subject: planned.digest });
+    if (sha256Digest(manifest.bytes) !== planned.digest)
+      throw new AirlockError('INTEGRITY', `manifest ${planned.digest} does not match its digest`, { subject: planned.digest });
     await this.#writer.addBuffer(blobPath(planned.digest), manifest.bytes, { compress: compressesBlob(planned) });
     this.#next++;
   }
@@ -196,7 +215,8 @@ export class ArchiveSink implements Sink, InOrderWriting {
 
   /** Complete the archive: the tar end, the index and the seek table; the file is synced and closed. */
   async complete(): Promise<{ sha256: string; bytes: number }> {
-    if (this.#next !== this.#blobs.length) throw new AirlockError('INTERNAL', `archive ${this.path}: ${this.#blobs.length - this.#next} planned blobs were not written`);
+    if (this.#next !== this.#blobs.length)
+      throw new AirlockError('INTERNAL', `archive ${this.path}: ${this.#blobs.length - this.#next} planned blobs were not written`);
     return this.#writer.finish();
   }
 

@@ -65,7 +65,10 @@ export class ArchiveSource implements Source {
     if (size === undefined || size !== desc.size) {
       throw new AirlockError('NOT_FOUND', `${this.description}: the bundle does not carry blob ${desc.digest} (${desc.size} bytes)`, {
         subject: desc.digest,
-        hint: size === undefined ? 'a delta bundle carries only blobs its parents did not deliver: import the parent first' : `the bundle lists it as ${size} bytes`,
+        hint:
+          size === undefined
+            ? 'a delta bundle carries only blobs its parents did not deliver: import the parent first'
+            : `the bundle lists it as ${size} bytes`,
       });
     }
     const offset = opts.offset ?? 0;

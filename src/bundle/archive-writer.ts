@@ -115,7 +115,12 @@ export class ArchiveWriter {
     const stored = prefix.frames.reduce((n, f) => n + f.compressedSize, 0) + (prefix.partial?.bytes ?? 0);
     const framed = prefix.entries.reduce((n, e) => n + e.frames, 0);
     const part = prefix.partial;
-    const partOk = part === undefined || (part.entry.offset === stored - part.bytes && part.entry.encoding === 'raw' && part.content > TAR_BLOCK - 1 && part.content < TAR_BLOCK + part.entry.size);
+    const partOk =
+      part === undefined ||
+      (part.entry.offset === stored - part.bytes &&
+        part.entry.encoding === 'raw' &&
+        part.content > TAR_BLOCK - 1 &&
+        part.content < TAR_BLOCK + part.entry.size);
     if (stored !== prefix.bytes || framed !== prefix.frames.length || !partOk) {
       throw new AirlockError('INTERNAL', `archive prefix of ${prefix.bytes} bytes does not match its frames`);
     }
@@ -263,7 +268,14 @@ export class ArchiveWriter {
   }
 
   /** The last `expected` bytes of an entry's data, then its padding. */
-  async #writeBody(name: string, size: number, expected: number, body: Iterable<Buffer> | AsyncIterable<Buffer>, cutter: FrameCutter, signal: AbortSignal | undefined): Promise<void> {
+  async #writeBody(
+    name: string,
+    size: number,
+    expected: number,
+    body: Iterable<Buffer> | AsyncIterable<Buffer>,
+    cutter: FrameCutter,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     let seen = 0;
     const got = (n: number | string): string => (expected === size ? String(n) : `${size - expected} + ${n}`);
     for await (const chunk of body) {

@@ -145,7 +145,8 @@ export class EntryReadable extends Readable {
     if (magic >>> 4 === SKIPPABLE_MAGIC_HIGH) throw this.#damaged(`frame ${this.#frame} is a skippable frame inside the entry`);
     if (magic !== ZSTD_FRAME_MAGIC) throw this.#damaged(`frame ${this.#frame} does not start with a zstd frame header`);
     const raw = isRawFrameHeader(start);
-    if (this.#entry.encoding === 'raw' && !raw) throw this.#damaged(`the index says Raw blocks, but frame ${this.#frame} has another header (a compressed frame, or a damaged one)`);
+    if (this.#entry.encoding === 'raw' && !raw)
+      throw this.#damaged(`the index says Raw blocks, but frame ${this.#frame} has another header (a compressed frame, or a damaged one)`);
     if (this.#entry.encoding === 'zstd' && raw) throw this.#damaged(`the index says compressed, but frame ${this.#frame} is a Raw-block frame`);
   }
 

@@ -35,12 +35,7 @@ export type OnEntry = (entry: StreamedEntry, body: Readable) => Promise<void>;
 export async function streamEntries(path: string, onEntry: OnEntry, opts: { signal?: AbortSignal } = {}): Promise<void> {
   const pass = new Pass(path, onEntry);
   try {
-    await pipeline(
-      readReusing(path),
-      decompressFrames,
-      (decoded: AsyncIterable<Buffer>) => pass.feed(decoded),
-      { signal: opts.signal },
-    );
+    await pipeline(readReusing(path), decompressFrames, (decoded: AsyncIterable<Buffer>) => pass.feed(decoded), { signal: opts.signal });
   } catch (err) {
     const failure = classify(err, pass, path);
     pass.abandon(failure); // a callback still reading its body gets the error instead of waiting forever

@@ -35,7 +35,13 @@ const SKIPPABLE_MAGIC_HIGH = 0x184d2a5;
  *
  * @throws INTEGRITY naming the entry and what is wrong
  */
-export async function checkFrames(fh: FileHandle, path: string, entries: readonly LocatedEntry[], frames: readonly SeekFrame[], signal?: AbortSignal): Promise<void> {
+export async function checkFrames(
+  fh: FileHandle,
+  path: string,
+  entries: readonly LocatedEntry[],
+  frames: readonly SeekFrame[],
+  signal?: AbortSignal,
+): Promise<void> {
   const decoder = new ZstdDecoder({ step: TAR_BLOCK, reuseOutput: true });
   for (const entry of entries) {
     signal?.throwIfAborted();
@@ -48,7 +54,9 @@ export async function checkFrames(fh: FileHandle, path: string, entries: readonl
     for (let i = entry.firstFrame; i < entry.firstFrame + entry.frames; i++) {
       const frame = frames[i]!;
       const first = i === entry.firstFrame;
-      const want = first ? Math.min(frame.compressedSize, entry.encoding === 'raw' ? RAW_FRAME_HEADER_SIZE + BLOCK_HEADER_SIZE + TAR_BLOCK : HEADER_INPUT_FIRST) : Math.min(frame.compressedSize, 6);
+      const want = first
+        ? Math.min(frame.compressedSize, entry.encoding === 'raw' ? RAW_FRAME_HEADER_SIZE + BLOCK_HEADER_SIZE + TAR_BLOCK : HEADER_INPUT_FIRST)
+        : Math.min(frame.compressedSize, 6);
       const start = await readExactly(fh, want, offset, path);
       const why = frameProblem(start, frame, entry.encoding);
       if (why !== undefined) throw damaged(`frame ${i} ${why}`);

@@ -149,7 +149,13 @@ async function scanFrame(cursor: Cursor, pos: number): Promise<Frame | Stop> {
   if (head.length < headerSize) return new Stop('the file ends inside a frame header');
   const fcsAt = 5 + (single ? 0 : 1);
   const content =
-    fcsSize === 1 ? head[fcsAt]! : fcsSize === 2 ? head.readUInt16LE(fcsAt) + 256 : fcsSize === 4 ? head.readUInt32LE(fcsAt) : Number(head.readBigUInt64LE(fcsAt));
+    fcsSize === 1
+      ? head[fcsAt]!
+      : fcsSize === 2
+        ? head.readUInt16LE(fcsAt) + 256
+        : fcsSize === 4
+          ? head.readUInt32LE(fcsAt)
+          : Number(head.readBigUInt64LE(fcsAt));
   if (content === 0 || content > MAX_FRAME_CONTENT) return new Stop(`frame at byte ${pos} has content size ${content}`);
   if (!single && fhd === RAW_FHD && head[5] === RAW_WD) {
     const size = rawFrameSize(content);

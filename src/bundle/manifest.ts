@@ -175,7 +175,10 @@ const PATTERN_MEANING: Readonly<Record<string, string>> = {
  * One schema error as a line that says what is wrong: where (`/images/0/platforms/1`), the value
  * found (JSON, cut short: it may be hostile), and what it should be.
  */
-function describeSchemaError(doc: unknown, e: { instancePath: string; keyword: string; message?: string | undefined; params: Record<string, unknown> }): string {
+function describeSchemaError(
+  doc: unknown,
+  e: { instancePath: string; keyword: string; message?: string | undefined; params: Record<string, unknown> },
+): string {
   const where = e.instancePath || '/';
   if (e.keyword === 'additionalProperties') return `${where}: unknown field ${JSON.stringify(String(e.params['additionalProperty']))}`;
   if (e.keyword === 'required') return `${where}: missing field ${JSON.stringify(String(e.params['missingProperty']))}`;
@@ -184,7 +187,10 @@ function describeSchemaError(doc: unknown, e: { instancePath: string; keyword: s
   const text = shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
   const parts = e.instancePath.split('/');
   const field = /^[0-9]+$/.test(parts.at(-1) ?? '') ? parts.at(-2) : parts.at(-1);
-  const meaning = e.keyword === 'pattern' ? (PATTERN_MEANING[field ?? ''] ?? (/digest|^id$|^bundle$|keyId/i.test(field ?? '') ? 'is not a sha256 digest' : undefined)) : undefined;
+  const meaning =
+    e.keyword === 'pattern'
+      ? (PATTERN_MEANING[field ?? ''] ?? (/digest|^id$|^bundle$|keyId/i.test(field ?? '') ? 'is not a sha256 digest' : undefined))
+      : undefined;
   return `${where}: ${text} ${meaning ?? e.message ?? `fails schema rule "${e.keyword}"`}`;
 }
 

@@ -16,11 +16,7 @@ import { checkNameCollisions } from '../names/name-claims.js';
  * @param indexJson the bytes of `index.json` (already checked against the manifest's digest)
  * @param manifests bytes of every manifest/index blob that matched its digest, by digest
  */
-export function checkReferences(
-  manifest: BundleManifest,
-  indexJson: Buffer | undefined,
-  manifests: Map<string, Buffer>,
-): Problem[] {
+export function checkReferences(manifest: BundleManifest, indexJson: Buffer | undefined, manifests: Map<string, Buffer>): Problem[] {
   const problems: Problem[] = [];
   const carried = new Set<string>(manifest.blobs.map((b) => b.digest));
   const external = new Set<string>((manifest.external ?? []).map((b) => b.digest));

@@ -236,7 +236,11 @@ export async function* decompressFrames(source: AsyncIterable<Buffer>, opts: { s
  * does not look past those bytes: whoever reads the frame whole checks the rest. Pass a decoder
  * made with `{ step: n, reuseOutput: true }` to reuse it across calls (it is reset first).
  */
-export async function decodePrefix(input: AsyncIterable<Buffer>, n: number, decoder: FrameDecoder = new ZstdDecoder({ step: n, reuseOutput: true })): Promise<Buffer | undefined> {
+export async function decodePrefix(
+  input: AsyncIterable<Buffer>,
+  n: number,
+  decoder: FrameDecoder = new ZstdDecoder({ step: n, reuseOutput: true }),
+): Promise<Buffer | undefined> {
   decoder.reset();
   const out = Buffer.alloc(n);
   let have = 0;

@@ -33,13 +33,13 @@ const collect = (value: string, previous: string[] | undefined): string[] => [..
  * Add the registry flags to `cmd`. `concurrency` describes what `--concurrency` means for this
  * command and its default (blobs per registry for create; uploads in flight for import).
  */
-export function addRegistryOptions(
-  cmd: Command,
-  concurrency = { what: 'blobs transferred at once per registry', defaultValue: DEFAULT_CONCURRENCY },
-): Command {
+export function addRegistryOptions(cmd: Command, concurrency = { what: 'blobs transferred at once per registry', defaultValue: DEFAULT_CONCURRENCY }): Command {
   return cmd
     .addOption(
-      new Option('--creds <[host=]user:password>', 'credentials for a registry: HOST=USER:PASSWORD, or USER:PASSWORD when the run involves one registry only (repeatable)').argParser(collect),
+      new Option(
+        '--creds <[host=]user:password>',
+        'credentials for a registry: HOST=USER:PASSWORD, or USER:PASSWORD when the run involves one registry only (repeatable)',
+      ).argParser(collect),
     )
     .addOption(new Option('--ca-file <file>', 'trust this CA certificate (PEM) for TLS; repeatable').argParser(collect))
     .option('--plain-http', 'talk plain HTTP, for registries without TLS', false)

@@ -94,7 +94,10 @@ export function renderError(err: unknown, debug = false): RenderedError {
   }
   const tags = e.details?.tags as { moved?: unknown; notMoved?: unknown } | undefined;
   if (tags !== undefined && Array.isArray(tags.moved) && Array.isArray(tags.notMoved)) {
-    for (const [label, list] of [['moved', tags.moved], ['NOT moved', tags.notMoved]] as const) {
+    for (const [label, list] of [
+      ['moved', tags.moved],
+      ['NOT moved', tags.notMoved],
+    ] as const) {
       lines.push(`  tags ${label} (${list.length}):${list.length === 0 ? ' none' : ''}`);
       for (const t of list.slice(0, MAX_PROBLEM_LINES)) lines.push(`    ${redact(String(t))}`);
       if (list.length > MAX_PROBLEM_LINES) lines.push(`    ... and ${list.length - MAX_PROBLEM_LINES} more (--json lists them all)`);

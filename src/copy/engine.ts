@@ -25,7 +25,16 @@ import type { SearchReport, Sink, TagJob } from '../transport/types.js';
 import { silent, type ProgressListener } from './progress.js';
 import { runLimited } from './run-limited.js';
 import { SMALL_REQUESTS_IN_FLIGHT } from './limits.js';
-import { absentBlobs, checkBlobs, transferBlobs, type BlobRetry, type BlobTransfer, type BlobUnit, type CheckedBlob, type IntegrityWording } from './transfer.js';
+import {
+  absentBlobs,
+  checkBlobs,
+  transferBlobs,
+  type BlobRetry,
+  type BlobTransfer,
+  type BlobUnit,
+  type CheckedBlob,
+  type IntegrityWording,
+} from './transfer.js';
 import { applyTags } from './tag-phase.js';
 import { BlobFeed } from './blob-feed.js';
 import type { PlannedBlob } from './plan.js';
@@ -174,12 +183,19 @@ export async function copyInOrder(items: readonly PlannedBlob[], sink: Sink, opt
   const next = items[held];
   const part = next === undefined ? 0 : inOrder.heldBytes(next.desc);
   const heldBytes = items.slice(0, held).reduce((n, b) => n + b.desc.size, 0) + part;
-  if (held > 0 || part > 0) opts.onHeld?.({ items: held, bytes: heldBytes, ...(next === undefined || part === 0 ? {} : { part: { item: next, bytes: part } }) });
+  if (held > 0 || part > 0)
+    opts.onHeld?.({ items: held, bytes: heldBytes, ...(next === undefined || part === 0 ? {} : { part: { item: next, bytes: part } }) });
   const total = items.reduce((n, b) => n + b.desc.size, 0);
   progress({ kind: 'phase', phase: 'copying blobs', total: total - heldBytes, items: items.length - held });
   const onBytes = (n: number): void => progress({ kind: 'bytes', bytes: n });
   const offsets = new Map(next === undefined || part === 0 ? [] : [[next, part] as const]);
-  const feed = new BlobFeed(items.slice(held).filter((b) => b.bytes === undefined), opts.openAhead, opts.signal, offsets, onBytes);
+  const feed = new BlobFeed(
+    items.slice(held).filter((b) => b.bytes === undefined),
+    opts.openAhead,
+    opts.signal,
+    offsets,
+    onBytes,
+  );
   const call = opts.signal === undefined ? {} : { signal: opts.signal };
   try {
     for (const [i, item] of items.entries()) {
@@ -221,7 +237,12 @@ function inSourceTerms(err: unknown, item: PlannedBlob, body: Readable): unknown
   if (!isAirlockError(err, 'INTEGRITY') || body.errored !== null) return err;
   const what = `blob ${item.desc.digest} of ${item.source.description}/${item.repository}`;
   const details = err.details as { expected?: Expected; got?: { digest?: string; size: number } } | undefined;
-  if (details?.expected === undefined || details.got === undefined) return new AirlockError('INTEGRITY', `${what}: ${err.message}`, { subject: item.desc.digest, cause: err });
+  if (details?.expected === undefined || details.got === undefined)
+    return new AirlockError('INTEGRITY', `${what}: ${err.message}`, { subject: item.desc.digest, cause: err });
   const restated = integrityError(what, details.expected, details.got);
-  return new AirlockError('INTEGRITY', restated.message, { subject: item.desc.digest, ...(restated.details === undefined ? {} : { details: restated.details }), cause: err });
+  return new AirlockError('INTEGRITY', restated.message, {
+    subject: item.desc.digest,
+    ...(restated.details === undefined ? {} : { details: restated.details }),
+    cause: err,
+  });
 }

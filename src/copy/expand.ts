@@ -76,7 +76,10 @@ function validTags(tags: readonly string[], repository: string, progress: Progre
   if (bad.length === 0) return [...tags];
   const named = bad.slice(0, MAX_TAGS_NAMED).map((t) => JSON.stringify(t.length > 80 ? `${t.slice(0, 77)}...` : t));
   const more = bad.length > MAX_TAGS_NAMED ? ` and ${bad.length - MAX_TAGS_NAMED} more` : '';
-  progress({ kind: 'warning', message: `${repository}: skipping ${bad.length} listed tag${bad.length === 1 ? '' : 's'} that ${bad.length === 1 ? 'is' : 'are'} not valid tags: ${named.join(', ')}${more}` });
+  progress({
+    kind: 'warning',
+    message: `${repository}: skipping ${bad.length} listed tag${bad.length === 1 ? '' : 's'} that ${bad.length === 1 ? 'is' : 'are'} not valid tags: ${named.join(', ')}${more}`,
+  });
   return tags.filter((t) => isValidTag(t));
 }
 

@@ -28,7 +28,8 @@ export type ImportPlan = CopyPlan;
 export type { BlobUnit, RepositoryPlan };
 
 /** What to do about a bundle whose content does not match what was signed. */
-export const DAMAGED_BUNDLE_HINT = 'the bundle is damaged or was altered after signing; nothing was tagged: copy it again (check its .sha256), run bundle verify, then import again';
+export const DAMAGED_BUNDLE_HINT =
+  'the bundle is damaged or was altered after signing; nothing was tagged: copy it again (check its .sha256), run bundle verify, then import again';
 
 function damaged(path: string, message: string, subject: string): AirlockError {
   return new AirlockError('INTEGRITY', `${path}: ${message}`, { subject, hint: DAMAGED_BUNDLE_HINT });
@@ -37,7 +38,12 @@ function damaged(path: string, message: string, subject: string): AirlockError {
 /** An INTEGRITY error from reading the archive, with the next step for the operator. */
 export function withDamagedHint(err: unknown): unknown {
   if (!isAirlockError(err, 'INTEGRITY') || err.hint !== undefined) return err;
-  return new AirlockError('INTEGRITY', err.message, { ...(err.subject === undefined ? {} : { subject: err.subject }), ...(err.details === undefined ? {} : { details: err.details }), hint: DAMAGED_BUNDLE_HINT, cause: err });
+  return new AirlockError('INTEGRITY', err.message, {
+    ...(err.subject === undefined ? {} : { subject: err.subject }),
+    ...(err.details === undefined ? {} : { details: err.details }),
+    hint: DAMAGED_BUNDLE_HINT,
+    cause: err,
+  });
 }
 
 /**
@@ -121,10 +127,14 @@ class PlanBuilder {
     if (listed.size !== desc.size) {
       // Both sizes are signed (the manifest is carried under its signed digest): this is not damage
       // in transit but a bundle inconsistent from the start, which verify also refuses.
-      throw new AirlockError('INTEGRITY', `${this.path}: image ${image} references blob ${desc.digest} with size ${desc.size}, the bundle ${signed === undefined ? 'lists it as external with' : 'carries'} ${listed.size}`, {
-        subject: desc.digest,
-        hint: 'nothing was written; the signed bundle contradicts itself (made by an airlock that did not check sizes per digest, or from a hostile source): recreate it with a current airlock',
-      });
+      throw new AirlockError(
+        'INTEGRITY',
+        `${this.path}: image ${image} references blob ${desc.digest} with size ${desc.size}, the bundle ${signed === undefined ? 'lists it as external with' : 'carries'} ${listed.size}`,
+        {
+          subject: desc.digest,
+          hint: 'nothing was written; the signed bundle contradicts itself (made by an airlock that did not check sizes per digest, or from a hostile source): recreate it with a current airlock',
+        },
+      );
     }
     let unit = this.units.get(desc.digest);
     if (unit === undefined) {
@@ -169,10 +179,14 @@ class PlanBuilder {
     if (m === undefined && this.external.has(desc.digest)) {
       // A delta carries every manifest (its external list holds configs and layers): the images
       // are tagged from the manifests this signed bundle vouches for.
-      throw new AirlockError('UNSUPPORTED', `${this.path}: image ${image}: manifest ${desc.digest} is listed as external; airlock delta bundles carry every manifest`, {
-        subject: desc.digest,
-        hint: 'create the bundle with a compatible airlock, or import a full bundle',
-      });
+      throw new AirlockError(
+        'UNSUPPORTED',
+        `${this.path}: image ${image}: manifest ${desc.digest} is listed as external; airlock delta bundles carry every manifest`,
+        {
+          subject: desc.digest,
+          hint: 'create the bundle with a compatible airlock, or import a full bundle',
+        },
+      );
     }
     if (m === undefined) throw damaged(this.path, `image ${image}: manifest ${desc.digest} is not in the bundle`, desc.digest);
     if (m.bytes.length !== desc.size) throw damaged(this.path, `image ${image}: manifest ${desc.digest} is not ${desc.size} bytes`, desc.digest);

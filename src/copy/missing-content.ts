@@ -71,10 +71,13 @@ function nextSteps(ctx: MissingContext, parents: readonly BundleParent[]): strin
       `the target changed since inventory ${inv.id} was made (${inv.created}): make a new one (airlock inventory ${ctx.inventoryArgs} > have.json), create the delta again with --since have.json, or import a full bundle`,
     );
   }
-  if (steps.length === 0) steps.push(`import the bundle that carries ${parents.length === 0 ? 'them' : 'it'} into ${ctx.target} first, or import a full bundle`);
+  if (steps.length === 0)
+    steps.push(`import the bundle that carries ${parents.length === 0 ? 'them' : 'it'} into ${ctx.target} first, or import a full bundle`);
   const s = ctx.search;
   if (s !== undefined && (s.exhausted || !s.catalogComplete)) {
-    steps.push(`the search stopped after ${s.probes} checks${s.catalogComplete ? '' : ` in the first ${s.catalog ?? 0} repositories of the catalog`}: a blob may sit in a repository not searched`);
+    steps.push(
+      `the search stopped after ${s.probes} checks${s.catalogComplete ? '' : ` in the first ${s.catalog ?? 0} repositories of the catalog`}: a blob may sit in a repository not searched`,
+    );
   } else if (s?.catalogError !== undefined) {
     steps.push(`the catalog could not be searched (${s.catalogError})`);
   }
@@ -93,14 +96,18 @@ export function missingContentError(ctx: MissingContext): AirlockError {
   const involved = (ctx.bundle.parents ?? []).filter((p) => needed.includes(p.id));
   const n = ctx.missing.length;
   const more = n > 1 ? ` (and ${n - 1} more)` : '';
-  return new AirlockError('NOT_FOUND', `${ctx.path} is a delta bundle; ${ctx.target} lacks ${n} blob${n === 1 ? '' : 's'} it does not carry: ${problems[0]!.message}${more}`, {
-    subject: ctx.missing[0]!.desc.digest,
-    hint: nextSteps(ctx, involved),
-    details: {
-      problems,
-      missing: ctx.missing.map((m) => ({ ...m.desc, image: m.image, repositories: m.repositories, parent: m.parent })),
-      parents: involved,
-      ...(ctx.search === undefined ? {} : { search: ctx.search }),
+  return new AirlockError(
+    'NOT_FOUND',
+    `${ctx.path} is a delta bundle; ${ctx.target} lacks ${n} blob${n === 1 ? '' : 's'} it does not carry: ${problems[0]!.message}${more}`,
+    {
+      subject: ctx.missing[0]!.desc.digest,
+      hint: nextSteps(ctx, involved),
+      details: {
+        problems,
+        missing: ctx.missing.map((m) => ({ ...m.desc, image: m.image, repositories: m.repositories, parent: m.parent })),
+        parents: involved,
+        ...(ctx.search === undefined ? {} : { search: ctx.search }),
+      },
     },
-  });
+  );
 }

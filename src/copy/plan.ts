@@ -151,10 +151,14 @@ function splitDelivered(all: PlannedBlob[], delivered: DeliveredSet | undefined)
       continue;
     }
     if (have.size !== blob.desc.size) {
-      throw new AirlockError('INPUT_INVALID', `mismatched base: ${blob.desc.digest} is ${blob.desc.size} bytes in ${blob.source.description}/${blob.repository}, but ${have.size} bytes in --since ${have.bundle}`, {
-        subject: blob.desc.digest,
-        hint: 'the --since file describes other content under this digest: check that it is genuine',
-      });
+      throw new AirlockError(
+        'INPUT_INVALID',
+        `mismatched base: ${blob.desc.digest} is ${blob.desc.size} bytes in ${blob.source.description}/${blob.repository}, but ${have.size} bytes in --since ${have.bundle}`,
+        {
+          subject: blob.desc.digest,
+          hint: 'the --since file describes other content under this digest: check that it is genuine',
+        },
+      );
     }
     external.push({ digest: blob.desc.digest, size: blob.desc.size, mediaType: blob.desc.mediaType, bundle: have.bundle });
   }

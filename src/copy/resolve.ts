@@ -193,7 +193,11 @@ function checkDescriptor(state: WalkState, d: Descriptor, manifest: Digest): voi
   if (seen === undefined) {
     state.sizes.set(d.digest, { size: d.size, manifest });
   } else if (seen.size !== d.size) {
-    throw conflictingSizes(d.digest, { size: seen.size, where: `${name} (manifest ${seen.manifest})` }, { size: d.size, where: `${name} (manifest ${manifest})` });
+    throw conflictingSizes(
+      d.digest,
+      { size: seen.size, where: `${name} (manifest ${seen.manifest})` },
+      { size: d.size, where: `${name} (manifest ${manifest})` },
+    );
   }
 }
 
@@ -233,7 +237,8 @@ async function configPlatform(image: ImageToResolve, config: Descriptor, keep: M
     return undefined;
   }
   if (doc === null || typeof doc !== 'object' || typeof doc.os !== 'string' || typeof doc.architecture !== 'string') return undefined;
-  const platform: Platform = typeof doc.variant === 'string' ? { os: doc.os, architecture: doc.architecture, variant: doc.variant } : { os: doc.os, architecture: doc.architecture };
+  const platform: Platform =
+    typeof doc.variant === 'string' ? { os: doc.os, architecture: doc.architecture, variant: doc.variant } : { os: doc.os, architecture: doc.architecture };
   const problem = platformProblem(platform);
   if (problem !== undefined) {
     throw new AirlockError('REGISTRY', `${image.name}: config ${config.digest}: ${problem}`, {
@@ -277,14 +282,19 @@ export async function resolveAll(
   const results: Array<ResolvedImage | undefined> = new Array<ResolvedImage | undefined>(images.length);
   const cache = new ManifestCache();
   let reported = 0;
-  await runLimited(images.map((image, i) => ({ image, i })), opts.concurrency ?? RESOLVE_CONCURRENCY, opts.signal, async ({ image, i }, signal) => {
-    results[i] = await resolveImage(image, { signal, cache });
-    // Advance before the call: `onResolved?.(results[reported++])` would skip the increment (and
-    // spin forever) when there is no listener, since an optional call skips its arguments too.
-    while (reported < results.length && results[reported] !== undefined) {
-      const ready = results[reported++]!;
-      opts.onResolved?.(ready);
-    }
-  });
+  await runLimited(
+    images.map((image, i) => ({ image, i })),
+    opts.concurrency ?? RESOLVE_CONCURRENCY,
+    opts.signal,
+    async ({ image, i }, signal) => {
+      results[i] = await resolveImage(image, { signal, cache });
+      // Advance before the call: `onResolved?.(results[reported++])` would skip the increment (and
+      // spin forever) when there is no listener, since an optional call skips its arguments too.
+      while (reported < results.length && results[reported] !== undefined) {
+        const ready = results[reported++]!;
+        opts.onResolved?.(ready);
+      }
+    },
+  );
   return results as ResolvedImage[];
 }

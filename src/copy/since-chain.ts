@@ -86,7 +86,10 @@ export function checkChain(prevs: readonly Prev[], now: Date): void {
       }
       const given = byId.get(parent.id);
       if (given === undefined) continue;
-      const same = given.created === parent.created && given.kind === parent.kind && (parent.keyId === undefined || given.keyId === undefined || given.keyId === parent.keyId);
+      const same =
+        given.created === parent.created &&
+        given.kind === parent.kind &&
+        (parent.keyId === undefined || given.keyId === undefined || given.keyId === parent.keyId);
       if (!same) {
         throw invalid(
           `mismatched base: ${p.path} records parent ${parent.id} as ${describe(parent)}, but ${given.path} is ${describe(given)}`,

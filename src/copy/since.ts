@@ -108,9 +108,9 @@ export async function loadSince(paths: readonly string[], opts: SinceOptions = {
   for (const p of ordered) {
     for (const [digest, size] of p.delivered) if (!blobs.has(digest)) blobs.set(digest, { size, bundle: p.id });
   }
-  const parents = [...ordered].sort(byAge).map(
-    (p): BundleParent => ({ id: p.id, created: p.created, ...(p.keyId === undefined ? {} : { keyId: p.keyId }), kind: p.kind }),
-  );
+  const parents = [...ordered]
+    .sort(byAge)
+    .map((p): BundleParent => ({ id: p.id, created: p.created, ...(p.keyId === undefined ? {} : { keyId: p.keyId }), kind: p.kind }));
   return { blobs, parents };
 }
 
@@ -210,7 +210,8 @@ function checkParentSigner(head: HeadFile, key: SigningKey | undefined, progress
   try {
     return verifySignature(head.bundleJson, head.signature, [self]).keyId;
   } catch (err) {
-    if (err instanceof AirlockError) throw new AirlockError(err.code, `${what}: ${err.message}`, { subject: head.path, hint: 'use an intact copy of the earlier bundle', cause: err });
+    if (err instanceof AirlockError)
+      throw new AirlockError(err.code, `${what}: ${err.message}`, { subject: head.path, hint: 'use an intact copy of the earlier bundle', cause: err });
     throw err;
   }
 }

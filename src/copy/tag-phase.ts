@@ -76,7 +76,8 @@ function tagPhaseError(err: unknown, jobs: TagJob[], moved: Set<TagJob>, { nameO
   const aborted = (err as Error | undefined)?.name === 'AbortError' || isAirlockError(err, 'INTERRUPTED');
   const base = isAirlockError(err) ? err : undefined;
   const what = aborted ? `${operation} interrupted while tagging` : (base?.message ?? `tagging failed: ${String((err as Error | undefined)?.message ?? err)}`);
-  const summary = tags.moved.length === 0 ? 'no tag was moved' : `${tags.moved.length} of ${jobs.length} tags moved (each to complete content), ${tags.notMoved.length} not`;
+  const summary =
+    tags.moved.length === 0 ? 'no tag was moved' : `${tags.moved.length} of ${jobs.length} tags moved (each to complete content), ${tags.notMoved.length} not`;
   return new AirlockError(aborted ? 'INTERRUPTED' : (base?.code ?? 'INTERNAL'), `${what}; ${summary}`, {
     ...(base?.subject === undefined ? {} : { subject: base.subject }),
     hint: `${base?.hint === undefined || aborted ? '' : `${base.hint}; then `}run the same command again: it sets the remaining tags (blobs and manifests already landed are skipped)`,

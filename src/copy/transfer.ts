@@ -186,15 +186,17 @@ export async function transferBlobs(checked: readonly CheckedBlob[], opts: Trans
   });
 
   // Upload in plan order, whatever order the checks finished in.
-  const todo = checked
-    .map((c) => ({ unit: c.unit, missing: c.from === undefined ? c.missing : (declined.get(c) ?? []) }))
-    .filter((c) => c.missing.length > 0);
+  const todo = checked.map((c) => ({ unit: c.unit, missing: c.from === undefined ? c.missing : (declined.get(c) ?? []) })).filter((c) => c.missing.length > 0);
   const absent = todo.find((c) => c.unit.from === undefined);
   if (absent !== undefined) {
-    throw new AirlockError('NOT_FOUND', `blob ${absent.unit.desc.digest} of ${absent.unit.image} is not in this bundle (delta), and ${sink.description} declined to mount it into ${absent.missing[0]}`, {
-      subject: absent.unit.desc.digest,
-      hint: 'import the parent bundle again, into the same target, then this one',
-    });
+    throw new AirlockError(
+      'NOT_FOUND',
+      `blob ${absent.unit.desc.digest} of ${absent.unit.image} is not in this bundle (delta), and ${sink.description} declined to mount it into ${absent.missing[0]}`,
+      {
+        subject: absent.unit.desc.digest,
+        hint: 'import the parent bundle again, into the same target, then this one',
+      },
+    );
   }
   const total = todo.reduce((n, c) => n + c.unit.desc.size, 0);
   progress({ kind: 'phase', phase: 'uploading blobs', total, items: todo.length });
@@ -238,7 +240,8 @@ async function uploadWithRetry(unit: BlobUnit, repository: string, opts: Transfe
       // The bytes of a failed attempt are sent again: take them back from the progress count.
       if (sent > 0) opts.progress({ kind: 'bytes', bytes: -sent });
       const retrying = opts.sink.retrying;
-      if (signal.aborted || attempt >= retry.attempts || retrying === undefined || !retrying.isRetryable(err, sent > 0)) throw withIntegrityHint(err, opts.integrity);
+      if (signal.aborted || attempt >= retry.attempts || retrying === undefined || !retrying.isRetryable(err, sent > 0))
+        throw withIntegrityHint(err, opts.integrity);
       opts.progress({
         kind: 'retry',
         what: `upload of ${shortDigest(unit.desc.digest)}… to ${repository}`,
@@ -257,7 +260,14 @@ async function uploadWithRetry(unit: BlobUnit, repository: string, opts: Transfe
  * the same whole-blob retries as content: a fresh stream each attempt, and a look whether a lost
  * answer hid a success.
  */
-export async function putSmallBlob(sink: Sink, repository: string, desc: Descriptor, bytes: Buffer, signal?: AbortSignal, retry: BlobRetry = DEFAULT_BLOB_RETRY): Promise<void> {
+export async function putSmallBlob(
+  sink: Sink,
+  repository: string,
+  desc: Descriptor,
+  bytes: Buffer,
+  signal?: AbortSignal,
+  retry: BlobRetry = DEFAULT_BLOB_RETRY,
+): Promise<void> {
   const stop = signal ?? new AbortController().signal;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -291,7 +301,14 @@ async function landedAnyway(sink: Sink, repository: string, desc: Descriptor, si
  * exactly the signed size or fails, and the registry client refuses a body that is short or long.
  * A stream failure ends the attempt at once.
  */
-async function uploadOnce(unit: BlobUnit, repository: string, opts: TransferOptions, what: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
+async function uploadOnce(
+  unit: BlobUnit,
+  repository: string,
+  opts: TransferOptions,
+  what: string,
+  signal: AbortSignal,
+  onBytes: (n: number) => void,
+): Promise<void> {
   const { source, repository: fromRepository } = unit.from as BlobLocation;
   const body = await source.openBlob(fromRepository, unit.desc, { signal, onBytes });
   let failed: (err: unknown) => void = () => undefined;

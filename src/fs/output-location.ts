@@ -19,8 +19,8 @@ const SYSTEM_ROOTS = ['/proc', '/sys'];
  * configfs, devpts, nsfs, binfmt_misc, selinuxfs, mqueue, pstore, efivarfs.
  */
 const SYSTEM_FS_TYPES = new Set([
-  0x9fa0, 0x62656572, 0x27e0eb, 0x63677270, 0x64626720, 0x74726163, 0x73636673, 0xcafe4a11, 0x62656570, 0x1cd1, 0x6e736673, 0x42494e4d,
-  0xf97cff8c, 0x19800202, 0x6165676c, 0xde5e81e4,
+  0x9fa0, 0x62656572, 0x27e0eb, 0x63677270, 0x64626720, 0x74726163, 0x73636673, 0xcafe4a11, 0x62656570, 0x1cd1, 0x6e736673, 0x42494e4d, 0xf97cff8c, 0x19800202,
+  0x6165676c, 0xde5e81e4,
 ]);
 
 /**
@@ -43,7 +43,10 @@ export async function checkOutputFile(file: string, flag: string): Promise<void>
   await checkWritable(found.path, file);
   try {
     if ((await stat(file)).isDirectory()) {
-      throw new AirlockError('IO', `${flag} ${file} is a directory`, { subject: file, hint: `${flag} takes a file name, e.g. ${file.replace(/\/+$/, '')}/images.tar.zst` });
+      throw new AirlockError('IO', `${flag} ${file} is a directory`, {
+        subject: file,
+        hint: `${flag} takes a file name, e.g. ${file.replace(/\/+$/, '')}/images.tar.zst`,
+      });
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fromFsError(err, file, 'checking');
@@ -78,7 +81,14 @@ export async function makeDirectory(dir: string): Promise<string | undefined> {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // Made meanwhile by another process: fine if it is a directory.
-      if (code === 'EEXIST' && (await stat(level).then((s) => s.isDirectory(), () => false))) continue;
+      if (
+        code === 'EEXIST' &&
+        (await stat(level).then(
+          (s) => s.isDirectory(),
+          () => false,
+        ))
+      )
+        continue;
       throw fromFsError(err, level, 'creating');
     }
   }

@@ -60,9 +60,7 @@ export function imageListFromRefs(texts: readonly string[], options: FromRefsOpt
     if (options.platforms !== undefined) entry.platforms = [...options.platforms];
     return entry;
   });
-  return options.platforms === undefined
-    ? { source: COMMAND_LINE, entries }
-    : { source: COMMAND_LINE, platforms: [...options.platforms], entries };
+  return options.platforms === undefined ? { source: COMMAND_LINE, entries } : { source: COMMAND_LINE, platforms: [...options.platforms], entries };
 }
 
 /** An image list entry as written in the file, after schema validation. */
@@ -80,12 +78,7 @@ export interface FileLocator {
 }
 
 /** Parse one validated entry of an image list file into an {@link ImageListEntry}. */
-export function entryFromRaw(
-  raw: RawEntry,
-  index: number,
-  defaults: Platform[] | undefined,
-  file: FileLocator,
-): ImageListEntry {
+export function entryFromRaw(raw: RawEntry, index: number, defaults: Platform[] | undefined, file: FileLocator): ImageListEntry {
   const at: DataPath = ['images', index];
   const spec = typeof raw === 'string' ? { ref: raw } : raw;
   const refPath = typeof raw === 'string' ? at : [...at, 'ref'];
@@ -144,7 +137,9 @@ function parseAs(text: string, ref: AnyReference, path: DataPath, file: FileLoca
     throw file.fail(path, err.message, { hint: err.hint, cause: err });
   }
   if (parsed.digest !== undefined) {
-    throw file.fail(path, `${JSON.stringify(text)} names a digest`, { hint: 'give the name by tag, e.g. docker.io/library/busybox:musl; the digest is the layout\'s' });
+    throw file.fail(path, `${JSON.stringify(text)} names a digest`, {
+      hint: "give the name by tag, e.g. docker.io/library/busybox:musl; the digest is the layout's",
+    });
   }
   return parsed;
 }

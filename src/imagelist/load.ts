@@ -7,14 +7,7 @@ import { LineCounter, parseDocument, type Document } from 'yaml';
 import { AirlockError } from '../errors.js';
 import { readSmallFile } from '../fs/small-file.js';
 import type { Platform } from '../oci/descriptor.js';
-import {
-  entryFromRaw,
-  parsePlatforms,
-  type DataPath,
-  type FileLocator,
-  type ImageList,
-  type RawEntry,
-} from './image-list.js';
+import { entryFromRaw, parsePlatforms, type DataPath, type FileLocator, type ImageList, type RawEntry } from './image-list.js';
 import { describeSchemaError, validateImageList } from './schema.js';
 
 /**
@@ -87,8 +80,7 @@ export async function loadImageList(path: string): Promise<ImageList> {
   }
   const raw = data as RawImageList;
 
-  const defaults: Platform[] | undefined =
-    raw.platforms === undefined ? undefined : parsePlatforms(raw.platforms, ['platforms'], file);
+  const defaults: Platform[] | undefined = raw.platforms === undefined ? undefined : parsePlatforms(raw.platforms, ['platforms'], file);
   const entries = raw.images.map((item, index) => entryFromRaw(item, index, defaults, file));
   return defaults === undefined ? { source: path, entries } : { source: path, platforms: defaults, entries };
 }

@@ -26,14 +26,7 @@ import type { AtomicNaming, CallOptions, OpenBlobOptions, Preparation, Sink, Sou
 import { withByteCount } from '../transport/counting.js';
 import { streamToFileAtomic, writeFileAtomic } from './atomic.js';
 import { findByName, readIndex, updateIndex, upsertEntry } from './index-file.js';
-import {
-  blobFile,
-  BLOBS_DIR,
-  CONTAINERD_NAME_ANNOTATION,
-  OCI_LAYOUT_CONTENT,
-  OCI_LAYOUT_FILE,
-  REF_NAME_ANNOTATION,
-} from './paths.js';
+import { blobFile, BLOBS_DIR, CONTAINERD_NAME_ANNOTATION, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, REF_NAME_ANNOTATION } from './paths.js';
 
 /** Join a repository and a tag or digest into the name stored in `index.json`. */
 export function layoutName(repository: string, reference: string): string {

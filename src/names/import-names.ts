@@ -24,9 +24,7 @@ import { MAX_NAME_LENGTH, parseReference } from '../ref/reference.js';
 import { LAYOUT_PREFIX } from '../ref/layout-reference.js';
 
 /** Where `bundle import` writes: a registry (with an optional repository prefix) or a layout. */
-export type ImportTarget =
-  | { kind: 'registry'; host: string; prefix: string }
-  | { kind: 'layout'; dir: string };
+export type ImportTarget = { kind: 'registry'; host: string; prefix: string } | { kind: 'layout'; dir: string };
 
 /** One bundle image and where it lands. */
 export interface ImageMapping {
@@ -186,7 +184,11 @@ export function mapImages(images: ReadonlyArray<{ name: string; digest: Digest }
     const named = up.tag === undefined ? `${repository}@${image.digest}` : `${repository}:${up.tag}`;
     const full = target.kind === 'registry' ? `${target.host}/${repository}` : repository;
     if (full.length > MAX_NAME_LENGTH) {
-      throw usage(`image ${image.name} would land as ${full}, longer than ${MAX_NAME_LENGTH} characters`, 'use a shorter --to prefix or --strip-host', image.name);
+      throw usage(
+        `image ${image.name} would land as ${full}, longer than ${MAX_NAME_LENGTH} characters`,
+        'use a shorter --to prefix or --strip-host',
+        image.name,
+      );
     }
     const mapping: ImageMapping = {
       name: image.name,

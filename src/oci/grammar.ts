@@ -53,6 +53,6 @@ export function descriptorProblem(d: Descriptor): string | undefined {
 
 /** A short, printable rendering of an untrusted value: JSON, cut at 80 characters. */
 function describe(value: unknown): string {
-  const text = value === undefined ? 'absent' : JSON.stringify(value) ?? String(value);
+  const text = value === undefined ? 'absent' : (JSON.stringify(value) ?? String(value));
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

@@ -17,12 +17,7 @@ export const MediaType = {
 } as const;
 
 /** Manifest media types a registry may serve us; sent together in every Accept header. */
-export const MANIFEST_MEDIA_TYPES: readonly string[] = [
-  MediaType.OciIndex,
-  MediaType.OciManifest,
-  MediaType.DockerManifestList,
-  MediaType.DockerManifest,
-];
+export const MANIFEST_MEDIA_TYPES: readonly string[] = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest];
 
 export function isIndexMediaType(mediaType: string): boolean {
   return mediaType === MediaType.OciIndex || mediaType === MediaType.DockerManifestList;

@@ -73,7 +73,10 @@ export async function copyImages(opts: CopyImagesOptions): Promise<CopyResult> {
   // Before anything is fetched: a target that does not answer or refuses the credentials.
   await opts.sink.reachability?.ping(signal);
   progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length });
-  const resolved = await resolveAll(opts.images, { ...signal, onResolved: (r) => progress({ kind: 'image', name: r.name, digest: r.top.digest, detail: r.platforms.join(',') || undefined }) });
+  const resolved = await resolveAll(opts.images, {
+    ...signal,
+    onResolved: (r) => progress({ kind: 'image', name: r.name, digest: r.top.digest, detail: r.platforms.join(',') || undefined }),
+  });
   const mappings = mapImages(
     resolved.map((r) => ({ name: r.name, digest: r.top.digest })),
     opts.target,
@@ -91,7 +94,10 @@ export async function copyImages(opts: CopyImagesOptions): Promise<CopyResult> {
       const name = `${job.repository}${job.reference.startsWith('sha256:') ? '@' : ':'}${job.reference}`;
       return target.kind === 'layout' ? name : `${target.host}/${name}`;
     },
-    integrity: { digest: 'digest', hint: 'the source serves content that does not match its digest: nothing was tagged; try again, and report it to the source if it persists' },
+    integrity: {
+      digest: 'digest',
+      hint: 'the source serves content that does not match its digest: nothing was tagged; try again, and report it to the source if it persists',
+    },
     // Every blob of a direct copy has a source: none can be missing.
     missing: (absent) => new AirlockError('INTERNAL', `copy plan without a source for blob ${absent[0]?.unit.desc.digest}`),
     onProgress: progress,

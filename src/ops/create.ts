@@ -37,7 +37,15 @@ import { silent, type ProgressListener } from '../copy/progress.js';
 import { copyInOrder } from '../copy/engine.js';
 import { loadSince } from '../copy/since.js';
 import { bundleManifest, signableBundleJson, type BundleStamp } from '../bundle/bundle-json.js';
-import { chooseSequence, parentSequence, readRecordedSequence, recordSequence, sequenceFileFor, withSequenceLock, type SequenceInputs } from '../rollback/sequence.js';
+import {
+  chooseSequence,
+  parentSequence,
+  readRecordedSequence,
+  recordSequence,
+  sequenceFileFor,
+  withSequenceLock,
+  type SequenceInputs,
+} from '../rollback/sequence.js';
 import { checkOutputFree, fileExists, PARTIAL_SUFFIX } from '../fs/output-file.js';
 import { checkImageNames } from '../names/create-names.js';
 import { checkOutputFile } from '../fs/output-location.js';
@@ -155,7 +163,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       onHeld: (h) => {
         const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
         const inside = h.part === undefined ? '' : `, and ${mib(h.part.bytes)} of the ${mib(h.part.item.desc.size)} MiB of the next one`;
-        progress({ kind: 'warning', message: `continuing ${partial}: ${h.items} of ${plan.blobs.length} blobs (${mib(h.bytes - (h.part?.bytes ?? 0))} MiB) are already there${inside}` });
+        progress({
+          kind: 'warning',
+          message: `continuing ${partial}: ${h.items} of ${plan.blobs.length} blobs (${mib(h.bytes - (h.part?.bytes ?? 0))} MiB) are already there${inside}`,
+        });
       },
     });
     result = await sink.complete();
@@ -238,7 +249,12 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
     // Read, choose and record under the key's lock: two creates never take the same number.
     const made =
       (key !== undefined && file !== undefined
-        ? await withSequenceLock(file, async () => make({ ...sequencing, recorded: await readRecordedSequence(file, key.keyId, progress) }, true), progress, opts.signal)
+        ? await withSequenceLock(
+            file,
+            async () => make({ ...sequencing, recorded: await readRecordedSequence(file, key.keyId, progress) }, true),
+            progress,
+            opts.signal,
+          )
         : undefined) ?? (await make(sequencing, false));
     const signature = key === undefined ? undefined : signBundle(made.head, key);
     const sink = await ArchiveSink.create(partial, archiveContent(plan, made.head, signature?.bytes), { mtime: created, level: opts.level });
@@ -319,7 +335,8 @@ async function reusableHead(
     return 'it was started for other images, other image content, or another --sequence or --expires';
   }
   const stamp = writtenStamp(manifest);
-  if (key === undefined) return old.signature === undefined ? { created: date, head: old.bundleJson, signature: undefined, stamp } : 'it is signed, this bundle is not';
+  if (key === undefined)
+    return old.signature === undefined ? { created: date, head: old.bundleJson, signature: undefined, stamp } : 'it is signed, this bundle is not';
   if (old.signature === undefined) return 'it is unsigned, this bundle is signed';
   const signature = signBundle(old.bundleJson, key);
   if (!signature.bytes.equals(old.signature)) return 'it was signed with another key';

@@ -45,7 +45,6 @@ import { missingContentError } from '../copy/missing-content.js';
 import { checkExpiry, checkReservedNames, identityOf, RollbackGuard, tagMoves } from '../rollback/import-rollback.js';
 import { stateStoreFor, type ImportStateStore } from '../rollback/import-state.js';
 
-
 export interface ImportOptions {
   /** The bundle file. */
   path: string;
@@ -120,7 +119,11 @@ function checkTrust(path: string, head: BundleHead, trust: EffectiveTrust, polic
     if (!isAirlockError(err, 'SIGNATURE') || err.details?.reason !== 'untrusted') throw err;
     if (trust.allowUnsigned) return undefined;
     if (byPolicy === undefined) throw err;
-    throw new AirlockError('SIGNATURE', `${err.message}; ${byPolicy}`, { subject: err.subject, details: err.details, hint: 'add the key to the policy if it is a legitimate signer' });
+    throw new AirlockError('SIGNATURE', `${err.message}; ${byPolicy}`, {
+      subject: err.subject,
+      details: err.details,
+      hint: 'add the key to the policy if it is a legitimate signer',
+    });
   }
 }
 
@@ -146,7 +149,10 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   if (keyId === undefined) progress({ kind: 'warning', message: `${opts.path} is imported WITHOUT a trusted signature (--allow-unsigned)` });
   const bundle = parseBundleManifest(head.bundleJson, opts.path);
   checkExpiry(opts.path, bundle, opts.now?.() ?? new Date(), opts.allowExpired === true, progress);
-  checkNameCollisions(bundle.images.map((i) => i.name), 'the bundle is ambiguous (made by an older airlock); recreate it, renaming one of them');
+  checkNameCollisions(
+    bundle.images.map((i) => i.name),
+    'the bundle is ambiguous (made by an older airlock); recreate it, renaming one of them',
+  );
   const mappings = mapImages(bundle.images, opts.target, { stripHost: opts.stripHost === true });
   checkReservedNames(mappings, opts.target);
   if (opts.policy !== undefined) checkImagesAllowed(opts.policy, policySubjects(mappings));

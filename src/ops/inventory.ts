@@ -45,9 +45,7 @@ export interface CatalogSource extends Source {
   readonly catalog: RepositoryCatalog;
 }
 
-export type InventoryTarget =
-  | { kind: 'registry'; host: string; prefix: string; registry: CatalogSource }
-  | { kind: 'layout'; dir: string };
+export type InventoryTarget = { kind: 'registry'; host: string; prefix: string; registry: CatalogSource } | { kind: 'layout'; dir: string };
 
 export interface InventoryOptions {
   target: InventoryTarget;
@@ -271,7 +269,11 @@ class LayoutWalker extends ManifestWalker {
   override async blob(desc: Descriptor, referrer: Digest): Promise<void> {
     if (this.collected.blobs.has(desc.digest)) return;
     if (await this.layout.hasBlob('', desc)) this.collected.add(desc);
-    else this.progress({ kind: 'warning', message: `${this.layout.description} lacks blob ${desc.digest} (${desc.size} bytes) of manifest ${referrer}; left out` });
+    else
+      this.progress({
+        kind: 'warning',
+        message: `${this.layout.description} lacks blob ${desc.digest} (${desc.size} bytes) of manifest ${referrer}; left out`,
+      });
   }
 }
 

@@ -149,7 +149,8 @@ async function verifyContent(
 
   if (read) {
     for (const [path, want] of expected) {
-      if (!pass.found.has(path)) problems.add({ code: 'INTEGRITY', subject: want.digest, message: `${path} is listed in the signed manifest but missing from the archive` });
+      if (!pass.found.has(path))
+        problems.add({ code: 'INTEGRITY', subject: want.digest, message: `${path} is listed in the signed manifest but missing from the archive` });
     }
     if (head.signature !== undefined && !pass.sawSignature) {
       problems.add({ code: 'INTEGRITY', subject: BUNDLE_SIG, message: 'the signature entry and the archive head disagree' });
@@ -164,9 +165,10 @@ async function verifyContent(
   if (fileHash !== undefined && sidecarText !== undefined) problems.add(...(await checkSidecarFile(opts.path, sidecar, sidecarText, fileHash)));
 
   if (problems.count > 0) {
-    const hint = problems.count === problems.items.length && problems.items.every((p) => p.code === 'POLICY')
-      ? 'ask its creator for a fresh bundle; --allow-expired accepts this one anyway'
-      : 'do not import this bundle; copy it again from the source media or recreate it';
+    const hint =
+      problems.count === problems.items.length && problems.items.every((p) => p.code === 'POLICY')
+        ? 'ask its creator for a fresh bundle; --allow-expired accepts this one anyway'
+        : 'do not import this bundle; copy it again from the source media or recreate it';
     throw problemsError(`${opts.path} failed verification`, problems, hint);
   }
   return {
@@ -247,7 +249,8 @@ async function readThroughIndex(reader: ArchiveReader, pass: Pass): Promise<void
 /** bundle.json and its signature read by entry must be the bytes the head reader found. */
 async function checkHeadEntry(reader: ArchiveReader, path: string, pass: Pass): Promise<void> {
   const want = path === BUNDLE_JSON ? pass.head.bundleJson : pass.head.signature;
-  const mismatch = (): void => pass.problems.add({ code: 'INTEGRITY', subject: path, message: `${path} read through the archive index differs from the archive head` });
+  const mismatch = (): void =>
+    pass.problems.add({ code: 'INTEGRITY', subject: path, message: `${path} read through the archive index differs from the archive head` });
   if (want === undefined || reader.entry(path)?.size !== want.length) return mismatch();
   let bytes: Buffer;
   try {
@@ -383,7 +386,11 @@ async function readSidecar(sidecar: string): Promise<string | undefined> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw fromFsError(err, sidecar, 'reading');
   }
-  const bytes = await readSmallFile(sidecar, { maxBytes: MAX_SIDECAR_BYTES, what: 'sha256sum sidecar', hint: `remove ${sidecar} or replace it with the one written beside the bundle` });
+  const bytes = await readSmallFile(sidecar, {
+    maxBytes: MAX_SIDECAR_BYTES,
+    what: 'sha256sum sidecar',
+    hint: `remove ${sidecar} or replace it with the one written beside the bundle`,
+  });
   return bytes.toString('utf8');
 }
 
@@ -397,4 +404,3 @@ async function checkSidecarFile(path: string, sidecar: string, sidecarText: stri
   const actual = await fileHash;
   return actual === m[1] ? [] : [{ code: 'INTEGRITY', subject: sidecar, message: `the file's sha256 ${actual} differs from ${sidecar}` }];
 }
-

@@ -43,7 +43,9 @@ export interface PolicySubject {
 /** Why `rules` refuse `value`, or undefined when they accept it. */
 function refusal(rules: PatternRules, value: string | undefined, kind: string): string | undefined {
   if (value === undefined) {
-    return rules.allow === undefined ? undefined : `it has no upstream ${kind}, and the policy allows only listed ${kind === 'registry' ? 'registries' : 'repositories'}`;
+    return rules.allow === undefined
+      ? undefined
+      : `it has no upstream ${kind}, and the policy allows only listed ${kind === 'registry' ? 'registries' : 'repositories'}`;
   }
   const denied = firstMatch(rules.deny, value);
   if (denied !== undefined) return `${kind} ${value} is denied by pattern ${JSON.stringify(denied.text)}`;

@@ -20,9 +20,7 @@ export interface LayoutReference {
 }
 
 /** A reference to either transport, as accepted on the command line and in image lists. */
-export type AnyReference =
-  | { kind: 'registry'; ref: ImageReference }
-  | ({ kind: 'layout' } & LayoutReference);
+export type AnyReference = { kind: 'registry'; ref: ImageReference } | ({ kind: 'layout' } & LayoutReference);
 
 /**
  * A ref name component (image-spec `annotations.md`, `org.opencontainers.image.ref.name`):

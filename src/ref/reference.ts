@@ -78,10 +78,7 @@ export function parseReference(text: string, options: ParseReferenceOptions = {}
   if (text === '') fail('empty reference', 'give an image reference such as docker.io/library/busybox:latest');
   if (/\s/.test(text)) fail('contains white space');
   if (text.includes('://')) {
-    fail(
-      'has a URL scheme',
-      'write registry references without a scheme (quay.io/coreos/etcd), layout references as oci:DIR[:NAME]',
-    );
+    fail('has a URL scheme', 'write registry references without a scheme (quay.io/coreos/etcd), layout references as oci:DIR[:NAME]');
   }
 
   const at = text.indexOf('@');
@@ -97,12 +94,10 @@ export function parseReference(text: string, options: ParseReferenceOptions = {}
   if (host !== undefined) checkHost(text, host);
   checkPath(text, path);
   if (tag !== undefined) checkTag(text, tag);
-  const digest =
-    digestText === undefined ? undefined : parseDigest(digestText, `reference ${JSON.stringify(text)}: digest`);
+  const digest = digestText === undefined ? undefined : parseDigest(digestText, `reference ${JSON.stringify(text)}: digest`);
 
   const registry = normaliseHost(host);
-  const repository =
-    registry === DEFAULT_REGISTRY && !path.includes('/') ? `${DOCKER_HUB_OFFICIAL_NAMESPACE}/${path}` : path;
+  const repository = registry === DEFAULT_REGISTRY && !path.includes('/') ? `${DOCKER_HUB_OFFICIAL_NAMESPACE}/${path}` : path;
   const nameLength = registry.length + 1 + repository.length;
   if (nameLength > MAX_NAME_LENGTH) {
     fail(
@@ -223,11 +218,7 @@ function checkPath(text: string, path: string): void {
     }
     if (PATH_COMPONENT_RE.test(component)) continue;
     if (PATH_COMPONENT_RE.test(component.toLowerCase())) {
-      throw invalid(
-        text,
-        `repository ${JSON.stringify(path)} contains upper-case letters`,
-        `repository names must be lower case: ${path.toLowerCase()}`,
-      );
+      throw invalid(text, `repository ${JSON.stringify(path)} contains upper-case letters`, `repository names must be lower case: ${path.toLowerCase()}`);
     }
     throw invalid(
       text,
@@ -240,11 +231,7 @@ function checkPath(text: string, path: string): void {
 function checkTag(text: string, tag: string): void {
   if (tag === '') throw invalid(text, 'empty tag after ":"', 'remove the ":" or name a tag');
   if (!TAG_RE.test(tag)) {
-    throw invalid(
-      text,
-      `tag ${JSON.stringify(tag)} is not valid`,
-      'a tag is up to 128 letters, digits, "_", "." and "-", and does not start with "." or "-"',
-    );
+    throw invalid(text, `tag ${JSON.stringify(tag)} is not valid`, 'a tag is up to 128 letters, digits, "_", "." and "-", and does not start with "." or "-"');
   }
 }
 

@@ -120,8 +120,7 @@ export class Authenticator {
     const key = scopeKey(wanted);
     const cached = await this.#peek(key);
     // Another request may have renewed the token meanwhile: use that one rather than fetch again.
-    const token =
-      cached !== undefined && `Bearer ${cached.value}` !== sent ? cached : await this.#fetch(key, wanted, repository, creds);
+    const token = cached !== undefined && `Bearer ${cached.value}` !== sent ? cached : await this.#fetch(key, wanted, repository, creds);
     this.#tokens.set(scopeKey(scopes), Promise.resolve(token));
     return `Bearer ${token.value}`;
   }

@@ -88,9 +88,13 @@ function positionAt(res: Response, offset: number, subject: Subject): BlobBody {
   const start = contentRangeStart(header(res, 'content-range'));
   if (start !== offset) {
     abandon(res.body);
-    throw new AirlockError('REGISTRY', `registry ${subject.host} answered a range of ${subject.what} starting at ${start ?? '(unknown)'}, asked for ${offset}`, {
-      subject: subject.what,
-    });
+    throw new AirlockError(
+      'REGISTRY',
+      `registry ${subject.host} answered a range of ${subject.what} starting at ${start ?? '(unknown)'}, asked for ${offset}`,
+      {
+        subject: subject.what,
+      },
+    );
   }
   return { body: res.body, skip: 0 };
 }
@@ -117,9 +121,13 @@ export async function requestBlob(http: RegistryHttp, repository: string, desc: 
     await discard(res.body, http.timeouts.bodyMs);
     const location = header(res, 'location');
     if (location === undefined || hop >= MAX_REDIRECTS) {
-      throw new AirlockError('REGISTRY', `registry ${http.host} ${location === undefined ? 'redirected without a Location' : `redirected more than ${MAX_REDIRECTS} times`} for ${subject.what}`, {
-        subject: subject.what,
-      });
+      throw new AirlockError(
+        'REGISTRY',
+        `registry ${http.host} ${location === undefined ? 'redirected without a Location' : `redirected more than ${MAX_REDIRECTS} times`} for ${subject.what}`,
+        {
+          subject: subject.what,
+        },
+      );
     }
     url = new URL(location, url);
   }
@@ -204,7 +212,14 @@ async function* resumingBytes(
  * blob); errors before the first byte (404, auth) are thrown here. `onBytes` hears of each piece
  * as it is handed out (progress without a stream stage).
  */
-export async function openBlob(http: RegistryHttp, repository: string, desc: Descriptor, signal?: AbortSignal, offset = 0, onBytes?: (n: number) => void): Promise<Readable> {
+export async function openBlob(
+  http: RegistryHttp,
+  repository: string,
+  desc: Descriptor,
+  signal?: AbortSignal,
+  offset = 0,
+  onBytes?: (n: number) => void,
+): Promise<Readable> {
   const sig = http.signal(signal);
   const state = { current: await requestBlob(http, repository, desc, offset, sig) };
   const stream = Readable.from(resumingBytes(http, repository, desc, state, sig, offset, onBytes), {

@@ -26,7 +26,6 @@ export const MAX_CATALOG_PAGE_BYTES = 16 * 1024 * 1024;
 /** Pages followed at most (10 million repositories at 1000 a page): ends a registry that links in a loop. */
 export const MAX_CATALOG_PAGES = 10_000;
 
-
 /** True when `repository` is `prefix` or lies under it. */
 export function underPrefix(repository: string, prefix: string): boolean {
   return prefix === '' || repository === prefix || repository.startsWith(`${prefix}/`);
@@ -68,7 +67,14 @@ export async function listRepositories(http: RegistryHttp, opts: CatalogOptions 
           throw new AirlockError('UNSUPPORTED', `registry ${http.host} sent a catalog page over ${MAX_CATALOG_PAGE_BYTES} bytes`, { subject: http.host });
         }
         const next = parseLinkNext(res.headers.link);
-        return { names: parseNamesPage(body, 'repositories', () => new AirlockError('REGISTRY', `registry ${http.host} sent an invalid repository catalog`, { subject: http.host })), next: next === undefined ? undefined : new URL(next, pageUrl) };
+        return {
+          names: parseNamesPage(
+            body,
+            'repositories',
+            () => new AirlockError('REGISTRY', `registry ${http.host} sent an invalid repository catalog`, { subject: http.host }),
+          ),
+          next: next === undefined ? undefined : new URL(next, pageUrl),
+        };
       },
     );
     for (const name of page.names) {

@@ -37,7 +37,6 @@ import { loadTlsOptions, type TlsSettings } from './tls.js';
 
 export { DEFAULT_MAX_CONCURRENT_BLOBS } from './limits.js';
 
-
 /** Options of {@link RegistryClient}; only `userAgent` is required. */
 export interface RegistryOptions extends TlsSettings {
   /** Talk HTTP instead of HTTPS (`--plain-http`). */

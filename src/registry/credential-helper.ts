@@ -12,11 +12,7 @@ export interface HelperCredentials {
 }
 
 /** Runs a helper; injectable for tests. Resolves undefined when the helper has nothing for the server. */
-export type HelperRunner = (
-  helper: string,
-  serverUrl: string,
-  env: Record<string, string | undefined>,
-) => Promise<HelperCredentials | undefined>;
+export type HelperRunner = (helper: string, serverUrl: string, env: Record<string, string | undefined>) => Promise<HelperCredentials | undefined>;
 
 /**
  * A helper may unlock a keychain or ask a vault over the network; 30 s is ample for that and

@@ -54,7 +54,10 @@ export function defaultAuthFiles(env: Record<string, string | undefined>, homeDi
 
 /** `https://index.docker.io/v1/` → `docker.io`; `http://host:5000/` → `host:5000`; paths are kept. */
 export function normalizeAuthKey(key: string): string {
-  let k = key.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/+$/, '');
+  let k = key
+    .trim()
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+    .replace(/\/+$/, '');
   k = k.replace(/\/v[12]$/, '');
   const slash = k.indexOf('/');
   const host = (slash === -1 ? k : k.slice(0, slash)).toLowerCase();

@@ -56,7 +56,10 @@ export class RegistryHttpError extends AirlockError {
 /** A body that ended before its announced length; resumable and retryable. */
 export class TruncatedBodyError extends Error {
   readonly code = 'ETRUNCATED';
-  constructor(readonly received: number, readonly expected: number) {
+  constructor(
+    readonly received: number,
+    readonly expected: number,
+  ) {
     super(`body ended after ${received} of ${expected} bytes`);
     this.name = 'TruncatedBodyError';
   }
@@ -213,7 +216,11 @@ export function networkError(err: unknown, ctx: NetworkContext): unknown {
   }
   const attempts = ctx.attempts !== undefined && ctx.attempts > 1 ? ` (${ctx.attempts} attempts)` : '';
   const net = (message: string, hint: string) =>
-    new AirlockError('NETWORK', `${message}${attempts}`, { ...base, hint, details: { code, ...(ctx.attempts === undefined ? {} : { attempts: ctx.attempts }) } });
+    new AirlockError('NETWORK', `${message}${attempts}`, {
+      ...base,
+      hint,
+      details: { code, ...(ctx.attempts === undefined ? {} : { attempts: ctx.attempts }) },
+    });
   const addressHint = 'check the registry address and port, and use --plain-http for a registry without TLS';
   const slowHint = 'check the link and the registry; on a slow link raise --timeout (e.g. --timeout 5m)';
   const t = ctx.timeouts;
@@ -224,7 +231,10 @@ export function networkError(err: unknown, ctx: NetworkContext): unknown {
     case 'EAI_AGAIN':
       return net(`cannot resolve registry host ${host}`, 'check the host name and DNS settings');
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return net(`cannot connect to registry ${host}: no connection within ${t === undefined ? 'the connect timeout' : seconds(t.connectMs)}`, `${addressHint}; check firewalls and proxies`);
+      return net(
+        `cannot connect to registry ${host}: no connection within ${t === undefined ? 'the connect timeout' : seconds(t.connectMs)}`,
+        `${addressHint}; check firewalls and proxies`,
+      );
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
@@ -237,9 +247,7 @@ export function networkError(err: unknown, ctx: NetworkContext): unknown {
       return net(`${host} sent ${what} slower than 1 KiB/s for ${t === undefined ? 'a whole window' : seconds(t.bodyMs)}`, slowHint);
     default: {
       if (!LOST_CODES.has(code)) return err; // not a network failure: a bug, surfaced as it is
-      const hint = ctx.plainHttp
-        ? 'if the registry serves HTTPS, drop --plain-http; otherwise retry later'
-        : 'retry later; check the registry and the network';
+      const hint = ctx.plainHttp ? 'if the registry serves HTTPS, drop --plain-http; otherwise retry later' : 'retry later; check the registry and the network';
       return net(`connection to registry ${host} was lost during ${what} (${code})`, hint);
     }
   }

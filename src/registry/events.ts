@@ -98,5 +98,5 @@ export function failureReason(err: unknown, timeouts?: Timeouts): string {
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return `no connection${secs(timeouts?.connectMs)}`;
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return `no response${secs(timeouts?.headersMs)}`;
   if (code === 'UND_ERR_BODY_TIMEOUT') return `no data${secs(timeouts?.bodyMs)}`;
-  return REASONS[code] ?? (code === '' ? (err as Error | undefined)?.message ?? String(err) : code);
+  return REASONS[code] ?? (code === '' ? ((err as Error | undefined)?.message ?? String(err)) : code);
 }

@@ -166,8 +166,12 @@ export class RegistryHttp {
       throw statusError(res.statusCode, body, subject, parseRetryAfter(header(res, 'retry-after'), this.retry.now()));
     };
     try {
-      await withRetry(run, this.retry, () => ({ idempotent: true, contacted: this.#contacted }), sig, (err, attempt, delayMs) =>
-        this.retried('GET', '/v2/', err, attempt, delayMs),
+      await withRetry(
+        run,
+        this.retry,
+        () => ({ idempotent: true, contacted: this.#contacted }),
+        sig,
+        (err, attempt, delayMs) => this.retried('GET', '/v2/', err, attempt, delayMs),
       );
     } catch (err) {
       throw networkError(err, { subject, plainHttp: this.plainHttp, signal: sig, attempts, timeouts: this.timeouts });
@@ -195,8 +199,12 @@ export class RegistryHttp {
     const retry = isStream(req.body) ? { ...this.retry, retries: 0 } : this.retry;
     try {
       await this.ensurePinged(sig);
-      return await withRetry(once, retry, () => ({ idempotent, contacted: this.#contacted }), sig, (err, attempt, delayMs) =>
-        this.retried(req.method, req.url, err, attempt, delayMs),
+      return await withRetry(
+        once,
+        retry,
+        () => ({ idempotent, contacted: this.#contacted }),
+        sig,
+        (err, attempt, delayMs) => this.retried(req.method, req.url, err, attempt, delayMs),
       );
     } catch (err) {
       throw networkError(err, { subject: req.subject, plainHttp: this.plainHttp, signal: sig, attempts, timeouts: this.timeouts });

@@ -113,9 +113,13 @@ export async function headManifest(http: RegistryHttp, repository: string, refer
       const mediaType = header(res, 'content-type')?.split(';')[0]?.trim();
       const size = Number(header(res, 'content-length'));
       if (!isDigest(digest) || mediaType === undefined || !Number.isSafeInteger(size)) {
-        throw new AirlockError('REGISTRY', `registry ${http.host} answered HEAD of manifest ${manifestName(repository, reference)} without digest, type or size`, {
-          subject: http.host,
-        });
+        throw new AirlockError(
+          'REGISTRY',
+          `registry ${http.host} answered HEAD of manifest ${manifestName(repository, reference)} without digest, type or size`,
+          {
+            subject: http.host,
+          },
+        );
       }
       return { mediaType, digest, size };
     },
@@ -123,13 +127,7 @@ export async function headManifest(http: RegistryHttp, repository: string, refer
 }
 
 /** PUT a manifest by tag or (tag undefined) by its digest; Content-Type is its media type. */
-export async function putManifest(
-  http: RegistryHttp,
-  repository: string,
-  manifest: RawManifest,
-  tag: string | undefined,
-  signal?: AbortSignal,
-): Promise<void> {
+export async function putManifest(http: RegistryHttp, repository: string, manifest: RawManifest, tag: string | undefined, signal?: AbortSignal): Promise<void> {
   const reference = tag ?? manifest.digest;
   const what = `${http.host}/${manifestName(repository, reference)}`;
   await http.call(

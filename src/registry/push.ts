@@ -82,15 +82,13 @@ export async function initiateUpload(
     url.searchParams.set('from', mountFrom);
   }
   const scopes = [repositoryScope(repository, true), ...(mountFrom === undefined ? [] : [repositoryScope(mountFrom, false)])];
-  return http.call(
-    { method: 'POST', url, scopes, repository, subject, expect: [201, 202], idempotent: true, signal },
-    async (res) => {
-      await discard(res.body, http.timeouts.bodyMs);
-      if (res.statusCode === 201 && mountFrom !== undefined) return { mounted: true };
-      if (res.statusCode === 201) throw new AirlockError('REGISTRY', `registry ${http.host} answered 201 to ${subject.what} before any bytes`, { subject: subject.what });
-      return { mounted: false, location: location(res, url, subject) };
-    },
-  );
+  return http.call({ method: 'POST', url, scopes, repository, subject, expect: [201, 202], idempotent: true, signal }, async (res) => {
+    await discard(res.body, http.timeouts.bodyMs);
+    if (res.statusCode === 201 && mountFrom !== undefined) return { mounted: true };
+    if (res.statusCode === 201)
+      throw new AirlockError('REGISTRY', `registry ${http.host} answered 201 to ${subject.what} before any bytes`, { subject: subject.what });
+    return { mounted: false, location: location(res, url, subject) };
+  });
 }
 
 /** DELETE an upload session; best effort (the registry expires sessions anyway). */

@@ -37,7 +37,12 @@ export function parseLinkNext(value: string | readonly string[] | undefined): st
     for (const param of params) {
       const eq = param.indexOf('=');
       if (eq === -1 || param.slice(0, eq).trim().toLowerCase() !== 'rel') continue;
-      const rels = param.slice(eq + 1).trim().replace(/^"|"$/g, '').toLowerCase().split(/\s+/);
+      const rels = param
+        .slice(eq + 1)
+        .trim()
+        .replace(/^"|"$/g, '')
+        .toLowerCase()
+        .split(/\s+/);
       if (rels.includes('next')) return m[1];
     }
   }
@@ -74,24 +79,46 @@ export async function listTags(http: RegistryHttp, repository: string, signal?: 
   let url: URL | undefined = new URL(`/v2/${repository}/tags/list?n=${TAGS_PAGE_SIZE}`, http.origin);
   while (url !== undefined) {
     if (seen.has(url.href) || seen.size >= MAX_TAGS_PAGES || url.origin !== http.origin) {
-      throw new AirlockError('REGISTRY', `registry ${http.host} paginates the tags of ${repository} oddly (loop, foreign host or over ${MAX_TAGS_PAGES} pages)`, {
-        subject: subject.what,
-      });
+      throw new AirlockError(
+        'REGISTRY',
+        `registry ${http.host} paginates the tags of ${repository} oddly (loop, foreign host or over ${MAX_TAGS_PAGES} pages)`,
+        {
+          subject: subject.what,
+        },
+      );
     }
     seen.add(url.href);
     const pageUrl: URL = url;
     const page = await http.call(
-      { method: 'GET', url: pageUrl, headers: { accept: 'application/json' }, scopes: [repositoryScope(repository, false)], repository, subject, expect: [200], signal },
+      {
+        method: 'GET',
+        url: pageUrl,
+        headers: { accept: 'application/json' },
+        scopes: [repositoryScope(repository, false)],
+        repository,
+        subject,
+        expect: [200],
+        signal,
+      },
       async (res) => {
         let body: Buffer;
         try {
           body = await readCapped(res.body, MAX_TAGS_PAGE_BYTES, 'throw', http.timeouts.bodyMs);
         } catch (err) {
           if (!(err instanceof BodyTooLargeError)) throw err;
-          throw new AirlockError('UNSUPPORTED', `registry ${http.host} sent a tag list page over ${MAX_TAGS_PAGE_BYTES} bytes for ${repository}`, { subject: subject.what });
+          throw new AirlockError('UNSUPPORTED', `registry ${http.host} sent a tag list page over ${MAX_TAGS_PAGE_BYTES} bytes for ${repository}`, {
+            subject: subject.what,
+          });
         }
         const next = parseLinkNext(res.headers.link);
-        return { tags: parseNamesPage(body, 'tags', () => new AirlockError('REGISTRY', `registry ${subject.host} sent an invalid tag list for ${subject.repository}`, { subject: subject.what })), next: next === undefined ? undefined : new URL(next, pageUrl) };
+        return {
+          tags: parseNamesPage(
+            body,
+            'tags',
+            () => new AirlockError('REGISTRY', `registry ${subject.host} sent an invalid tag list for ${subject.repository}`, { subject: subject.what }),
+          ),
+          next: next === undefined ? undefined : new URL(next, pageUrl),
+        };
       },
     );
     for (const tag of page.tags) tags.add(tag);

@@ -73,7 +73,7 @@ function realmUrl(req: TokenRequest): URL {
   if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
     throw new AirlockError('REGISTRY', `registry ${req.host} sent an unusable token realm ${JSON.stringify(realm.slice(0, 100))}`, {
       subject: req.host,
-      hint: 'the registry\'s authentication is misconfigured; report it to its operator',
+      hint: "the registry's authentication is misconfigured; report it to its operator",
     });
   }
   return url;
@@ -97,7 +97,11 @@ async function getToken(req: TokenRequest, url: URL): Promise<Dispatcher.Respons
 }
 
 /** One request to the realm, with the client's timeouts, traced. */
-async function send(req: TokenRequest, url: URL, opts: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string }): Promise<Dispatcher.ResponseData> {
+async function send(
+  req: TokenRequest,
+  url: URL,
+  opts: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
+): Promise<Dispatcher.ResponseData> {
   const t = req.timeouts ?? DEFAULT_TIMEOUTS;
   const started = performance.now();
   const trace = (status: number | undefined, err?: unknown): void =>
@@ -165,7 +169,7 @@ function parseTokenResponse(req: TokenRequest, body: Buffer): Token {
   if (typeof value !== 'string' || value === '') {
     throw new AirlockError('REGISTRY', `token server of registry ${req.host} answered without a token`, {
       subject: req.host,
-      hint: 'the registry\'s authentication is misconfigured; report it to its operator',
+      hint: "the registry's authentication is misconfigured; report it to its operator",
     });
   }
   const lifetime = typeof doc.expires_in === 'number' && Number.isFinite(doc.expires_in) ? doc.expires_in : 0;
@@ -180,7 +184,9 @@ function parseTokenResponse(req: TokenRequest, body: Buffer): Token {
 export async function fetchToken(req: TokenRequest): Promise<Token> {
   const url = realmUrl(req);
   if (checkRealm(url, req.registryOrigin, req.host, req.credentials) === 'other-https') {
-    const what = sendsSecret(req.credentials) ? `the credentials for ${req.host} (from ${req.credentials?.source})` : `an anonymous token request for ${req.host}`;
+    const what = sendsSecret(req.credentials)
+      ? `the credentials for ${req.host} (from ${req.credentials?.source})`
+      : `an anonymous token request for ${req.host}`;
     req.debug?.(`sending ${what} to token realm ${showRealm(url)}, another origin than the registry's ${req.registryOrigin}`);
   }
   const identityToken = req.credentials?.identityToken;
@@ -199,7 +205,10 @@ export async function fetchToken(req: TokenRequest): Promise<Token> {
     body = await readCapped(res.body, MAX_TOKEN_RESPONSE_BYTES, 'throw', windowMs);
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'EBODYTOOLARGE') throw err;
-    throw new AirlockError('REGISTRY', `token server of registry ${req.host} sent more than ${MAX_TOKEN_RESPONSE_BYTES} bytes`, { subject: req.host, cause: err });
+    throw new AirlockError('REGISTRY', `token server of registry ${req.host} sent more than ${MAX_TOKEN_RESPONSE_BYTES} bytes`, {
+      subject: req.host,
+      cause: err,
+    });
   }
   return parseTokenResponse(req, body);
 }

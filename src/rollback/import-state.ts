@@ -107,7 +107,15 @@ function tagRecordProblem(key: string, r: unknown): string | undefined {
 
 function bundleRecordProblem(i: number, r: unknown): string | undefined {
   const b = r as Partial<BundleRecord> | null;
-  if (b === null || typeof b !== 'object' || !isDigest(b.id) || !isSigner(b.signer) || !isSequenceNumber(b.sequence) || !isTime(b.created) || !isTime(b.imported)) {
+  if (
+    b === null ||
+    typeof b !== 'object' ||
+    !isDigest(b.id) ||
+    !isSigner(b.signer) ||
+    !isSequenceNumber(b.sequence) ||
+    !isTime(b.created) ||
+    !isTime(b.imported)
+  ) {
     return `bundles[${i}] lacks id, signer, sequence, created or imported`;
   }
   return undefined;
@@ -147,7 +155,11 @@ export function parseImportState(bytes: Buffer, where: string): ImportState {
 
 /** The bytes written: 2-space JSON, tags sorted, a trailing newline. */
 export function serializeImportState(state: ImportState): Buffer {
-  const tags = Object.fromEntries(Object.keys(state.tags).sort().map((k) => [k, state.tags[k]]));
+  const tags = Object.fromEntries(
+    Object.keys(state.tags)
+      .sort()
+      .map((k) => [k, state.tags[k]]),
+  );
   return Buffer.from(JSON.stringify({ ...state, tags }, null, 2) + '\n');
 }
 
@@ -191,7 +203,6 @@ export class LayoutStateStore implements ImportStateStore {
 /** The OCI empty descriptor's content: `{}`. */
 const EMPTY_CONFIG = Buffer.from('{}');
 
-
 /** A registry: the artifact `PREFIX/airlock/import-state:latest`. */
 export class RegistryStateStore implements ImportStateStore {
   readonly where: string;
@@ -216,7 +227,8 @@ export class RegistryStateStore implements ImportStateStore {
       throw err;
     }
     const damaged = (why: string): AirlockError => damagedRecord(this.where, why);
-    if (manifest.kind !== 'manifest' || manifest.parsed.artifactType !== IMPORT_STATE_MEDIA_TYPE) throw damaged(`it is not an ${IMPORT_STATE_MEDIA_TYPE} artifact`);
+    if (manifest.kind !== 'manifest' || manifest.parsed.artifactType !== IMPORT_STATE_MEDIA_TYPE)
+      throw damaged(`it is not an ${IMPORT_STATE_MEDIA_TYPE} artifact`);
     const layers = manifest.parsed.layers;
     const layer = layers[0];
     if (layers.length !== 1 || layer === undefined || layer.mediaType !== IMPORT_STATE_MEDIA_TYPE) throw damaged('it does not hold exactly one record layer');
@@ -230,7 +242,10 @@ export class RegistryStateStore implements ImportStateStore {
     const record = serializeImportState(state);
     const config: Descriptor = { mediaType: MediaType.OciEmpty, digest: sha256Digest(EMPTY_CONFIG), size: EMPTY_CONFIG.length };
     const layer: Descriptor = { mediaType: IMPORT_STATE_MEDIA_TYPE, digest: sha256Digest(record), size: record.length };
-    for (const [desc, bytes] of [[config, EMPTY_CONFIG], [layer, record]] as const) {
+    for (const [desc, bytes] of [
+      [config, EMPTY_CONFIG],
+      [layer, record],
+    ] as const) {
       if (!(await this.#registry.hasBlob(this.#repository, desc, opts))) await putSmallBlob(this.#registry, this.#repository, desc, bytes, opts.signal);
     }
     const doc = {

@@ -116,7 +116,10 @@ export async function withSequenceLock<T>(file: string, fn: () => Promise<T>, pr
         return undefined;
       }
       if (code !== 'EEXIST') throw new AirlockError('IO', `cannot create ${lock}: ${(err as Error).message}`, { subject: lock, cause: err });
-      const held = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+      const held = await stat(lock).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
       if (held > STALE_LOCK_MS) {
         await unlink(lock).catch(() => undefined);
         continue;
@@ -184,15 +187,23 @@ export function chooseSequence(inputs: SequenceInputs, created: Date): number {
   const floor = Math.max(inputs.recorded, inputs.parents);
   if (inputs.explicit !== undefined) {
     if (inputs.explicit <= inputs.recorded) {
-      throw new AirlockError('USAGE', `--sequence ${inputs.explicit}: this key already made sequence ${inputs.recorded} (recorded in ${inputs.file ?? 'its sequence file'})`, {
-        subject: inputs.file,
-        hint: `give a number above ${inputs.recorded}, or leave --sequence out; to go back on purpose, edit or delete ${inputs.file ?? 'the sequence file'} first (targets that imported the newer bundles will refuse this one)`,
-      });
+      throw new AirlockError(
+        'USAGE',
+        `--sequence ${inputs.explicit}: this key already made sequence ${inputs.recorded} (recorded in ${inputs.file ?? 'its sequence file'})`,
+        {
+          subject: inputs.file,
+          hint: `give a number above ${inputs.recorded}, or leave --sequence out; to go back on purpose, edit or delete ${inputs.file ?? 'the sequence file'} first (targets that imported the newer bundles will refuse this one)`,
+        },
+      );
     }
     if (inputs.explicit <= inputs.parents) {
-      throw new AirlockError('USAGE', `--sequence ${inputs.explicit}: a --since parent has sequence ${inputs.parents}; a delta must be newer than what it builds on`, {
-        hint: `give a number above ${inputs.parents}, or leave --sequence out`,
-      });
+      throw new AirlockError(
+        'USAGE',
+        `--sequence ${inputs.explicit}: a --since parent has sequence ${inputs.parents}; a delta must be newer than what it builds on`,
+        {
+          hint: `give a number above ${inputs.parents}, or leave --sequence out`,
+        },
+      );
     }
     return inputs.explicit;
   }

@@ -96,7 +96,10 @@ describe('airlock copy (CLI)', () => {
     const r = await airlock(['copy', '-f', list, `${mirror.host}/m`, '--plain-http', '--strip-host', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as { images: Array<{ reference: string }> };
-    expect(result.images.map((i) => i.reference).sort()).toEqual([`${mirror.host}/m/up/quay.io/coreos/etcd:v3.3.0`, `${mirror.host}/m/up/quay.io/coreos/etcd:v3.5.0`]);
+    expect(result.images.map((i) => i.reference).sort()).toEqual([
+      `${mirror.host}/m/up/quay.io/coreos/etcd:v3.3.0`,
+      `${mirror.host}/m/up/quay.io/coreos/etcd:v3.5.0`,
+    ]);
     for (const tag of ['v3.3.0', 'v3.5.0']) {
       expect(await digestAt(`docker://${mirror.host}/m/up/quay.io/coreos/etcd:${tag}`)).toBe(digests.get(`quay.io/coreos/etcd:${tag}`));
     }
@@ -153,7 +156,10 @@ describe('airlock copy of content that does not match its digest', () => {
     await writeFile(layer, bytes);
     const sink = fastClient(mirror.host);
     try {
-      const images = await expandImages(imageListFromRefs([`oci:${damaged}:example.com/app:v1`]).entries, { registry: () => sink, layout: (d) => new Layout(d) });
+      const images = await expandImages(imageListFromRefs([`oci:${damaged}:example.com/app:v1`]).entries, {
+        registry: () => sink,
+        layout: (d) => new Layout(d),
+      });
       const err = await copyImages({ images, target: parseImportTarget(`${mirror.host}/bad`), sink }).catch((e: unknown) => e);
       expect(isAirlockError(err, 'INTEGRITY'), String(err)).toBe(true);
       expect((err as Error).message).toContain(manifest.layers[0]!.digest);

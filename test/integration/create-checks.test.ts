@@ -71,7 +71,9 @@ describe('tags from a tag list', () => {
     await writeFile(list, ['version: 1', 'images:', `  - ref: ${proxy.host}/tags`, '    tags: {}', ''].join('\n'));
     proxy.requests.length = 0;
     const r = await create(['-f', list]);
-    expect(r.stderr).toContain(`warning: ${proxy.host}/tags: skipping 5 listed tags that are not valid tags: ".", "..", "../../../v2/other/manifests/1", "-rc"`);
+    expect(r.stderr).toContain(
+      `warning: ${proxy.host}/tags: skipping 5 listed tags that are not valid tags: ".", "..", "../../../v2/other/manifests/1", "-rc"`,
+    );
     expect(r.code).toBe(0);
     const inspect = await airlock(['bundle', 'inspect', '--json', r.out]);
     expect((JSON.parse(inspect.stdout) as { images: Array<{ name: string }> }).images.map((i) => i.name)).toEqual([`${proxy.host}/tags:1.0`]);
@@ -107,10 +109,20 @@ describe('one size per digest', () => {
   it('refuses an index whose platform manifests give one layer two sizes, naming both manifests', async () => {
     const a = await pushManifest(reg, 'app', undefined, manifest([layer], { v: 'a' }));
     const b = await pushManifest(reg, 'app', undefined, manifest([{ ...layer, size: 1 }], { v: 'b' }));
-    await pushManifest(reg, 'app', 'multi', index([{ ...a, platform: AMD64 }, { ...b, platform: { os: 'linux', architecture: 'arm64' } }]));
+    await pushManifest(
+      reg,
+      'app',
+      'multi',
+      index([
+        { ...a, platform: AMD64 },
+        { ...b, platform: { os: 'linux', architecture: 'arm64' } },
+      ]),
+    );
     const r = await create([`${proxy.host}/app:multi`]);
     expect(r.code).toBe(EXIT_CODES.INTEGRITY);
-    expect(r.stderr).toContain(`blob ${layer.digest} is ${layer.size} bytes in ${proxy.host}/app:multi (manifest ${a.digest}) but 1 bytes in ${proxy.host}/app:multi (manifest ${b.digest})`);
+    expect(r.stderr).toContain(
+      `blob ${layer.digest} is ${layer.size} bytes in ${proxy.host}/app:multi (manifest ${a.digest}) but 1 bytes in ${proxy.host}/app:multi (manifest ${b.digest})`,
+    );
   });
 });
 

@@ -64,7 +64,9 @@ describe('bare oci: names', () => {
     const created = await airlock(['bundle', 'create', '-f', list, '-o', out, '--sign-key', signer, '-q']);
     expect(created.stderr).toBe('');
     expect(created.code).toBe(0);
-    const info = JSON.parse((await airlock(['bundle', 'inspect', '--json', out])).stdout) as { images: Array<{ name: string; source: string; digest: string }> };
+    const info = JSON.parse((await airlock(['bundle', 'inspect', '--json', out])).stdout) as {
+      images: Array<{ name: string; source: string; digest: string }>;
+    };
     expect(info.images.map((i) => [i.name, i.source])).toEqual([['docker.io/library/busybox:musl', `oci:${layout}:busybox-musl`]]);
     const imported = await airlock(['bundle', 'import', out, '--to', `${reg.host}/gap`, '--trust', trust, '--plain-http', '-q']);
     expect(imported.stderr).toBe('');
@@ -77,7 +79,18 @@ describe('bare oci: names', () => {
 describe('names that collide after mapping, and the policy', () => {
   it('refuses at create a host-less localhost_6200/app beside localhost:6200/app, before any request', async () => {
     // Nothing listens on 6200: the check comes before anything is fetched.
-    const r = await airlock(['bundle', 'create', `oci:${layout}:localhost_6200/app:1`, 'localhost:6200/app:2', '-o', `${tmp.path}/clash.tar.zst`, '--sign-key', signer, '--plain-http', '-q']);
+    const r = await airlock([
+      'bundle',
+      'create',
+      `oci:${layout}:localhost_6200/app:1`,
+      'localhost:6200/app:2',
+      '-o',
+      `${tmp.path}/clash.tar.zst`,
+      '--sign-key',
+      signer,
+      '--plain-http',
+      '-q',
+    ]);
     expect(r.code).toBe(EXIT_CODES.INPUT_INVALID);
     expect(r.stderr).toContain('images localhost_6200/app:1 and localhost:6200/app:2 would both land in repository localhost_6200/app at import');
   });
@@ -91,7 +104,9 @@ describe('names that collide after mapping, and the policy', () => {
     await writeFile(policy, ['version: 1', 'registries:', '  deny: ["localhost:6200"]', ''].join('\n'));
     const refused = await airlock(['bundle', 'import', out, '--to', `${reg.host}/spoof`, '--trust', trust, '--policy', policy, '--plain-http', '-q']);
     expect(refused.code).toBe(EXIT_CODES.POLICY);
-    expect(refused.stderr).toContain('refuses image localhost_6200/app:1: registry localhost:6200 is denied by pattern "localhost:6200" (it lands where localhost:6200/app lands)');
+    expect(refused.stderr).toContain(
+      'refuses image localhost_6200/app:1: registry localhost:6200 is denied by pattern "localhost:6200" (it lands where localhost:6200/app lands)',
+    );
     const catalog = (await (await fetch(`${reg.url}/v2/_catalog`)).json()) as { repositories: string[] };
     expect(catalog.repositories.filter((r) => r.startsWith('spoof/'))).toEqual([]);
     // Without that policy it imports, where localhost:6200/app would have landed.

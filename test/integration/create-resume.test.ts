@@ -166,7 +166,9 @@ describe('bundle create continues an interrupted run', () => {
     const remainder = result.totals.bytes - result.reusedBytes;
     expect(proxy.served).toBeLessThan(remainder + 256 * 1024);
     expect(proxy.served).toBeGreaterThanOrEqual(remainder);
-    console.log(`cut at ${(cutAt / MiB).toFixed(1)} MiB of the file (${(HUGE_LAYER / MiB).toFixed(0)} MiB layer): rerun fetched ${(proxy.served / MiB).toFixed(2)} MiB, reused ${(result.reusedBytes / MiB).toFixed(2)} MiB`);
+    console.log(
+      `cut at ${(cutAt / MiB).toFixed(1)} MiB of the file (${(HUGE_LAYER / MiB).toFixed(0)} MiB layer): rerun fetched ${(proxy.served / MiB).toFixed(2)} MiB, reused ${(result.reusedBytes / MiB).toFixed(2)} MiB`,
+    );
 
     expect((await airlock(['bundle', 'verify', out, '--trust', `${tmp.path}/signer.pub`])).code).toBe(0);
     // Same creation time and sequence as the resumed run (see the test above): then the same bytes.

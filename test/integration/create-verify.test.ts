@@ -147,7 +147,11 @@ describe('bundle verify finds damage anywhere', () => {
 
   it('fails on a flip in the signed head, the index or the seek table', async () => {
     const size = (await readFile(bundle)).length;
-    for (const [name, position] of [['head', 40], ['seek-table', size - 12], ['index', size - 200]] as const) {
+    for (const [name, position] of [
+      ['head', 40],
+      ['seek-table', size - 12],
+      ['index', size - 200],
+    ] as const) {
       const path = await damagedCopy(`flip-${name}`, position);
       const r = await airlock(['bundle', 'verify', path, '--trust', `${tmp.path}/signer.pub`]);
       expect(r.code, `${name}: ${r.stderr}`).not.toBe(0);
@@ -216,7 +220,19 @@ describe('TLS and Basic auth', () => {
 
   it('pulls with --ca-file and --creds, and the bundle verifies', async () => {
     const out = `${tmp.path}/secure.tar.zst`;
-    const r = await airlock(['bundle', 'create', `${secure.host}/library/busybox:musl`, '-o', out, '--unsigned', '--ca-file', secure.caFile!, '--creds', `${secure.host}=mirror:s3cret-pass`, '-q']);
+    const r = await airlock([
+      'bundle',
+      'create',
+      `${secure.host}/library/busybox:musl`,
+      '-o',
+      out,
+      '--unsigned',
+      '--ca-file',
+      secure.caFile!,
+      '--creds',
+      `${secure.host}=mirror:s3cret-pass`,
+      '-q',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect((await airlock(['bundle', 'verify', out, '--allow-unsigned', '-q'])).code).toBe(0);
@@ -224,7 +240,20 @@ describe('TLS and Basic auth', () => {
 
   it('wrong password: AUTH, and the password is never printed', async () => {
     const out = `${tmp.path}/denied.tar.zst`;
-    const r = await airlock(['bundle', 'create', `${secure.host}/library/busybox:musl`, '-o', out, '--unsigned', '--ca-file', secure.caFile!, '--creds', 'mirror:wrong-pass-123', '-q', '--json']);
+    const r = await airlock([
+      'bundle',
+      'create',
+      `${secure.host}/library/busybox:musl`,
+      '-o',
+      out,
+      '--unsigned',
+      '--ca-file',
+      secure.caFile!,
+      '--creds',
+      'mirror:wrong-pass-123',
+      '-q',
+      '--json',
+    ]);
     expect(r.code).toBe(EXIT_CODES.AUTH);
     expect(r.stderr + r.stdout).not.toContain('wrong-pass-123');
     expect((JSON.parse(r.stdout) as { error: { code: string } }).error.code).toBe('AUTH');

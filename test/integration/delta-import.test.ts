@@ -56,7 +56,12 @@ let deltaManifest: BundleManifest;
 
 /** A bundle of `names` from the corpus layout; with `since`, a delta (bundle create --since). */
 async function bundle(names: string[], output: string, since?: string[]): Promise<BundleManifest> {
-  const endpoints = { registry: () => { throw new Error('no registry'); }, layout: (d: string) => new Layout(d) };
+  const endpoints = {
+    registry: () => {
+      throw new Error('no registry');
+    },
+    layout: (d: string) => new Layout(d),
+  };
   const images = await expandImages(imageListFromRefs(names.map((n) => `oci:${corpus.dir}:${n}`)).entries, endpoints);
   await createBundle({ images, output, signingKey: key, ...(since === undefined ? {} : { since, inventoryTrust: trusted }) });
   return parseBundleManifest((await readHead(output)).bundleJson, output);
@@ -77,7 +82,10 @@ const v2 = (reg: TestRegistry): string => join(reg.root, 'docker', 'registry', '
 async function files(dir: string): Promise<string[]> {
   if (!existsSync(dir)) return [];
   const all = await readdir(dir, { recursive: true, withFileTypes: true });
-  return all.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(dir.length + 1)).sort();
+  return all
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+    .sort();
 }
 
 /** What a repository holds, from the storage directory: blob links, manifest revisions, tags → digest. */
@@ -126,8 +134,21 @@ beforeAll(async () => {
       images: [
         { name: GEN1[0]!, layers: [BASE, { id: 'd-etcd330', size: 48 * KiB }] },
         { name: GEN1[1]!, layers: [GONE] },
-        { name: GEN1[2]!, format: 'docker', platforms: [{ platform: AMD64, layers: [BASE] }, { platform: ARM64, layers: [BASE_ARM] }] },
-        { name: GEN2[1]!, platforms: [{ platform: AMD64, layers: [BASE, { id: 'd-etcd350', size: 48 * KiB }] }, { platform: ARM64, layers: [BASE_ARM, { id: 'd-etcd350-arm', size: 48 * KiB }] }] },
+        {
+          name: GEN1[2]!,
+          format: 'docker',
+          platforms: [
+            { platform: AMD64, layers: [BASE] },
+            { platform: ARM64, layers: [BASE_ARM] },
+          ],
+        },
+        {
+          name: GEN2[1]!,
+          platforms: [
+            { platform: AMD64, layers: [BASE, { id: 'd-etcd350', size: 48 * KiB }] },
+            { platform: ARM64, layers: [BASE_ARM, { id: 'd-etcd350-arm', size: 48 * KiB }] },
+          ],
+        },
         { name: GEN2[2]!, layers: [GONE, { id: 'd-app', size: 32 * KiB }] },
       ],
     }),
@@ -154,12 +175,18 @@ describe('bundle import of a delta into a registry', () => {
     const error = (JSON.parse(run.stdout) as { error: { code: string; details: { missing: Array<{ digest: string; size: number; parent: string }> } } }).error;
     expect(error.code).toBe('NOT_FOUND');
     const external = deltaManifest.external!;
-    expect(error.details.missing.map((m) => `${m.digest} ${m.size} ${m.parent}`).sort()).toEqual(external.map((e) => `${e.digest} ${e.size} ${e.bundle}`).sort());
+    expect(error.details.missing.map((m) => `${m.digest} ${m.size} ${m.parent}`).sort()).toEqual(
+      external.map((e) => `${e.digest} ${e.size} ${e.bundle}`).sort(),
+    );
     expect(run.stderr).toContain(`airlock: error: ${delta} is a delta bundle; ${chain.host}/m lacks ${external.length} blobs it does not carry: `);
     for (const e of external) {
-      expect(run.stderr).toMatch(new RegExp(`  - blob ${e.digest} \\(${e.size} bytes, needed by [^)]+\\) is carried by bundle ${parent1.parent.id}, not imported here\\n`));
+      expect(run.stderr).toMatch(
+        new RegExp(`  - blob ${e.digest} \\(${e.size} bytes, needed by [^)]+\\) is carried by bundle ${parent1.parent.id}, not imported here\\n`),
+      );
     }
-    expect(run.stderr).toContain(`  hint: import bundle ${parent1.parent.id} (created ${parent1.parent.created}, signed by key ${trusted[0]!.keyId}) into ${chain.host}/m first, then this one again. Nothing was written\n`);
+    expect(run.stderr).toContain(
+      `  hint: import bundle ${parent1.parent.id} (created ${parent1.parent.created}, signed by key ${trusted[0]!.keyId}) into ${chain.host}/m first, then this one again. Nothing was written\n`,
+    );
     expect(existsSync(join(v2(chain), 'repositories'))).toBe(false);
     expect(existsSync(join(v2(chain), 'blobs'))).toBe(false);
     expect(await catalog(chain)).toEqual([]);
@@ -176,7 +203,10 @@ describe('bundle import of a delta into a registry', () => {
 
     for (const name of GEN2) {
       const want = corpus.images.find((i) => i.name === name)!;
-      const [a, b] = await Promise.all([skopeoInspectRaw(`docker://${chain.host}/m/${name}`, PLAIN), skopeoInspectRaw(`docker://${whole.host}/m/${name}`, PLAIN)]);
+      const [a, b] = await Promise.all([
+        skopeoInspectRaw(`docker://${chain.host}/m/${name}`, PLAIN),
+        skopeoInspectRaw(`docker://${whole.host}/m/${name}`, PLAIN),
+      ]);
       expect([a.digest, b.digest], name).toEqual([want.digest, want.digest]);
       for (const child of want.children) {
         const ref = `${repoOf(name)}@${child.digest}`;
@@ -244,7 +274,13 @@ describe('bundle import of a delta into an OCI layout', () => {
     const wholeDir = join(work.path, 'whole-layout');
     await into(full2, wholeDir);
     type Index = { manifests: Array<{ digest: string; annotations: Record<string, string> }> };
-    const names = async (d: string) => new Map((JSON.parse(await readFile(join(d, 'index.json'), 'utf8')) as Index).manifests.map((m) => [m.annotations['org.opencontainers.image.ref.name'], m.digest]));
+    const names = async (d: string) =>
+      new Map(
+        (JSON.parse(await readFile(join(d, 'index.json'), 'utf8')) as Index).manifests.map((m) => [
+          m.annotations['org.opencontainers.image.ref.name'],
+          m.digest,
+        ]),
+      );
     const [a, b] = await Promise.all([names(dir), names(wholeDir)]);
     for (const name of GEN2) expect(a.get(name), name).toBe(b.get(name));
     expect([...a.keys()].sort()).toEqual([...new Set([...GEN1, ...GEN2])].sort());
@@ -254,7 +290,9 @@ describe('bundle import of a delta into an OCI layout', () => {
 
     const inv = await airlock(['inventory', '--layout', dir, '-q']);
     expect(inv.code, inv.stderr).toBe(0);
-    const listed = parseInventory(Buffer.from(inv.stdout), 'stdout').payload.blobs.map((x) => `sha256/${x.digest.slice(7)}`).sort();
+    const listed = parseInventory(Buffer.from(inv.stdout), 'stdout')
+      .payload.blobs.map((x) => `sha256/${x.digest.slice(7)}`)
+      .sort();
     expect(listed).toEqual((await files(join(dir, 'blobs'))).sort());
   });
 });

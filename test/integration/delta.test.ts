@@ -203,7 +203,10 @@ describe('importing the three generations', () => {
     const out: Record<string, string> = {};
     for (const ref of ['app/web:v1', 'app/web:stable', 'app/db:v1', 'app/cache:v1']) {
       const name = `${target.host}/${reg.host.replace(':', '_')}/${ref}`;
-      out[ref] = await skopeoInspectRaw(`docker://${name}`, { tlsVerify: false }).then((r) => r.digest, () => 'absent');
+      out[ref] = await skopeoInspectRaw(`docker://${name}`, { tlsVerify: false }).then(
+        (r) => r.digest,
+        () => 'absent',
+      );
     }
     return out;
   }

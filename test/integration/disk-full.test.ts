@@ -94,7 +94,10 @@ describe.skipIf(!isRoot)('a full disk', () => {
     await mkdir(bundles, { recursive: true });
     const big = join(bundles, 'big.tar.zst');
     const small = join(bundles, 'small.tar.zst');
-    for (const [ref, out] of [[bigRef, big], [smallRef, small]] as const) {
+    for (const [ref, out] of [
+      [bigRef, big],
+      [smallRef, small],
+    ] as const) {
       const made = await airlock(['bundle', 'create', ref, '-o', out, '--sign-key', key, '--plain-http', '-q']);
       expect(made.code, made.stderr).toBe(0);
     }
@@ -120,7 +123,12 @@ describe.skipIf(!isRoot)('a full disk', () => {
     const checkBlobs = async (): Promise<number> => {
       const names = await readdir(blobs);
       expect(names.filter((n) => !/^[0-9a-f]{64}$/.test(n))).toEqual([]);
-      for (const n of names) expect(createHash('sha256').update(await readFile(join(blobs, n))).digest('hex')).toBe(n);
+      for (const n of names)
+        expect(
+          createHash('sha256')
+            .update(await readFile(join(blobs, n)))
+            .digest('hex'),
+        ).toBe(n);
       return names.length;
     };
     await checkBlobs();
@@ -128,9 +136,9 @@ describe.skipIf(!isRoot)('a full disk', () => {
     await remount(dir, '32m');
     const done = await airlock(['bundle', 'import', big, '--to', `oci:${existing}`, '--trust', pub]);
     expect(done.code, done.stderr).toBe(0);
-    const names = (JSON.parse(await readFile(join(existing, 'index.json'), 'utf8')) as { manifests: Array<{ annotations?: Record<string, string> }> }).manifests.map(
-      (d) => d.annotations?.['org.opencontainers.image.ref.name'],
-    );
+    const names = (
+      JSON.parse(await readFile(join(existing, 'index.json'), 'utf8')) as { manifests: Array<{ annotations?: Record<string, string> }> }
+    ).manifests.map((d) => d.annotations?.['org.opencontainers.image.ref.name']);
     expect(names.sort()).toEqual([`${reg.host.replace(':', '_')}/full/big:1`, `${reg.host.replace(':', '_')}/full/small:1`].sort());
     expect(await checkBlobs()).toBeGreaterThanOrEqual(6);
   }, 180_000);

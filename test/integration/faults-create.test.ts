@@ -46,7 +46,13 @@ afterAll(async () => {
 });
 
 function images(client: RegistryClient): ImageToResolve[] {
-  return seeded.map((s) => ({ name: `${proxy.host}/${s.repository}:${s.tag}`, sourceRef: `${proxy.host}/${s.repository}:${s.tag}`, source: client, repository: s.repository, reference: s.tag }));
+  return seeded.map((s) => ({
+    name: `${proxy.host}/${s.repository}:${s.tag}`,
+    sourceRef: `${proxy.host}/${s.repository}:${s.tag}`,
+    source: client,
+    repository: s.repository,
+    reference: s.tag,
+  }));
 }
 
 /** Run `fn` with a fresh client through the proxy under `seed` (undefined: no faults). */
@@ -61,7 +67,8 @@ async function timed<T>(command: string, seed: number | undefined, fn: (client: 
     if (seed === undefined) cleanRequests.set(command, proxy.stats.requests);
     // Bounded loops: each fault costs a few requests at most (a retry, a resume, a check).
     else expect(proxy.stats.requests).toBeLessThanOrEqual((cleanRequests.get(command) ?? 0) + 5 * proxy.stats.faults);
-    if (seed !== undefined) figures.push({ command, seed, requests: proxy.stats.requests, faults: proxy.stats.faults, retries, byKind: { ...proxy.stats.byKind }, ms });
+    if (seed !== undefined)
+      figures.push({ command, seed, requests: proxy.stats.requests, faults: proxy.stats.faults, retries, byKind: { ...proxy.stats.byKind }, ms });
     return { value, ms };
   } finally {
     await client.close();
@@ -74,7 +81,9 @@ describe('bundle create under injected faults', () => {
     const out = `${tmp.path}/clean.tar.zst`;
     // Twice: the first run warms up the registry and this process; the second is the baseline.
     await timed('create', undefined, (c) => createBundle({ images: images(c), output: out, unsigned: true, now: () => new Date(NOW), force: true }));
-    const { ms } = await timed('create', undefined, (c) => createBundle({ images: images(c), output: out, unsigned: true, now: () => new Date(NOW), force: true }));
+    const { ms } = await timed('create', undefined, (c) =>
+      createBundle({ images: images(c), output: out, unsigned: true, now: () => new Date(NOW), force: true }),
+    );
     baselines.set('create', ms);
     archive = await readFile(out);
   });

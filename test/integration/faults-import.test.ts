@@ -40,7 +40,13 @@ beforeAll(async () => {
   bundle = `${tmp.path}/in.tar.zst`;
   const reader = fastClient(source.host);
   try {
-    const images = seeded.map((s) => ({ name: `registry.example/${s.repository}:${s.tag}`, sourceRef: s.ref, source: reader, repository: s.repository, reference: s.tag }));
+    const images = seeded.map((s) => ({
+      name: `registry.example/${s.repository}:${s.tag}`,
+      sourceRef: s.ref,
+      source: reader,
+      repository: s.repository,
+      reference: s.tag,
+    }));
     await createBundle({ images, output: bundle, unsigned: true });
   } finally {
     await reader.close();
@@ -80,7 +86,8 @@ async function importVia(prefix: string, seed: number | undefined): Promise<numb
   if (seed === undefined) cleanRequests = proxy.stats.requests;
   // Bounded loops: each fault costs a few requests at most (a retry, a check, a new session).
   else expect(proxy.stats.requests).toBeLessThanOrEqual(cleanRequests + 5 * proxy.stats.faults);
-  if (seed !== undefined) figures.push({ command: 'import', seed, requests: proxy.stats.requests, faults: proxy.stats.faults, retries, byKind: { ...proxy.stats.byKind }, ms });
+  if (seed !== undefined)
+    figures.push({ command: 'import', seed, requests: proxy.stats.requests, faults: proxy.stats.faults, retries, byKind: { ...proxy.stats.byKind }, ms });
   for (const s of seeded) {
     const repository = `${prefix}/registry.example/${s.repository}`;
     expect((await direct.getManifest(repository, s.tag)).digest).toBe(s.digest);
@@ -117,7 +124,19 @@ describe('bundle import into oci: (no network: the control)', () => {
 describe('the CLI under injected faults', () => {
   it('imports, counts its retries, and traces with --debug without upload session state', async () => {
     proxy.setSeed(5);
-    const r = await airlock(['bundle', 'import', bundle, '--to', `${proxy.host}/cli`, '--allow-unsigned', '--plain-http', '--timeout', '1s', '--json', '--debug']);
+    const r = await airlock([
+      'bundle',
+      'import',
+      bundle,
+      '--to',
+      `${proxy.host}/cli`,
+      '--allow-unsigned',
+      '--plain-http',
+      '--timeout',
+      '1s',
+      '--json',
+      '--debug',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as { retries: number };
     expect(result.retries).toBe(r.stderr.split('\n').filter((l) => l.startsWith('retrying ')).length);

@@ -18,8 +18,7 @@ import { makeTempDir, type TempDir } from '../support/tmp.js';
 type Corpus = Awaited<ReturnType<typeof writeCorpus>>;
 
 const sha256 = (data: Uint8Array): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
-const readBlob = (dir: string, digest: string): Promise<Buffer> =>
-  readFile(join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length)));
+const readBlob = (dir: string, digest: string): Promise<Buffer> => readFile(join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length)));
 
 let work: TempDir;
 let corpus: Corpus;
@@ -68,9 +67,7 @@ describe('sample corpus', () => {
     const index = JSON.parse(await readFile(join(corpus.dir, 'index.json'), 'utf8')) as {
       manifests: Array<{ digest: string; annotations: Record<string, string> }>;
     };
-    expect(index.manifests.map((m) => [m.annotations['org.opencontainers.image.ref.name'], m.digest])).toEqual(
-      corpus.images.map((i) => [i.name, i.digest]),
-    );
+    expect(index.manifests.map((m) => [m.annotations['org.opencontainers.image.ref.name'], m.digest])).toEqual(corpus.images.map((i) => [i.name, i.digest]));
     for (const m of index.manifests) {
       expect(m.annotations['io.containerd.image.name']).toBe(m.annotations['org.opencontainers.image.ref.name']);
     }
@@ -119,10 +116,7 @@ describe('test registries', () => {
   const seeded = new Map<TestRegistry, Map<string, SeededImage>>();
 
   beforeAll(async () => {
-    [plain, secure] = await Promise.all([
-      startRegistry(),
-      startRegistry({ tls: true, basicAuth: { username: 'airlock', password: 's3cret pass' } }),
-    ]);
+    [plain, secure] = await Promise.all([startRegistry(), startRegistry({ tls: true, basicAuth: { username: 'airlock', password: 's3cret pass' } })]);
     for (const reg of [plain, secure]) seeded.set(reg, await seedRegistry(reg, corpus.dir));
   });
   afterAll(async () => {

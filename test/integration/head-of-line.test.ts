@@ -135,7 +135,14 @@ describe('the blob at the head of the line', () => {
       for (let i = 0; i < 400 && running() < 4; i++) await new Promise((r) => setTimeout(r, 25));
       expect(running()).toBe(4);
       controller.abort();
-      const err = await within(5_000, 'the aborted create', run.then(() => undefined, (e: unknown) => e));
+      const err = await within(
+        5_000,
+        'the aborted create',
+        run.then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      );
       expect((err as { code?: string }).code).toBe('INTERRUPTED');
       for (let i = 0; i < 80 && running() > 0; i++) await new Promise((r) => setTimeout(r, 25));
       expect(running()).toBe(0);

@@ -42,7 +42,12 @@ beforeAll(async () => {
   pub = pair.publicKeyFile;
   const name = 'quay.io/hostile/tiny:1';
   const corpus = await writeCorpus(join(work.path, 'corpus'), { images: [{ name, layers: [{ id: 'l', size: 4096 }] }] });
-  const endpoints = { registry: () => { throw new Error('no registry'); }, layout: (d: string) => new Layout(d) };
+  const endpoints = {
+    registry: () => {
+      throw new Error('no registry');
+    },
+    layout: (d: string) => new Layout(d),
+  };
   const images = await expandImages(imageListFromRefs([`oci:${corpus.dir}:${name}`]).entries, endpoints);
   const path = join(work.path, 'original.tar.zst');
   await createBundle({ images, output: path, signingKey: await loadSigningKey(pair.privateKeyFile) });
@@ -104,7 +109,9 @@ describe.skipIf(!existsSync(TIME))('bounded work on hostile archives', () => {
     expect(doc.error.details.problems).toHaveLength(100);
     expect(doc.error.details.stoppedAtProblems).toBe(100);
     expect(doc.error.message).toMatch(/frames not accounted for by any entry\) \(and 99 more problems, where the check stopped: there may be more\)/);
-    expect(doc.error.details.problems.map((p) => (p as { message: string }).message).join('\n')).toContain('entry u/0000050 is not listed in the signed bundle manifest');
+    expect(doc.error.details.problems.map((p) => (p as { message: string }).message).join('\n')).toContain(
+      'entry u/0000050 is not listed in the signed bundle manifest',
+    );
     expect(r.maxRssKiB, r.stderr.slice(-1500)).toBeLessThan(MAX_RSS_KIB);
     expect(r.stdout.length).toBeLessThan(MAX_JSON_BYTES);
   });

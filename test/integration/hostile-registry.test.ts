@@ -23,11 +23,7 @@ const LOGIN = { username: 'mirror', password: 'Hostile-Test-S3cret' };
 const IMAGE = 'example.com/team/app:v1';
 const REPO = 'team/app';
 /** Secrets of LOGIN a hostile server could echo. */
-const SECRETS = [
-  LOGIN.password,
-  Buffer.from(`${LOGIN.username}:${LOGIN.password}`).toString('base64'),
-  Buffer.from(LOGIN.password).toString('base64'),
-];
+const SECRETS = [LOGIN.password, Buffer.from(`${LOGIN.username}:${LOGIN.password}`).toString('base64'), Buffer.from(LOGIN.password).toString('base64')];
 // Terminal-active characters: C0 controls but newline, DEL, C1 controls, bidi overrides and isolates.
 const CONTROLS = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
 
@@ -110,8 +106,18 @@ describe('where credentials go', () => {
     hostile.set({ auth: { kind: 'basic', ...LOGIN } });
     const dir = await runDir();
     const result = await airlock(
-      ['bundle', 'create', `${hostile.host}/${REPO}:v1`, `${hostile.localhostHost}/${REPO}:v1`, '-o', join(dir, 'o.tar.zst'), '--unsigned', ...tls(),
-        '--creds', `${LOGIN.username}:${LOGIN.password}`],
+      [
+        'bundle',
+        'create',
+        `${hostile.host}/${REPO}:v1`,
+        `${hostile.localhostHost}/${REPO}:v1`,
+        '-o',
+        join(dir, 'o.tar.zst'),
+        '--unsigned',
+        ...tls(),
+        '--creds',
+        `${LOGIN.username}:${LOGIN.password}`,
+      ],
       { cwd: dir },
     );
     expect(result.code).toBe(2);
@@ -141,7 +147,17 @@ describe('where credentials go', () => {
     hostile.set({ auth: { kind: 'basic', ...LOGIN } });
     const dir = await runDir();
     const result = await airlock(
-      ['bundle', 'create', `${hostile.host}/${REPO}:v1`, `${hostile.localhostHost}/${REPO}:v1`, '-o', join(dir, 'o.tar.zst'), '--unsigned', ...tls(), ...creds()],
+      [
+        'bundle',
+        'create',
+        `${hostile.host}/${REPO}:v1`,
+        `${hostile.localhostHost}/${REPO}:v1`,
+        '-o',
+        join(dir, 'o.tar.zst'),
+        '--unsigned',
+        ...tls(),
+        ...creds(),
+      ],
       { cwd: dir },
     );
     expect(result.code).toBe(5);
@@ -163,32 +179,62 @@ describe('where credentials go', () => {
     await expectNoSecrets(result, dir);
   });
 
-  it.each(['https-other-port', 'https-localhost'] as const)('sends credentials to an HTTPS token realm on another origin (%s), shown by --debug only', async (realm) => {
-    hostile.set({ auth: { kind: 'bearer', realm, ...LOGIN } });
-    const plain = await create([...creds(), '-q']);
-    expect(plain.result.code, plain.result.stderr).toBe(0);
-    expect(plain.result.stderr).not.toContain('debug');
-    const debug = await create([...creds(), '-q', '--debug']);
-    expect(debug.result.code, debug.result.stderr).toBe(0);
-    const { origin } = new URL(hostile.realm(realm));
-    expect(debug.result.stderr).toContain(
-      `airlock: debug: sending the credentials for ${hostile.host} (from --creds) to token realm ${origin}/token, another origin than the registry's https://${hostile.host}`,
-    );
-    expect(hostile.tokenRequests.length).toBeGreaterThan(0);
-    expect(hostile.tokenRequests.every((r) => r.realm === realm && r.authorization === `Basic ${SECRETS[1]}`)).toBe(true);
-    await expectNoSecrets(plain.result, plain.dir);
-    await expectNoSecrets(debug.result, debug.dir);
-  });
+  it.each(['https-other-port', 'https-localhost'] as const)(
+    'sends credentials to an HTTPS token realm on another origin (%s), shown by --debug only',
+    async (realm) => {
+      hostile.set({ auth: { kind: 'bearer', realm, ...LOGIN } });
+      const plain = await create([...creds(), '-q']);
+      expect(plain.result.code, plain.result.stderr).toBe(0);
+      expect(plain.result.stderr).not.toContain('debug');
+      const debug = await create([...creds(), '-q', '--debug']);
+      expect(debug.result.code, debug.result.stderr).toBe(0);
+      const { origin } = new URL(hostile.realm(realm));
+      expect(debug.result.stderr).toContain(
+        `airlock: debug: sending the credentials for ${hostile.host} (from --creds) to token realm ${origin}/token, another origin than the registry's https://${hostile.host}`,
+      );
+      expect(hostile.tokenRequests.length).toBeGreaterThan(0);
+      expect(hostile.tokenRequests.every((r) => r.realm === realm && r.authorization === `Basic ${SECRETS[1]}`)).toBe(true);
+      await expectNoSecrets(plain.result, plain.dir);
+      await expectNoSecrets(debug.result, debug.dir);
+    },
+  );
 });
 
 describe('no secret is echoed', () => {
   const echoCases: [string, Behaviour, number][] = [
-    ['a 401 echoing Authorization (Basic; a final 401 body is never shown)', { auth: { kind: 'basic', ...LOGIN }, failures: [{ method: 'GET', path: /manifests/, status: 401, body: 'echo-authorization', headers: { 'www-authenticate': 'Basic realm="x"' } }] }, 5],
-    ['a 403 echoing Authorization (Basic)', { auth: { kind: 'basic', ...LOGIN }, failures: [{ method: 'GET', path: /manifests/, status: 403, body: 'echo-authorization' }] }, 5],
-    ['a 403 echoing the Bearer token', { auth: { kind: 'bearer', realm: 'same-origin', ...LOGIN }, failures: [{ method: 'GET', path: /manifests/, status: 403, body: 'echo-authorization' }] }, 5],
-    ['a 500 echoing Authorization (retried, then given up)', { auth: { kind: 'basic', ...LOGIN }, failures: [{ method: 'GET', path: /manifests/, status: 500, body: 'echo-authorization' }] }, 9],
-    ['a token server 500 echoing the Basic header', { auth: { kind: 'bearer', realm: 'https-other-port', ...LOGIN }, tokenFailure: { status: 500, body: 'echo-authorization' } }, 9],
-    ['a token server 400 echoing the Basic header', { auth: { kind: 'bearer', realm: 'same-origin', ...LOGIN }, tokenFailure: { status: 400, body: 'echo-authorization' } }, 9],
+    [
+      'a 401 echoing Authorization (Basic; a final 401 body is never shown)',
+      {
+        auth: { kind: 'basic', ...LOGIN },
+        failures: [{ method: 'GET', path: /manifests/, status: 401, body: 'echo-authorization', headers: { 'www-authenticate': 'Basic realm="x"' } }],
+      },
+      5,
+    ],
+    [
+      'a 403 echoing Authorization (Basic)',
+      { auth: { kind: 'basic', ...LOGIN }, failures: [{ method: 'GET', path: /manifests/, status: 403, body: 'echo-authorization' }] },
+      5,
+    ],
+    [
+      'a 403 echoing the Bearer token',
+      { auth: { kind: 'bearer', realm: 'same-origin', ...LOGIN }, failures: [{ method: 'GET', path: /manifests/, status: 403, body: 'echo-authorization' }] },
+      5,
+    ],
+    [
+      'a 500 echoing Authorization (retried, then given up)',
+      { auth: { kind: 'basic', ...LOGIN }, failures: [{ method: 'GET', path: /manifests/, status: 500, body: 'echo-authorization' }] },
+      9,
+    ],
+    [
+      'a token server 500 echoing the Basic header',
+      { auth: { kind: 'bearer', realm: 'https-other-port', ...LOGIN }, tokenFailure: { status: 500, body: 'echo-authorization' } },
+      9,
+    ],
+    [
+      'a token server 400 echoing the Basic header',
+      { auth: { kind: 'bearer', realm: 'same-origin', ...LOGIN }, tokenFailure: { status: 400, body: 'echo-authorization' } },
+      9,
+    ],
   ];
 
   // One run each: with --json the error goes to stdout as JSON and to stderr as the human lines,
@@ -259,7 +305,10 @@ describe('terminal control in untrusted text', () => {
     // --json keeps the exact strings, escaped.
     const json = await airlock(['--json', 'bundle', 'inspect', archive]);
     expectNoControls(json);
-    expect((JSON.parse(json.stdout) as { images: { name: string; platforms: string[] }[] }).images[0]).toMatchObject({ name: evil, platforms: ['linux\x1b[31m/amd64'] });
+    expect((JSON.parse(json.stdout) as { images: { name: string; platforms: string[] }[] }).images[0]).toMatchObject({
+      name: evil,
+      platforms: ['linux\x1b[31m/amd64'],
+    });
   });
 });
 

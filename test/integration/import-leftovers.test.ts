@@ -79,7 +79,10 @@ async function damage(from: string, to: string, digest: string): Promise<void> {
 }
 
 /** GET a manifest straight from the registry: its digest, or undefined on 404. */
-async function manifestDigest(repository: string, tag: string): Promise<{ digest: string; body: { layers?: Array<{ digest: string }>; config?: { digest: string } } } | undefined> {
+async function manifestDigest(
+  repository: string,
+  tag: string,
+): Promise<{ digest: string; body: { layers?: Array<{ digest: string }>; config?: { digest: string } } } | undefined> {
   const res = await request(`${registry.url}/v2/${repository}/manifests/${tag}`, { headers: { accept: MANIFEST_ACCEPT } });
   if (res.statusCode === 404) {
     await res.body.dump();
@@ -106,7 +109,14 @@ beforeAll(async () => {
   tiny = join(work.path, 'tiny.tar.zst');
   damaged = join(work.path, 'damaged.tar.zst');
   other = join(work.path, 'other.tar.zst');
-  await Promise.all([bundleFrom(corpus.dir, corpus.images.map((i) => i.name), tiny), bundleFrom(otherDir, ['example.com/other/app:1'], other)]);
+  await Promise.all([
+    bundleFrom(
+      corpus.dir,
+      corpus.images.map((i) => i.name),
+      tiny,
+    ),
+    bundleFrom(otherDir, ['example.com/other/app:1'], other),
+  ]);
   // The last image's own layer: several blobs land before the damaged one is reached.
   await damage(tiny, damaged, corpus.images.at(-1)!.blobs.at(-1)!.digest);
 }, 60_000);

@@ -30,7 +30,13 @@ const MiB = 1024 * 1024;
 const ALICE = { username: 'alice', password: 'wonder land' };
 const PLAIN = { tlsVerify: false };
 /** Corpus images carried by the registry-sourced bundle (OCI, OCI index, Docker v2, Docker list). */
-const FROM_REGISTRY = ['quay.io/coreos/etcd:v3.3.0', 'quay.io/coreos/etcd:v3.5.0', 'quay.io/coreos/etcd:v2.3.8', 'docker.io/library/busybox:musl', 'docker.io/library/alpine:3.18'];
+const FROM_REGISTRY = [
+  'quay.io/coreos/etcd:v3.3.0',
+  'quay.io/coreos/etcd:v3.5.0',
+  'quay.io/coreos/etcd:v2.3.8',
+  'docker.io/library/busybox:musl',
+  'docker.io/library/alpine:3.18',
+];
 /** OCI-typed images for the layout-sourced bundle (skopeo's oci: reader skips Docker types). */
 const FROM_LAYOUT = ['quay.io/coreos/etcd:v3.3.0', 'quay.io/coreos/etcd:v3.5.0', 'docker.io/library/busybox:musl'];
 
@@ -120,7 +126,10 @@ beforeAll(async () => {
   fromRegistry = join(work.path, 'from-registry.tar.zst');
   fromLayout = join(work.path, 'from-layout.tar.zst');
   await bundleFrom([...refs, pinned], fromRegistry, { plainHttp: true });
-  await bundleFrom(FROM_LAYOUT.map((n) => `oci:${corpus.dir}:${n}`), fromLayout);
+  await bundleFrom(
+    FROM_LAYOUT.map((n) => `oci:${corpus.dir}:${n}`),
+    fromLayout,
+  );
 });
 afterAll(async () => {
   await Promise.all([source?.stop(), target?.stop()]);
@@ -159,9 +168,23 @@ describe('bundle import into a registry', () => {
   it('pushes through TLS + Basic auth with the CLI, printing the mapping table', async () => {
     const reg = await startRegistry({ tls: true, basicAuth: ALICE });
     try {
-      const run = await cli(['bundle', 'import', fromLayout, '--to', `${reg.host}/tls`, '--trust', pub, '--creds', `${ALICE.username}:${ALICE.password}`, '--ca-file', reg.caFile!]);
+      const run = await cli([
+        'bundle',
+        'import',
+        fromLayout,
+        '--to',
+        `${reg.host}/tls`,
+        '--trust',
+        pub,
+        '--creds',
+        `${ALICE.username}:${ALICE.password}`,
+        '--ca-file',
+        reg.caFile!,
+      ]);
       expect(run.code, run.stderr).toBe(0);
-      expect(run.stdout).toMatch(new RegExp(`quay\\.io/coreos/etcd:v3\\.3\\.0 +${reg.host}/tls/quay\\.io/coreos/etcd:v3\\.3\\.0 +${digestOf('quay.io/coreos/etcd:v3.3.0')}`));
+      expect(run.stdout).toMatch(
+        new RegExp(`quay\\.io/coreos/etcd:v3\\.3\\.0 +${reg.host}/tls/quay\\.io/coreos/etcd:v3\\.3\\.0 +${digestOf('quay.io/coreos/etcd:v3.3.0')}`),
+      );
       for (const name of FROM_LAYOUT) {
         expect((await skopeoInspectRaw(`docker://${reg.host}/tls/${name}`, accessFor(reg))).digest).toBe(digestOf(name));
       }
@@ -233,7 +256,10 @@ describe('bundle import refuses and recovers', () => {
     const images = ['quay.io/team/app:1', 'docker.io/team/app:1'];
     await writeCorpus(dir, { images: images.map((name, i) => ({ name, layers: [{ id: `collide-${i}`, size: 1024 }] })) });
     const bundle = join(work.path, 'collide.tar.zst');
-    await bundleFrom(images.map((n) => `oci:${dir}:${n}`), bundle);
+    await bundleFrom(
+      images.map((n) => `oci:${dir}:${n}`),
+      bundle,
+    );
     const run = await cli(['bundle', 'import', bundle, '--to', `${target.host}/strip`, '--plain-http', '--trust', pub, '--strip-host']);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`images quay.io/team/app:1 and docker.io/team/app:1 would both land as ${target.host}/strip/team/app:1`);

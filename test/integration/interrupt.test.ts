@@ -66,7 +66,17 @@ afterAll(async () => {
 });
 
 const createArgs = (out: string, ...extra: string[]): string[] => ['bundle', 'create', ref, '-o', out, '--sign-key', key, '--plain-http', ...extra];
-const importArgs = (prefix: string, ...extra: string[]): string[] => ['bundle', 'import', bundle, '--to', `${proxy.host}/${prefix}`, '--trust', pub, '--plain-http', ...extra];
+const importArgs = (prefix: string, ...extra: string[]): string[] => [
+  'bundle',
+  'import',
+  bundle,
+  '--to',
+  `${proxy.host}/${prefix}`,
+  '--trust',
+  pub,
+  '--plain-http',
+  ...extra,
+];
 
 /** Quote for `sh -c`. */
 const shellQuote = (args: string[]): string => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');

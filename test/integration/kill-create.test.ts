@@ -53,7 +53,10 @@ beforeAll(async () => {
     seed: 'kill-create',
     images: [
       { name: 'example.com/kill/a:1', layers: [layer('base', 2 * MiB), layer('a', 6 * MiB)] },
-      { name: 'example.com/kill/b:1', layers: [layer('base', 2 * MiB), layer('b', 5 * MiB), layer('b-plain', 1 * MiB, { uncompressed: true, randomRatio: 0.5 })] },
+      {
+        name: 'example.com/kill/b:1',
+        layers: [layer('base', 2 * MiB), layer('b', 5 * MiB), layer('b-plain', 1 * MiB, { uncompressed: true, randomRatio: 0.5 })],
+      },
       { name: 'example.com/kill/c:1', layers: [layer('c', 4 * MiB)] },
     ],
   })) as { dir: string; blobs: Map<string, { size: number }> };

@@ -160,12 +160,21 @@ describe('plain HTTP registry', () => {
   it('pushes an OCI manifest and an index and pulls them back identical', async () => {
     await c.putManifest('app/one', image, 'v1');
     const index = manifestOf(
-      { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [{ mediaType: MediaType.OciManifest, digest: image.digest, size: image.bytes.length, platform: { os: 'linux', architecture: 'amd64' } }] },
+      {
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: [{ mediaType: MediaType.OciManifest, digest: image.digest, size: image.bytes.length, platform: { os: 'linux', architecture: 'amd64' } }],
+      },
       MediaType.OciIndex,
     );
     await c.putManifest('app/one', index, 'multi');
     await c.putManifest('app/one', index, undefined);
-    for (const [ref, want] of [['v1', image], [image.digest, image], ['multi', index], [index.digest, index]] as const) {
+    for (const [ref, want] of [
+      ['v1', image],
+      [image.digest, image],
+      ['multi', index],
+      [index.digest, index],
+    ] as const) {
       const got = await c.getManifest('app/one', ref);
       expect(got.bytes.equals(want.bytes)).toBe(true);
       expect([got.kind, got.mediaType, got.digest]).toEqual([want.kind, want.mediaType, want.digest]);
@@ -176,12 +185,23 @@ describe('plain HTTP registry', () => {
 
   it('pushes a Docker v2 manifest and manifest list unchanged', async () => {
     const docker = manifestOf(
-      { schemaVersion: 2, mediaType: MediaType.DockerManifest, config: { ...configDesc, mediaType: MediaType.DockerConfig }, layers: [{ ...large, mediaType: MediaType.DockerLayerGzip }] },
+      {
+        schemaVersion: 2,
+        mediaType: MediaType.DockerManifest,
+        config: { ...configDesc, mediaType: MediaType.DockerConfig },
+        layers: [{ ...large, mediaType: MediaType.DockerLayerGzip }],
+      },
       MediaType.DockerManifest,
     );
     await c.putManifest('app/one', docker, 'docker');
     const list = manifestOf(
-      { schemaVersion: 2, mediaType: MediaType.DockerManifestList, manifests: [{ mediaType: MediaType.DockerManifest, digest: docker.digest, size: docker.bytes.length, platform: { os: 'linux', architecture: 'arm64' } }] },
+      {
+        schemaVersion: 2,
+        mediaType: MediaType.DockerManifestList,
+        manifests: [
+          { mediaType: MediaType.DockerManifest, digest: docker.digest, size: docker.bytes.length, platform: { os: 'linux', architecture: 'arm64' } },
+        ],
+      },
       MediaType.DockerManifestList,
     );
     await c.putManifest('app/one', list, 'dockerlist');

@@ -56,7 +56,12 @@ let OLD: string;
 let NEW: string;
 
 async function bundle(corpus: Corpus, names: string[], output: string, extra: Partial<CreateOptions> = {}): Promise<BundleManifest> {
-  const endpoints = { registry: () => { throw new Error('no registry'); }, layout: (d: string) => new Layout(d) };
+  const endpoints = {
+    registry: () => {
+      throw new Error('no registry');
+    },
+    layout: (d: string) => new Layout(d),
+  };
   const images = await expandImages(imageListFromRefs(names.map((n) => `oci:${corpus.dir}:${n}`)).entries, endpoints);
   await createBundle({ images, output, signingKey: key, ...extra });
   return parseBundleManifest((await readHead(output)).bundleJson, output);
@@ -97,8 +102,19 @@ beforeAll(async () => {
   pub = pair.publicKeyFile;
   key = await loadSigningKey(pair.privateKeyFile);
   [gen1, gen2, reg] = await Promise.all([
-    writeCorpus(join(work.path, 'gen1'), { images: [{ name: APP, layers: [L_OLD] }, { name: LIB, layers: [L_LIB] }] }),
-    writeCorpus(join(work.path, 'gen2'), { images: [{ name: APP, layers: [L_NEW] }, { name: APP0, layers: [L_OLD] }, { name: LIB, layers: [L_LIB] }] }),
+    writeCorpus(join(work.path, 'gen1'), {
+      images: [
+        { name: APP, layers: [L_OLD] },
+        { name: LIB, layers: [L_LIB] },
+      ],
+    }),
+    writeCorpus(join(work.path, 'gen2'), {
+      images: [
+        { name: APP, layers: [L_NEW] },
+        { name: APP0, layers: [L_OLD] },
+        { name: LIB, layers: [L_LIB] },
+      ],
+    }),
     startRegistry(),
   ]);
   b1 = join(work.path, 'gen1.tar.zst');
@@ -152,7 +168,11 @@ function registryTarget(): Target {
     async record() {
       const m = await manifest(`${prefix}/airlock/import-state`, 'latest');
       if (m.body === undefined) return undefined;
-      const doc = JSON.parse(m.body.toString()) as { artifactType: string; config: { mediaType: string }; layers: Array<{ digest: string; mediaType: string }> };
+      const doc = JSON.parse(m.body.toString()) as {
+        artifactType: string;
+        config: { mediaType: string };
+        layers: Array<{ digest: string; mediaType: string }>;
+      };
       expect(doc.artifactType).toBe(IMPORT_STATE_MEDIA_TYPE);
       expect(doc.config.mediaType).toBe('application/vnd.oci.empty.v1+json');
       expect(doc.layers.map((l) => l.mediaType)).toEqual([IMPORT_STATE_MEDIA_TYPE]);
@@ -170,7 +190,9 @@ function layoutTarget(): Target {
     ref: (name) => name,
     async tagged(name) {
       if (!existsSync(join(dir, 'index.json'))) return undefined;
-      const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+      const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as {
+        manifests: Array<{ digest: string; annotations?: Record<string, string> }>;
+      };
       return index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === name)?.digest;
     },
     async record() {
@@ -184,9 +206,16 @@ function importInto(t: Target, path: string, extra: string[] = [], cwd?: string)
   return airlock(['bundle', 'import', path, '--to', t.to, '--trust', pub, ...t.args, ...extra], cwd === undefined ? {} : { cwd });
 }
 
-function expectRefused(run: CliResult, reason: string): { message: string; details: { reason: string; refused: Array<{ tag: string; current: { bundle: string; digest: string } }> } } {
+function expectRefused(
+  run: CliResult,
+  reason: string,
+): { message: string; details: { reason: string; refused: Array<{ tag: string; current: { bundle: string; digest: string } }> } } {
   expect(run.code, run.stderr).toBe(14);
-  const error = (JSON.parse(run.stdout) as { error: { code: string; message: string; details: { reason: string; refused: Array<{ tag: string; current: { bundle: string; digest: string } }> } } }).error;
+  const error = (
+    JSON.parse(run.stdout) as {
+      error: { code: string; message: string; details: { reason: string; refused: Array<{ tag: string; current: { bundle: string; digest: string } }> } };
+    }
+  ).error;
   expect(error.code).toBe('POLICY');
   expect(error.details.reason).toBe(reason);
   return error;
@@ -226,7 +255,9 @@ describe.each([
     const t = makeTarget();
     expect((await importInto(t, b2)).code).toBe(0);
     const error = expectRefused(await importInto(t, b1, ['--json']), 'downgrade');
-    expect(error.message).toContain(`refusing to move ${t.ref(APP)} back: bundle ${id1} (sequence ${m1.sequence}, created ${m1.created}) is older than bundle ${id2} (sequence ${m2.sequence}, created ${m2.created})`);
+    expect(error.message).toContain(
+      `refusing to move ${t.ref(APP)} back: bundle ${id1} (sequence ${m1.sequence}, created ${m1.created}) is older than bundle ${id2} (sequence ${m2.sequence}, created ${m2.created})`,
+    );
 
     // The hostile archive: gen1's signed head in front of gen2's entries, which hold gen1's blobs.
     // Refused before the rollback rule is even reached: gen2's entries are not in gen1's signed

@@ -32,10 +32,7 @@ beforeAll(async () => {
       { ...READER, access: (repository) => (repository.startsWith('coreos/') ? ['pull'] : []) },
     ],
   });
-  const [corpus, registry] = await Promise.all([
-    writeCorpus(join(work.path, 'corpus')),
-    startRegistry({ tls: true, tokenAuth: { ...tokens.auth, ...ALICE } }),
-  ]);
+  const [corpus, registry] = await Promise.all([writeCorpus(join(work.path, 'corpus')), startRegistry({ tls: true, tokenAuth: { ...tokens.auth, ...ALICE } })]);
   reg = registry;
   dispatcher = new Agent({ connect: { ca: await readFile(reg.caFile ?? '', 'utf8') } });
   seeded = await seedRegistry(reg, corpus.dir, IMAGES);
@@ -60,10 +57,7 @@ describe('registry with Bearer token auth', () => {
   it('seeds with good credentials, one token per repository', () => {
     expect([...seeded.keys()]).toEqual(IMAGES);
     const seeding = tokens.requests.filter((r) => r.username === ALICE.username);
-    expect(seeding.map((r) => r.scopes)).toEqual([
-      ['repository:coreos/etcd:pull,push'],
-      ['repository:library/busybox:pull,push'],
-    ]);
+    expect(seeding.map((r) => r.scopes)).toEqual([['repository:coreos/etcd:pull,push'], ['repository:library/busybox:pull,push']]);
     expect(seeding.every((r) => r.status === 200 && r.service === tokens.service)).toBe(true);
   });
 
@@ -108,7 +102,10 @@ describe('registry with Bearer token auth', () => {
     expect(answer.token).toBe(answer.access_token);
     expect(answer.expires_in).toBe(DEFAULT_EXPIRES_IN);
     expect(Date.parse(answer.issued_at)).toBeGreaterThan(Date.now() - 60_000);
-    const [header, claims] = answer.token.split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()));
+    const [header, claims] = answer.token
+      .split('.')
+      .slice(0, 2)
+      .map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()));
     expect(header).toMatchObject({ alg: 'ES256', typ: 'JWT' });
     expect(header.x5c).toHaveLength(1);
     expect(claims).toMatchObject({ iss: tokens.issuer, aud: tokens.service, sub: ALICE.username });
@@ -168,8 +165,7 @@ interface TokenAnswer {
   issued_at: string;
 }
 
-const basic = ({ username, password }: { username: string; password: string }): string =>
-  `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+const basic = ({ username, password }: { username: string; password: string }): string => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 
 async function tokenAnswer(creds: typeof ALICE | undefined, scopes: string[]): Promise<TokenAnswer> {
   const url = new URL(tokens.realm);

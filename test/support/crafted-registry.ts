@@ -36,7 +36,12 @@ export async function pushBlob(reg: TestRegistry, repository: string, content: B
 }
 
 /** PUT `doc` (serialised as is) as a manifest of `repository` under `reference`; returns its descriptor. */
-export async function pushManifest(reg: TestRegistry, repository: string, reference: string | undefined, doc: { mediaType: string }): Promise<CraftedDescriptor> {
+export async function pushManifest(
+  reg: TestRegistry,
+  repository: string,
+  reference: string | undefined,
+  doc: { mediaType: string },
+): Promise<CraftedDescriptor> {
   const bytes = Buffer.from(JSON.stringify(doc));
   const digest = sha256(bytes);
   const res = await request(`${reg.url}/v2/${repository}/manifests/${reference ?? digest}`, {

@@ -6,7 +6,14 @@
 import { buffer } from 'node:stream/consumers';
 import { ArchiveReader } from '../../src/bundle/archive-reader.js';
 import type { SigningKey } from '../../src/bundle/keys.js';
-import { bundleId, parseBundleManifest, serializeBundleManifest, validateBundleManifest, type BundleManifest, type BundleParent } from '../../src/bundle/manifest.js';
+import {
+  bundleId,
+  parseBundleManifest,
+  serializeBundleManifest,
+  validateBundleManifest,
+  type BundleManifest,
+  type BundleParent,
+} from '../../src/bundle/manifest.js';
 import { readHead } from '../../src/bundle/read-head.js';
 import { signBundle } from '../../src/bundle/signing.js';
 import type { Digest } from '../../src/digest/digest.js';
@@ -38,7 +45,12 @@ export async function bundleParent(path: string): Promise<{ parent: BundleParent
  *
  * @returns the delta's bundle id and manifest
  */
-export async function writeDelta(full: string, out: string, parents: readonly DeltaParent[], key: SigningKey): Promise<{ id: Digest; manifest: BundleManifest }> {
+export async function writeDelta(
+  full: string,
+  out: string,
+  parents: readonly DeltaParent[],
+  key: SigningKey,
+): Promise<{ id: Digest; manifest: BundleManifest }> {
   const head = await readHead(full);
   const m = parseBundleManifest(head.bundleJson, full);
   const from = (digest: string): BundleParent | undefined => parents.find((p) => p.digests.has(digest))?.parent;

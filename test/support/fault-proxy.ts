@@ -106,7 +106,12 @@ export function requestKey(method: string, url: string): string {
 }
 
 /** The seeded choice for one request. */
-export function seededFault(seed: number, info: Pick<RequestInfo, 'key' | 'occurrence' | 'method'>, rate: number, weights: Record<FaultKind, number>): Fault | undefined {
+export function seededFault(
+  seed: number,
+  info: Pick<RequestInfo, 'key' | 'occurrence' | 'method'>,
+  rate: number,
+  weights: Record<FaultKind, number>,
+): Fault | undefined {
   const id = `${info.key}#${info.occurrence}`;
   if (uniform(seed, `${id}:p`) >= rate) return undefined;
   const kinds = (Object.keys(weights) as FaultKind[]).filter((k) => weights[k] > 0);

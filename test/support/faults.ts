@@ -64,7 +64,9 @@ export function printFigures(figures: readonly RunFigure[], baselines: ReadonlyM
     for (const r of runs) for (const [k, n] of Object.entries(r.byKind)) kinds[k] = (kinds[k] ?? 0) + (n ?? 0);
     lines.push(
       `${command}: ${runs.length} seeds, ${faults} faults injected (${Math.min(...runs.map((r) => r.faults))}-${Math.max(...runs.map((r) => r.faults))} per run), ` +
-        `${retries} retries [${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(', ')}]; fault-free ${Math.round(base)} ms, slowest ${Math.round(slowest.ms)} ms (seed ${slowest.seed}, ${(slowest.ms / base).toFixed(1)}x)`,
+        `${retries} retries [${Object.entries(kinds)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')}]; fault-free ${Math.round(base)} ms, slowest ${Math.round(slowest.ms)} ms (seed ${slowest.seed}, ${(slowest.ms / base).toFixed(1)}x)`,
     );
   }
   return lines.join('\n');

@@ -101,7 +101,16 @@ export function skippable(payload: Buffer, magic = 0x184d2a50): Frame {
 export function tarHeader(path: string, size: number, opts: { type?: string; linkpath?: string; gnuMagic?: boolean } = {}): Buffer {
   if (opts.type === undefined && opts.gnuMagic !== true) return encodeTarHeader(path, size, MTIME);
   const block = Buffer.alloc(TAR_BLOCK);
-  new Header({ path, size, mode: 0o644, uid: 0, gid: 0, mtime: MTIME, type: (opts.type ?? 'File') as 'File', ...(opts.linkpath === undefined ? {} : { linkpath: opts.linkpath }) }).encode(block, 0);
+  new Header({
+    path,
+    size,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    mtime: MTIME,
+    type: (opts.type ?? 'File') as 'File',
+    ...(opts.linkpath === undefined ? {} : { linkpath: opts.linkpath }),
+  }).encode(block, 0);
   if (opts.gnuMagic === true) {
     // Old GNU magic `ustar  \0`: GNU tar then reads the prefix field as times, not as a path.
     block.write('ustar  \0', 257, 'latin1');
@@ -159,7 +168,10 @@ export function assemble(a: Archive, opts: AssembleOptions = {}): Buffer {
   frames.push(a.end);
   const doc = opts.index === undefined ? { schemaVersion: 1, entries: index } : opts.index(index);
   const indexFrame = skippableFrame(AIRLOCK_INDEX_MAGIC, Buffer.isBuffer(doc) ? doc : Buffer.from(JSON.stringify(doc)));
-  let seek: SeekFrame[] = [...frames.map((f) => ({ compressedSize: f.bytes.length, decompressedSize: f.content })), { compressedSize: indexFrame.length, decompressedSize: 0 }];
+  let seek: SeekFrame[] = [
+    ...frames.map((f) => ({ compressedSize: f.bytes.length, decompressedSize: f.content })),
+    { compressedSize: indexFrame.length, decompressedSize: 0 },
+  ];
   if (opts.seek !== undefined) seek = opts.seek(seek);
   return Buffer.concat([...frames.map((f) => f.bytes), indexFrame, encodeSeekTable(seek), opts.trailing ?? Buffer.alloc(0)]);
 }

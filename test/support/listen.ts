@@ -61,10 +61,7 @@ export interface HttpFixture extends Listening {
  *   const server = await serveHttp((req, res) => res.writeHead(200).end('{}'));
  *   try { ... `${server.url}/v2/` ... } finally { await server.close(); }
  */
-export async function serveHttp(
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-  opts: { tls?: boolean } = {},
-): Promise<HttpFixture> {
+export async function serveHttp(handler: (req: IncomingMessage, res: ServerResponse) => void, opts: { tls?: boolean } = {}): Promise<HttpFixture> {
   let server: Server;
   if (opts.tls === true) {
     const pki = await testPki();

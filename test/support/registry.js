@@ -353,18 +353,35 @@ export async function makeTestPki(dir) {
   const csr = join(dir, 'server.csr');
   const ext = join(dir, 'server.ext');
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(['req', '-x509', ...ec, '-keyout', caKey, '-out', caFile, '-days', '7', '-subj', '/CN=airlock test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await openssl([
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    caKey,
+    '-out',
+    caFile,
+    '-days',
+    '7',
+    '-subj',
+    '/CN=airlock test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   await openssl(['req', ...ec, '-keyout', join(dir, 'server.key.tmp'), '-out', csr, '-subj', '/CN=127.0.0.1']);
-  await writeFile(ext, [
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature',
-    'extendedKeyUsage=serverAuth',
-    '',
-  ].join('\n'));
-  await openssl(['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-set_serial', '2', '-days', '7',
-    '-extfile', ext, '-out', certFile]);
+  await writeFile(
+    ext,
+    [
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=serverAuth',
+      '',
+    ].join('\n'),
+  );
+  await openssl(['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-set_serial', '2', '-days', '7', '-extfile', ext, '-out', certFile]);
   // The server key appears last: its presence says the directory is complete.
   await rename(join(dir, 'server.key.tmp'), keyFile);
   return paths;

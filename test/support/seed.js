@@ -39,10 +39,7 @@ import { Agent, request } from 'undici';
  */
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
-const INDEX_TYPES = new Set([
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-]);
+const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
 
 /**
  * Push images (default: every named entry of `index.json`) from `layoutDir` into `reg`, under their
@@ -114,9 +111,7 @@ class Pusher {
     this.#layoutDir = layoutDir;
     const caFile = reg.caFile ?? reg.tokenAuth?.caFile;
     this.#dispatcher = new Agent({ connect: caFile ? { ca: readFileSync(caFile, 'utf8') } : {} });
-    this.#basic = reg.username
-      ? `Basic ${Buffer.from(`${reg.username}:${reg.password ?? ''}`).toString('base64')}`
-      : undefined;
+    this.#basic = reg.username ? `Basic ${Buffer.from(`${reg.username}:${reg.password ?? ''}`).toString('base64')}` : undefined;
   }
 
   /**

@@ -49,10 +49,7 @@ export function accessFor(reg: TestRegistry): SkopeoAccess {
  * @example
  *   const { digest } = await skopeoInspectRaw('docker://127.0.0.1:5000/coreos/etcd:v3.3.0', { tlsVerify: false });
  */
-export async function skopeoInspectRaw(
-  ref: string,
-  access: SkopeoAccess = {},
-): Promise<{ raw: Buffer; digest: string; mediaType: string | undefined }> {
+export async function skopeoInspectRaw(ref: string, access: SkopeoAccess = {}): Promise<{ raw: Buffer; digest: string; mediaType: string | undefined }> {
   const raw = await skopeo(['inspect', '--raw', ...accessArgs('', access), ref]);
   const digest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
   let mediaType: string | undefined;
@@ -85,17 +82,12 @@ export async function skopeoCopy(src: string, dst: string, opts: SkopeoCopyOptio
 /** Run skopeo with `args`; resolves to stdout, rejects with the command line and stderr. */
 export function skopeo(args: string[]): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    execFile(
-      'skopeo',
-      args,
-      { encoding: 'buffer', maxBuffer: MAX_OUTPUT, timeout: SKOPEO_TIMEOUT_MS },
-      (err, stdout, stderr) => {
-        if (!err) return resolve(stdout);
-        const shown = args.map((a, i) => (/creds$/.test(args[i - 1] ?? '') ? '***' : a)).join(' ');
-        const why = err.killed ? `killed after ${SKOPEO_TIMEOUT_MS} ms` : `exit ${String(err.code)}`;
-        reject(new Error(`skopeo ${shown} failed (${why}):\n${stderr.toString('utf8').trim()}`, { cause: err }));
-      },
-    );
+    execFile('skopeo', args, { encoding: 'buffer', maxBuffer: MAX_OUTPUT, timeout: SKOPEO_TIMEOUT_MS }, (err, stdout, stderr) => {
+      if (!err) return resolve(stdout);
+      const shown = args.map((a, i) => (/creds$/.test(args[i - 1] ?? '') ? '***' : a)).join(' ');
+      const why = err.killed ? `killed after ${SKOPEO_TIMEOUT_MS} ms` : `exit ${String(err.code)}`;
+      reject(new Error(`skopeo ${shown} failed (${why}):\n${stderr.toString('utf8').trim()}`, { cause: err }));
+    });
   });
 }
 

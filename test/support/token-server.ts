@@ -143,7 +143,10 @@ interface ServerState {
 
 function handle(state: ServerState, req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'https://127.0.0.1');
-  const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter((s) => s !== '');
+  const scopes = url.searchParams
+    .getAll('scope')
+    .flatMap((s) => s.split(' '))
+    .filter((s) => s !== '');
   const service = url.searchParams.get('service') ?? undefined;
   const record: TokenRequest = { username: undefined, service, scopes, status: 0, granted: [] };
   state.requests.push(record);

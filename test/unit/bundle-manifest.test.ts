@@ -70,7 +70,7 @@ describe('bundle manifest', () => {
     ['fractional size', (m) => (m.blobs[1].size = 1.5), /blobs\/1\/size/],
     ['missing layout', (m) => delete m.layout, /layout/],
     ['bad platform', (m) => (m.images[0].platforms = ['linux']), /platforms/],
-    ['duplicate blob', (m) => (m.blobs = [m.blobs[0], m.blobs[0], m.blobs[1]], (m.totals.blobs = 3), (m.totals.bytes = 110)), /listed twice/],
+    ['duplicate blob', (m) => ((m.blobs = [m.blobs[0], m.blobs[0], m.blobs[1]]), (m.totals.blobs = 3), (m.totals.bytes = 110)), /listed twice/],
     ['wrong totals', (m) => (m.totals.bytes = 1), /totals.bytes is 1/],
     ['image manifest absent', (m) => (m.images[0].digest = d('other')), /is not in blobs/],
   ])('rejects %s', (_name, mutate, pattern) => {

@@ -161,7 +161,8 @@ describe('resumeArchive', () => {
       expect(r.keptBytes).toBe(expectKept === 0 ? 0 : ends[expectKept - 1]);
       expect(r.reusedBytes).toBe(INPUTS.slice(0, expectKept).reduce((n, e) => n + e.size, 0));
       // Sources before the cut were not read again; those after were read once.
-      for (const [i, e] of INPUTS.entries()) expect({ cut, path: e.path, read: served.get(e.path) ?? 0 }).toEqual({ cut, path: e.path, read: i < expectKept ? 0 : e.size });
+      for (const [i, e] of INPUTS.entries())
+        expect({ cut, path: e.path, read: served.get(e.path) ?? 0 }).toEqual({ cut, path: e.path, read: i < expectKept ? 0 : e.size });
       // Each kept byte was read back once, nothing more.
       expect(r.checkedBytes).toBe(r.keptBytes);
       // The zstd and tar tools read the result too, where they are (always in `npm test`).
@@ -277,7 +278,8 @@ describe('resumeArchive', () => {
       expect({ cut, kept: r.kept }).toEqual({ cut, kept: 2 });
       const entry = blobs[2]!;
       // Whole blocks only, never the last one (the writer must still have bytes to add).
-      const expected = Math.min(Math.floor((cut - b!.offset - 10) / (RAW_BLOCK_MAX + 3)), Math.ceil((entry.size + 512) / RAW_BLOCK_MAX) - 1) * RAW_BLOCK_MAX - 512;
+      const expected =
+        Math.min(Math.floor((cut - b!.offset - 10) / (RAW_BLOCK_MAX + 3)), Math.ceil((entry.size + 512) / RAW_BLOCK_MAX) - 1) * RAW_BLOCK_MAX - 512;
       expect({ cut, data: r.part?.dataBytes ?? 0 }).toEqual({ cut, data: Math.max(0, expected) });
       if (r.part !== undefined) {
         const rest = entry.data.subarray(r.part.dataBytes);
@@ -287,7 +289,11 @@ describe('resumeArchive', () => {
           served.set(entry.path, (served.get(entry.path) ?? 0) + c.length);
           return c;
         });
-        await r.writer.continueStream(entry.path, entry.size, verifiedChunks(counted, entry, entry.path, undefined, { bytes: r.part.dataBytes, hash: r.part.hash }));
+        await r.writer.continueStream(
+          entry.path,
+          entry.size,
+          verifiedChunks(counted, entry, entry.path, undefined, { bytes: r.part.dataBytes, hash: r.part.hash }),
+        );
         expect(served.get(entry.path)).toBe(entry.size - r.part.dataBytes);
       }
       for (const e of blobs.slice(r.kept + (r.part === undefined ? 0 : 1))) await add(r.writer, e);
@@ -312,7 +318,9 @@ describe('resumeArchive', () => {
     expect(r.part?.dataBytes).toBe(4 * RAW_BLOCK_MAX - 512);
     const e = blobs[1]!;
     const rest = Readable.from([e.data.subarray(r.part!.dataBytes)]);
-    const err = await r.writer.continueStream(e.path, e.size, verifiedChunks(rest, e, e.path, undefined, { bytes: r.part!.dataBytes, hash: r.part!.hash })).catch((x: unknown) => x);
+    const err = await r.writer
+      .continueStream(e.path, e.size, verifiedChunks(rest, e, e.path, undefined, { bytes: r.part!.dataBytes, hash: r.part!.hash }))
+      .catch((x: unknown) => x);
     expect(isAirlockError(err, 'INTEGRITY')).toBe(true);
     await r.writer.abort();
   });
@@ -320,7 +328,11 @@ describe('resumeArchive', () => {
   it('keeps an entry whose frame decodes to exactly one 1 MiB decoding step', async () => {
     // 512 header bytes + 1 MiB - 512 of data: one frame of exactly 1 MiB, which the check used to
     // call incomplete (libzstd, asked again after a full buffer, hints at the next frame).
-    const blobs = [input('bundle.json', Buffer.from('{}\n'), true), input('blobs/sha256/m', Buffer.alloc((1 << 20) - 512, 7), true), input('blobs/sha256/z', rand(5000), false)];
+    const blobs = [
+      input('bundle.json', Buffer.from('{}\n'), true),
+      input('blobs/sha256/m', Buffer.alloc((1 << 20) - 512, 7), true),
+      input('blobs/sha256/z', rand(5000), false),
+    ];
     const path = join(dir.path, 'mib.tar.zst');
     const w = await ArchiveWriter.create(path, { mtime: MTIME });
     for (const e of blobs) await add(w, e);

@@ -28,7 +28,12 @@ let key: SigningKey;
 let n = 0;
 
 async function create(extra: Partial<CreateOptions> = {}): Promise<{ path: string; manifest: BundleManifest }> {
-  const endpoints = { registry: () => { throw new Error('no registry'); }, layout: (d: string) => new Layout(d) };
+  const endpoints = {
+    registry: () => {
+      throw new Error('no registry');
+    },
+    layout: (d: string) => new Layout(d),
+  };
   const images = await expandImages(imageListFromRefs([`oci:${corpus.dir}:${NAME}`]).entries, endpoints);
   const path = join(work.path, `b${++n}.tar.zst`);
   await createBundle({ images, output: path, signingKey: key, now: () => new Date(T0), ...extra });
@@ -81,7 +86,16 @@ describe('parseDuration', () => {
 
 describe('bundle.json sequence and expires', () => {
   it('refuses an expiry that is not after the creation', () => {
-    const base = { schemaVersion: 1, mediaType: 'application/vnd.airlock.bundle.v1+json', created: '2026-11-01T12:00:00Z', creator: 'x', images: [], blobs: [], layout: { 'oci-layout': { digest: `sha256:${'a'.repeat(64)}`, size: 1 }, 'index.json': { digest: `sha256:${'b'.repeat(64)}`, size: 1 } }, totals: { images: 0, blobs: 0, bytes: 0, referencedBytes: 0 } };
+    const base = {
+      schemaVersion: 1,
+      mediaType: 'application/vnd.airlock.bundle.v1+json',
+      created: '2026-11-01T12:00:00Z',
+      creator: 'x',
+      images: [],
+      blobs: [],
+      layout: { 'oci-layout': { digest: `sha256:${'a'.repeat(64)}`, size: 1 }, 'index.json': { digest: `sha256:${'b'.repeat(64)}`, size: 1 } },
+      totals: { images: 0, blobs: 0, bytes: 0, referencedBytes: 0 },
+    };
     expect(validateBundleManifest({ ...base, sequence: 3, expires: '2026-11-02T00:00:00Z' })).toEqual([]);
     expect(validateBundleManifest({ ...base, expires: '2026-11-01T12:00:00Z' }).join()).toMatch(/is not after created/);
     expect(validateBundleManifest({ ...base, sequence: 0 }).join()).toMatch(/sequence/);
@@ -128,7 +142,12 @@ describe('bundle create', () => {
   });
 
   it('an unsigned bundle has a sequence from the clock and no record', async () => {
-    const endpoints = { registry: () => { throw new Error('no registry'); }, layout: (d: string) => new Layout(d) };
+    const endpoints = {
+      registry: () => {
+        throw new Error('no registry');
+      },
+      layout: (d: string) => new Layout(d),
+    };
     const images = await expandImages(imageListFromRefs([`oci:${corpus.dir}:${NAME}`]).entries, endpoints);
     const path = join(work.path, 'unsigned.tar.zst');
     await createBundle({ images, output: path, unsigned: true, now: () => new Date(T0) });

@@ -47,8 +47,6 @@ describe('tar headers', () => {
     expect([tarPadding(0), tarPadding(1), tarPadding(512), tarPadding(513)]).toEqual([0, 511, 0, 511]);
     expect(tarEntrySize(1)).toBe(1024);
     expect(unsafePathReason('blobs/sha256/abc')).toBeUndefined();
-    expect(['/etc/x', 'a/../b', 'a//b', './a', 'a\\b', 'a\u0000b', 'C:x', ''].map((p) => unsafePathReason(p) !== undefined)).toEqual(
-      Array(8).fill(true),
-    );
+    expect(['/etc/x', 'a/../b', 'a//b', './a', 'a\\b', 'a\u0000b', 'C:x', ''].map((p) => unsafePathReason(p) !== undefined)).toEqual(Array(8).fill(true));
   });
 });

@@ -114,9 +114,11 @@ describe('ArchiveWriter', () => {
     const size = 129 << 20;
     const chunk = randomBytes(1 << 20);
     const w = await ArchiveWriter.create(path, { mtime: MTIME });
-    const body = Readable.from((function* () {
-      for (let i = 0; i < 129; i++) yield chunk;
-    })());
+    const body = Readable.from(
+      (function* () {
+        for (let i = 0; i < 129; i++) yield chunk;
+      })(),
+    );
     await w.addStream('blobs/sha256/big', size, body, { compress: false });
     await w.finish();
     expect((await stat(path)).size).toBeLessThan(size + (2 << 20)); // stored, not compressed

@@ -11,7 +11,11 @@ import { isAirlockError } from '../../src/errors.js';
 import { sha256Digest } from '../../src/digest/digest.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
-interface CorpusImage { name: string; digest: string; blobs: Array<{ digest: string; size: number }> }
+interface CorpusImage {
+  name: string;
+  digest: string;
+  blobs: Array<{ digest: string; size: number }>;
+}
 let tmp: TempDir;
 let corpus: { dir: string; images: CorpusImage[] };
 let layout: Layout;
@@ -90,7 +94,7 @@ describe('expand, resolve, plan over an OCI layout', () => {
   it('keeps an index whole when every platform is selected and filters it otherwise', async () => {
     const name = 'quay.io/coreos/etcd:v3.5.0';
     const upstream = corpus.images.find((c) => c.name === name)!;
-    const both = (['linux/amd64', 'linux/arm64'].map(parsePlatform)) as Platform[];
+    const both = ['linux/amd64', 'linux/arm64'].map(parsePlatform) as Platform[];
     const all = await resolveImage({ name, sourceRef: name, source: layout, repository: '', reference: name, platforms: both });
     expect(all.top.digest).toBe(upstream.digest);
     expect(all.platforms.sort()).toEqual(['linux/amd64', 'linux/arm64/v8']);
@@ -103,7 +107,14 @@ describe('expand, resolve, plan over an OCI layout', () => {
 
   it('refuses a platform the image does not have, naming what it has', async () => {
     const name = 'quay.io/coreos/etcd:v3.5.0';
-    const err = await resolveImage({ name, sourceRef: name, source: layout, repository: '', reference: name, platforms: [parsePlatform('linux/s390x')!] }).catch((e: unknown) => e);
+    const err = await resolveImage({
+      name,
+      sourceRef: name,
+      source: layout,
+      repository: '',
+      reference: name,
+      platforms: [parsePlatform('linux/s390x')!],
+    }).catch((e: unknown) => e);
     expect(isAirlockError(err, 'NOT_FOUND')).toBe(true);
     expect((err as Error).message).toContain('linux/s390x');
   });
@@ -125,7 +136,9 @@ describe('expand, resolve, plan over an OCI layout', () => {
       const bytes = await readFile(file);
       bytes[bytes.length - 2] = bytes[bytes.length - 2]! ^ 1;
       await writeFile(file, bytes);
-      const err = await resolveImage({ name: img.name, sourceRef: img.name, source: new Layout(c.dir), repository: '', reference: img.name }).catch((e: unknown) => e);
+      const err = await resolveImage({ name: img.name, sourceRef: img.name, source: new Layout(c.dir), repository: '', reference: img.name }).catch(
+        (e: unknown) => e,
+      );
       expect(isAirlockError(err, 'INTEGRITY')).toBe(true);
     } finally {
       await t.remove();

@@ -136,7 +136,12 @@ describe('index fan-out', () => {
     const source = new CraftedSource();
     let level = imageManifest(source, [source.blob('layer')]);
     // 4 levels of indexes, each listing the level below 100 times: 100^3 walks without dedupe.
-    for (let i = 0; i < 4; i++) level = index(source, Array.from({ length: 100 }, () => desc(level, { os: 'linux', architecture: 'amd64' })), i === 3 ? 'fan' : undefined);
+    for (let i = 0; i < 4; i++)
+      level = index(
+        source,
+        Array.from({ length: 100 }, () => desc(level, { os: 'linux', architecture: 'amd64' })),
+        i === 3 ? 'fan' : undefined,
+      );
     const resolved = await resolveImage(toResolve(source, 'fan'));
     expect(source.manifestGets).toBe(5); // the top by tag, then each level once
     expect(resolved.manifests.map((m) => m.digest)).toHaveLength(5);
@@ -155,7 +160,9 @@ describe('index fan-out', () => {
   it(`refuses an image of more than ${MAX_MANIFESTS_PER_IMAGE} distinct manifests, naming the cap and the image`, async () => {
     const source = new CraftedSource();
     const cfg = config(source);
-    const children = Array.from({ length: MAX_MANIFESTS_PER_IMAGE }, (_, i) => desc(imageManifest(source, [source.blob(`layer ${i}`)], undefined, cfg), { os: 'linux', architecture: 'amd64' }));
+    const children = Array.from({ length: MAX_MANIFESTS_PER_IMAGE }, (_, i) =>
+      desc(imageManifest(source, [source.blob(`layer ${i}`)], undefined, cfg), { os: 'linux', architecture: 'amd64' }),
+    );
     index(source, children, 'wide');
     const err = await failure(resolveImage(toResolve(source, 'wide')));
     expect(err.code).toBe('UNSUPPORTED');
@@ -214,7 +221,16 @@ describe('platform and media-type strings', () => {
     expect(platformProblem(undefined)).toBeUndefined();
     expect(platformProblem({ os: 'linux', architecture: 'arm64', variant: 'v8' })).toBeUndefined();
     expect(platformProblem({ os: 'unknown', architecture: 'unknown' })).toBeUndefined();
-    for (const bad of [null, 'linux/amd64', { os: 'linux' }, { os: '', architecture: 'amd64' }, { os: 'linux/x', architecture: 'amd64' }, { os: 'linux', architecture: 'amd 64' }, { os: 'linux', architecture: 'amd64', variant: 8 }, { os: 'linux', architecture: '\u001b[2J' }]) {
+    for (const bad of [
+      null,
+      'linux/amd64',
+      { os: 'linux' },
+      { os: '', architecture: 'amd64' },
+      { os: 'linux/x', architecture: 'amd64' },
+      { os: 'linux', architecture: 'amd 64' },
+      { os: 'linux', architecture: 'amd64', variant: 8 },
+      { os: 'linux', architecture: '\u001b[2J' },
+    ]) {
       expect(platformProblem(bad), JSON.stringify(bad)).toBeDefined();
     }
   });
@@ -229,7 +245,10 @@ describe('platform and media-type strings', () => {
   };
 
   it('refuses an index child whose platform has a bad os, architecture or variant', async () => {
-    await refused((s) => index(s, [desc(imageManifest(s, [s.blob('l')]), { os: 'linux', architecture: 'amd64', variant: 'v 8' })], 't'), 'platform variant "v 8"');
+    await refused(
+      (s) => index(s, [desc(imageManifest(s, [s.blob('l')]), { os: 'linux', architecture: 'amd64', variant: 'v 8' })], 't'),
+      'platform variant "v 8"',
+    );
     await refused((s) => index(s, [desc(imageManifest(s, [s.blob('l')]), { os: '', architecture: 'amd64' })], 't'), 'platform os ""');
     await refused((s) => index(s, [desc(imageManifest(s, [s.blob('l')]), { os: 'linux' })], 't'), 'platform architecture absent');
   });
@@ -261,7 +280,10 @@ describe('bundle.json is checked before signing', () => {
     const source = new CraftedSource();
     imageManifest(source, [source.blob('l')], 'ok');
     const plan = planBundle(await resolveAll([toResolve(source, 'ok')]));
-    const doc = JSON.parse(serializeBundleManifest(bundleManifest(plan, new Date('2026-01-01T00:00:00Z'))).toString()) as { images: Array<{ platforms: string[]; mediaType: string }>; blobs: Array<{ mediaType: string }> };
+    const doc = JSON.parse(serializeBundleManifest(bundleManifest(plan, new Date('2026-01-01T00:00:00Z'))).toString()) as {
+      images: Array<{ platforms: string[]; mediaType: string }>;
+      blobs: Array<{ mediaType: string }>;
+    };
     doc.images[0]!.platforms = ['linux'];
     doc.blobs[0]!.mediaType = 'nonsense';
     const problems = validateBundleManifest(doc);

@@ -22,7 +22,10 @@ async function runStream(data: Buffer, expected: { digest: string; size: number 
     },
   });
   const v = new VerifyingStream(expected as never, 'blob under test');
-  const err = await pipeline(Readable.from(chunks(data, 1000)), v, sink).then(() => undefined, (e: unknown) => e);
+  const err = await pipeline(Readable.from(chunks(data, 1000)), v, sink).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   return { got: Buffer.concat(got), err };
 }
 

@@ -90,9 +90,22 @@ beforeAll(async () => {
   key = await loadSigningKey(pair.privateKeyFile);
   trusted = [await loadPublicKey(pair.publicKeyFile)];
   const corpus = await writeCorpus(join(work.path, 'corpus'), {
-    images: [{ name: IMAGE, layers: [{ id: 'gz', size: 40 * KiB }, { id: 'plain', size: 24 * KiB, uncompressed: true }] }],
+    images: [
+      {
+        name: IMAGE,
+        layers: [
+          { id: 'gz', size: 40 * KiB },
+          { id: 'plain', size: 24 * KiB, uncompressed: true },
+        ],
+      },
+    ],
   });
-  const endpoints = { registry: () => { throw new Error('no registry'); }, layout: (d: string) => new Layout(d) };
+  const endpoints = {
+    registry: () => {
+      throw new Error('no registry');
+    },
+    layout: (d: string) => new Layout(d),
+  };
   const images = await expandImages(imageListFromRefs([`oci:${corpus.dir}:${IMAGE}`]).entries, endpoints);
   originalPath = join(work.path, 'original.tar.zst');
   await createBundle({ images, output: originalPath, signingKey: key });
@@ -160,7 +173,10 @@ const CASES: Case[] = [
       const k = blobAt(original, 'zstd');
       const frameOfK = original.entries.slice(0, k + 1).reduce((n, e) => n + e.frames.length, 0) - 1;
       return assemble(original, {
-        seek: (s) => s.map((f, i) => (i === frameOfK ? { ...f, compressedSize: f.compressedSize - 3 } : i === frameOfK + 1 ? { ...f, compressedSize: f.compressedSize + 3 } : f)),
+        seek: (s) =>
+          s.map((f, i) =>
+            i === frameOfK ? { ...f, compressedSize: f.compressedSize - 3 } : i === frameOfK + 1 ? { ...f, compressedSize: f.compressedSize + 3 } : f,
+          ),
         index: (entries) => ({ schemaVersion: 1, entries: entries.map((e, i) => (i === k + 1 ? { ...e, offset: e.offset - 3 } : e)) }),
       });
     },
@@ -169,13 +185,19 @@ const CASES: Case[] = [
   },
   {
     name: '[verify OK] the index says Raw blocks for a compressed entry',
-    build: () => assemble(original, { index: (entries) => ({ schemaVersion: 1, entries: entries.map((e, i) => (i === blobAt(original, 'zstd') ? { ...e, encoding: 'raw' } : e)) }) }),
+    build: () =>
+      assemble(original, {
+        index: (entries) => ({ schemaVersion: 1, entries: entries.map((e, i) => (i === blobAt(original, 'zstd') ? { ...e, encoding: 'raw' } : e)) }),
+      }),
     verify: /index says Raw blocks, but frame \d+ has another header/,
     importBeforeWrite: true,
   },
   {
     name: '[verify OK, import OK] the index says compressed for a Raw-block entry',
-    build: () => assemble(original, { index: (entries) => ({ schemaVersion: 1, entries: entries.map((e, i) => (i === blobAt(original, 'raw') ? { ...e, encoding: 'zstd' } : e)) }) }),
+    build: () =>
+      assemble(original, {
+        index: (entries) => ({ schemaVersion: 1, entries: entries.map((e, i) => (i === blobAt(original, 'raw') ? { ...e, encoding: 'zstd' } : e)) }),
+      }),
     verify: /index says compressed, but frame \d+ is a Raw-block frame/,
     importBeforeWrite: true,
   },
@@ -183,7 +205,13 @@ const CASES: Case[] = [
     name: '[verify OK] a Raw-block frame mixing a compressed block with Raw blocks',
     build: () => {
       const k = blobAt(original, 'raw');
-      return assemble(replace(original, k, reframed(original.entries[k]!, (c) => [mixedFrame(c)])));
+      return assemble(
+        replace(
+          original,
+          k,
+          reframed(original.entries[k]!, (c) => [mixedFrame(c)]),
+        ),
+      );
     },
     verify: /block type 2 in a raw frame/,
     importBeforeWrite: true,
@@ -194,7 +222,9 @@ const CASES: Case[] = [
       const k = blobAt(original, 'zstd');
       const e = original.entries[k]!;
       const f = e.frames[0]!;
-      return assemble(replace(original, k, { ...e, frames: [{ bytes: Buffer.concat([skippable(Buffer.from('hidden')).bytes, f.bytes]), content: f.content }] }));
+      return assemble(
+        replace(original, k, { ...e, frames: [{ bytes: Buffer.concat([skippable(Buffer.from('hidden')).bytes, f.bytes]), content: f.content }] }),
+      );
     },
     verify: /frame \d+ is a skippable frame inside the entry/,
     importBeforeWrite: true,
@@ -205,7 +235,9 @@ const CASES: Case[] = [
       const k = blobAt(original, 'raw');
       const e = original.entries[k]!;
       const f = e.frames[0]!;
-      return assemble(replace(original, k, { ...e, frames: [{ bytes: Buffer.concat([f.bytes, skippable(Buffer.from('hidden')).bytes]), content: f.content }] }));
+      return assemble(
+        replace(original, k, { ...e, frames: [{ bytes: Buffer.concat([f.bytes, skippable(Buffer.from('hidden')).bytes]), content: f.content }] }),
+      );
     },
     verify: /data after the last block/,
     importBeforeWrite: true,
@@ -236,11 +268,17 @@ const CASES: Case[] = [
     build: () => {
       const k = blobAt(original, 'zstd', 600);
       const e = original.entries[k]!;
-      return assemble(replace(original, k, reframed(e, (c) => {
-        const a = zstdFrame(c.subarray(0, 600));
-        const b = zstdFrame(c.subarray(600));
-        return [{ bytes: Buffer.concat([a.bytes, b.bytes]), content: c.length }];
-      })));
+      return assemble(
+        replace(
+          original,
+          k,
+          reframed(e, (c) => {
+            const a = zstdFrame(c.subarray(0, 600));
+            const b = zstdFrame(c.subarray(600));
+            return [{ bytes: Buffer.concat([a.bytes, b.bytes]), content: c.length }];
+          }),
+        ),
+      );
     },
     verify: /data after the end of frame/,
     importBeforeWrite: false,
@@ -249,20 +287,30 @@ const CASES: Case[] = [
     name: '[verify OK, import OK] a frame boundary inside a tar header',
     build: () => {
       const k = blobAt(original, 'zstd');
-      return assemble(replace(original, k, reframed(original.entries[k]!, (c) => [zstdFrame(c.subarray(0, 300)), zstdFrame(c.subarray(300))])));
+      return assemble(
+        replace(
+          original,
+          k,
+          reframed(original.entries[k]!, (c) => [zstdFrame(c.subarray(0, 300)), zstdFrame(c.subarray(300))]),
+        ),
+      );
     },
     verify: /only an entry's last frame may hold less than 1 GiB/,
     importBeforeWrite: true,
   },
   {
     name: '[guard] entry offsets overlapping',
-    build: () => assemble(original, { index: (entries) => ({ schemaVersion: 1, entries: entries.map((e, i, all) => (i === 3 ? { ...e, offset: all[2]!.offset } : e)) }) }),
+    build: () =>
+      assemble(original, { index: (entries) => ({ schemaVersion: 1, entries: entries.map((e, i, all) => (i === 3 ? { ...e, offset: all[2]!.offset } : e)) }) }),
     verify: /is not where the frames put it/,
     importBeforeWrite: true,
   },
   {
     name: '[guard] the index points past the end of the file',
-    build: () => assemble(original, { index: (entries) => ({ schemaVersion: 1, entries: entries.map((e, i, all) => (i === all.length - 1 ? { ...e, offset: 1e12 } : e)) }) }),
+    build: () =>
+      assemble(original, {
+        index: (entries) => ({ schemaVersion: 1, entries: entries.map((e, i, all) => (i === all.length - 1 ? { ...e, offset: 1e12 } : e)) }),
+      }),
     verify: /is not where the frames put it/,
     importBeforeWrite: true,
   },
@@ -301,17 +349,28 @@ const CASES: Case[] = [
       ['a character device', { type: 'CharacterDevice' }, /type CharacterDevice, not a regular file/],
       ['a FIFO', { type: 'FIFO' }, /type FIFO, not a regular file/],
     ] as const
-  ).map(([what, h, re]): Case => ({
-    name: `[guard] a tar header with ${what} where the index names a blob`,
-    build: () => {
-      const k = blobAt(original, 'zstd');
-      const e = original.entries[k]!;
-      const header = tarHeader('path' in h ? h.path : e.path, e.size, { type: 'type' in h ? h.type : 'File', ...('linkpath' in h ? { linkpath: h.linkpath } : {}) });
-      return assemble(replace(original, k, reframed(e, (c) => [zstdFrame(c)], header)));
-    },
-    verify: re,
-    importBeforeWrite: true,
-  })),
+  ).map(
+    ([what, h, re]): Case => ({
+      name: `[guard] a tar header with ${what} where the index names a blob`,
+      build: () => {
+        const k = blobAt(original, 'zstd');
+        const e = original.entries[k]!;
+        const header = tarHeader('path' in h ? h.path : e.path, e.size, {
+          type: 'type' in h ? h.type : 'File',
+          ...('linkpath' in h ? { linkpath: h.linkpath } : {}),
+        });
+        return assemble(
+          replace(
+            original,
+            k,
+            reframed(e, (c) => [zstdFrame(c)], header),
+          ),
+        );
+      },
+      verify: re,
+      importBeforeWrite: true,
+    }),
+  ),
   {
     name: '[guard] an unsafe path in the index itself',
     build: () => {
@@ -351,7 +410,13 @@ const CASES: Case[] = [
     build: () => {
       const k = blobAt(original, 'zstd');
       const e = original.entries[k]!;
-      return assemble(replace(original, k, reframed(e, (c) => [zstdFrame(c)], tarHeader(e.path, e.size, { gnuMagic: true }))));
+      return assemble(
+        replace(
+          original,
+          k,
+          reframed(e, (c) => [zstdFrame(c)], tarHeader(e.path, e.size, { gnuMagic: true })),
+        ),
+      );
     },
     verify: /not a POSIX ustar header/,
     importBeforeWrite: true,
@@ -361,7 +426,13 @@ const CASES: Case[] = [
     build: () => {
       const k = blobAt(original, 'zstd');
       const e = original.entries[k]!;
-      return assemble(replace(original, k, reframed(e, (c) => [zstdFrame(c)], tarHeader(e.path, e.size + 1))));
+      return assemble(
+        replace(
+          original,
+          k,
+          reframed(e, (c) => [zstdFrame(c)], tarHeader(e.path, e.size + 1)),
+        ),
+      );
     },
     verify: /its tar header does not match the index: size \d+, the index says \d+/,
     importBeforeWrite: true,
@@ -371,11 +442,17 @@ const CASES: Case[] = [
     build: () => {
       const k = original.entries.findIndex((e) => e.path.startsWith('blobs/') && e.encoding === 'zstd' && e.size % 512 !== 0);
       const e = original.entries[k]!;
-      return assemble(replace(original, k, reframed(e, (c) => {
-        const dirty = Buffer.from(c);
-        dirty[dirty.length - 1] = 0x41;
-        return [zstdFrame(dirty)];
-      })));
+      return assemble(
+        replace(
+          original,
+          k,
+          reframed(e, (c) => {
+            const dirty = Buffer.from(c);
+            dirty[dirty.length - 1] = 0x41;
+            return [zstdFrame(dirty)];
+          }),
+        ),
+      );
     },
     verify: /non-zero bytes in its tar padding/,
     importBeforeWrite: false,
@@ -440,7 +517,8 @@ const CASES: Case[] = [
   },
   {
     name: '[verify OK] bundle.json with a lone surrogate escape, re-signed',
-    build: () => assemble(withBundleJson(original, Buffer.from(original.entries[0]!.data.toString('utf8').replace(/"creator": "/, '"creator": "\\ud800')), key)),
+    build: () =>
+      assemble(withBundleJson(original, Buffer.from(original.entries[0]!.data.toString('utf8').replace(/"creator": "/, '"creator": "\\ud800')), key)),
     verify: /invalid bundle\.json: a lone surrogate escape/,
     importBeforeWrite: true,
   },

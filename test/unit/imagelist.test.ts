@@ -4,14 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAirlockError, type AirlockError } from '../../src/errors.js';
-import {
-  compileTagFilter,
-  imageListFromRefs,
-  loadImageList,
-  MAX_IMAGE_LIST_BYTES,
-  selectTags,
-  type ImageList,
-} from '../../src/imagelist/index.js';
+import { compileTagFilter, imageListFromRefs, loadImageList, MAX_IMAGE_LIST_BYTES, selectTags, type ImageList } from '../../src/imagelist/index.js';
 
 const D = `sha256:${'a'.repeat(64)}`;
 let dir: string;
@@ -110,17 +103,11 @@ describe('loadImageList: valid files', () => {
       [amd64, arm64],
       [amd64, arm64],
     ]);
-    expect(list.entries.map((e) => e.source)).toEqual(
-      [4, 5, 7, 9, 10, 11, 12].map((line, i) => `${path}:${line}: images[${i}]`),
-    );
+    expect(list.entries.map((e) => e.source)).toEqual([4, 5, 7, 9, 10, 11, 12].map((line, i) => `${path}:${line}: images[${i}]`));
   });
 
   it('reads JSON, and leaves platforms out when none are given', async () => {
-    const json = JSON.stringify(
-      { version: 1, images: ['busybox:musl', { ref: 'quay.io/coreos/etcd', tags: { semver: '>=3.0.0 <4.0.0' } }] },
-      null,
-      2,
-    );
+    const json = JSON.stringify({ version: 1, images: ['busybox:musl', { ref: 'quay.io/coreos/etcd', tags: { semver: '>=3.0.0 <4.0.0' } }] }, null, 2);
     const { list, path } = await load(json, 'images.json');
     expect(list).toEqual({
       source: path,
@@ -168,26 +155,78 @@ describe('loadImageList: invalid files', () => {
     ['ref not a string', `${HEAD}  - ref: 3\n`, 'F:3: images[0].ref: must be a string, not number 3'],
     ['semver not a string', `${HEAD}  - ref: quay.io/coreos/etcd\n    tags: { semver: 3 }\n`, 'F:4: images[0].tags.semver: must be a string, not number 3'],
     ['bad platform', `${HEAD}  - ref: busybox\n    platforms: [linux]\n`, 'F:4: images[0].platforms[0]: "linux" is not a platform'],
-    ['bad default platform', 'version: 1\nplatforms: [linux/amd64, "linux/arm64/v8/x"]\nimages: [busybox]\n', 'F:2: platforms[1]: "linux/arm64/v8/x" is not a platform'],
+    [
+      'bad default platform',
+      'version: 1\nplatforms: [linux/amd64, "linux/arm64/v8/x"]\nimages: [busybox]\n',
+      'F:2: platforms[1]: "linux/arm64/v8/x" is not a platform',
+    ],
     ['duplicate platform', 'version: 1\nplatforms: [linux/amd64, linux/amd64]\nimages: [busybox]\n', 'F:2: platforms[1]: "linux/amd64" is listed twice'],
     ['empty platforms', `${HEAD}  - ref: busybox\n    platforms: []\n`, 'F:4: images[0].platforms: must not be empty'],
-    ['invalid reference', `${HEAD}  - busybox\n  - Busybox:musl\n`, 'F:4: images[1]: invalid reference "Busybox:musl": repository "Busybox" contains upper-case letters'],
-    ['invalid ref field', `${HEAD}  - ref: quay.io//etcd\n`, 'F:3: images[0].ref: invalid reference "quay.io//etcd": repository "/etcd" has an empty path component'],
-    ['sha512 digest', `${HEAD}  - busybox@sha512:${'f'.repeat(128)}\n`, `F:3: images[0]: reference "busybox@sha512:${'f'.repeat(128)}": digest sha512:${'f'.repeat(128)}: only sha256 digests are supported`],
+    [
+      'invalid reference',
+      `${HEAD}  - busybox\n  - Busybox:musl\n`,
+      'F:4: images[1]: invalid reference "Busybox:musl": repository "Busybox" contains upper-case letters',
+    ],
+    [
+      'invalid ref field',
+      `${HEAD}  - ref: quay.io//etcd\n`,
+      'F:3: images[0].ref: invalid reference "quay.io//etcd": repository "/etcd" has an empty path component',
+    ],
+    [
+      'sha512 digest',
+      `${HEAD}  - busybox@sha512:${'f'.repeat(128)}\n`,
+      `F:3: images[0]: reference "busybox@sha512:${'f'.repeat(128)}": digest sha512:${'f'.repeat(128)}: only sha256 digests are supported`,
+    ],
     ['bad layout reference', `${HEAD}  - "oci:"\n`, 'F:3: images[0]: invalid layout reference "oci:": empty directory'],
-    ['tag and filter', `${HEAD}  - ref: quay.io/coreos/etcd:v3.3\n    tags: { semver: "^3" }\n`, 'F:3: images[0].ref: "quay.io/coreos/etcd:v3.3" names a tag or digest, but the entry also has a tags filter'],
-    ['digest and filter', `${HEAD}  - ref: quay.io/coreos/etcd@${D}\n    tags: {}\n`, `F:3: images[0].ref: "quay.io/coreos/etcd@${D}" names a tag or digest, but the entry also has a tags filter`],
-    ['layout and filter', `${HEAD}  - ref: oci:./l\n    tags: { include: v1 }\n`, 'F:4: images[0].tags: a tags filter applies to registry repositories, not to OCI layouts'],
-    ['bad semver range', `${HEAD}  - busybox\n  - ref: quay.io/coreos/etcd\n    tags:\n      semver: three\n`, 'F:6: images[1].tags.semver: "three" is not a valid semver range'],
-    ['unfinished semver range', `${HEAD}  - ref: quay.io/coreos/etcd\n    tags: { semver: ">=3.0.0 <" }\n`, 'F:4: images[0].tags.semver: ">=3.0.0 <" is not a valid semver range'],
-    ['bad include regex', `${HEAD}  - ref: quay.io/coreos/etcd\n    tags:\n      include: "(v3"\n`, 'F:5: images[0].tags.include: "(v3" is not a valid regular expression: Unterminated group'],
-    ['bad exclude regex', `${HEAD}  - ref: quay.io/coreos/etcd\n    tags:\n      exclude: "[rc"\n`, 'F:5: images[0].tags.exclude: "[rc" is not a valid regular expression: Unterminated character class'],
+    [
+      'tag and filter',
+      `${HEAD}  - ref: quay.io/coreos/etcd:v3.3\n    tags: { semver: "^3" }\n`,
+      'F:3: images[0].ref: "quay.io/coreos/etcd:v3.3" names a tag or digest, but the entry also has a tags filter',
+    ],
+    [
+      'digest and filter',
+      `${HEAD}  - ref: quay.io/coreos/etcd@${D}\n    tags: {}\n`,
+      `F:3: images[0].ref: "quay.io/coreos/etcd@${D}" names a tag or digest, but the entry also has a tags filter`,
+    ],
+    [
+      'layout and filter',
+      `${HEAD}  - ref: oci:./l\n    tags: { include: v1 }\n`,
+      'F:4: images[0].tags: a tags filter applies to registry repositories, not to OCI layouts',
+    ],
+    [
+      'bad semver range',
+      `${HEAD}  - busybox\n  - ref: quay.io/coreos/etcd\n    tags:\n      semver: three\n`,
+      'F:6: images[1].tags.semver: "three" is not a valid semver range',
+    ],
+    [
+      'unfinished semver range',
+      `${HEAD}  - ref: quay.io/coreos/etcd\n    tags: { semver: ">=3.0.0 <" }\n`,
+      'F:4: images[0].tags.semver: ">=3.0.0 <" is not a valid semver range',
+    ],
+    [
+      'bad include regex',
+      `${HEAD}  - ref: quay.io/coreos/etcd\n    tags:\n      include: "(v3"\n`,
+      'F:5: images[0].tags.include: "(v3" is not a valid regular expression: Unterminated group',
+    ],
+    [
+      'bad exclude regex',
+      `${HEAD}  - ref: quay.io/coreos/etcd\n    tags:\n      exclude: "[rc"\n`,
+      'F:5: images[0].tags.exclude: "[rc" is not a valid regular expression: Unterminated character class',
+    ],
     ['YAML syntax error', 'version: 1\nimages: [busybox\n', 'F:3: not valid YAML or JSON:'],
     ['bad indentation', 'version: 1\nimages:\n  - busybox\n - alpine\n', 'F:4: not valid YAML or JSON:'],
     ['duplicate key', 'version: 1\nversion: 1\nimages: [busybox]\n', 'F:2: not valid YAML or JSON: Map keys must be unique'],
     ['JSON syntax error', '{"version": 1,\n "images": ["busybox"]\n', 'F:3: not valid YAML or JSON:'],
-    ['tags not a mapping', `${HEAD}  - ref: quay.io/coreos/etcd\n    tags: all\n`, 'F:4: images[0].tags: must be a mapping (YAML) or object (JSON), not string "all"'],
-    ['two documents', 'version: 1\nimages: [a]\n---\nversion: 1\nimages: [b]\n', 'F:3: not valid YAML or JSON: more than one document (---); put every image in one document'],
+    [
+      'tags not a mapping',
+      `${HEAD}  - ref: quay.io/coreos/etcd\n    tags: all\n`,
+      'F:4: images[0].tags: must be a mapping (YAML) or object (JSON), not string "all"',
+    ],
+    [
+      'two documents',
+      'version: 1\nimages: [a]\n---\nversion: 1\nimages: [b]\n',
+      'F:3: not valid YAML or JSON: more than one document (---); put every image in one document',
+    ],
     ['unknown alias', 'version: 1\nimages: [*x]\n', 'F:1: not valid YAML: Unresolved alias (the anchor must be set before the alias): x'],
   ])('%s', async (_name, text, message) => {
     const err = await loadError(text);
@@ -216,7 +255,10 @@ describe('loadImageList: invalid files', () => {
     // A FIFO would block the read forever: refused at once.
     const fifo = join(dir, 'fifo.yaml');
     execFileSync('mkfifo', [fifo]);
-    await expect(loadImageList(fifo)).rejects.toMatchObject({ code: 'INPUT_INVALID', message: `${fifo}: a FIFO (named pipe), not a regular file (an image list)` });
+    await expect(loadImageList(fifo)).rejects.toMatchObject({
+      code: 'INPUT_INVALID',
+      message: `${fifo}: a FIFO (named pipe), not a regular file (an image list)`,
+    });
     expect(await loadError(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x01]))).toMatchObject({
       code: 'INPUT_INVALID',
       message: 'F: binary content, not a YAML or JSON image list',
@@ -227,7 +269,12 @@ describe('loadImageList: invalid files', () => {
 
   it('refuses an alias bomb', async () => {
     const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 8; i++) lines.push(`${'abcdefgh'[i]}: &${'abcdefgh'[i]} [${Array(10).fill(`*${'abcdefgh'[i - 1]}`).join(', ')}]`);
+    for (let i = 1; i < 8; i++)
+      lines.push(
+        `${'abcdefgh'[i]}: &${'abcdefgh'[i]} [${Array(10)
+          .fill(`*${'abcdefgh'[i - 1]}`)
+          .join(', ')}]`,
+      );
     expect(await loadError(`version: 1\nimages: [busybox]\n${lines.join('\n')}\n`)).toMatchObject({
       code: 'INPUT_INVALID',
       message: 'F:1: too many YAML alias expansions (more than 100)',
@@ -265,7 +312,11 @@ describe('selectTags', () => {
   const ETCD = ['latest', 'v3.4.1', 'v3.3.0', 'v2.3.8', 'v3.5.0-rc.0', 'v3.4.1-arm64', '3.4.1', 'v3.10.0', 'v3.2.0', 'master', 'v4.0.0', 'v3.3.0'];
 
   it.each<[string, Parameters<typeof compileTagFilter>[0], string[]]>([
-    ['no filter: all, lexical, no duplicates', {}, ['3.4.1', 'latest', 'master', 'v2.3.8', 'v3.10.0', 'v3.2.0', 'v3.3.0', 'v3.4.1', 'v3.4.1-arm64', 'v3.5.0-rc.0', 'v4.0.0']],
+    [
+      'no filter: all, lexical, no duplicates',
+      {},
+      ['3.4.1', 'latest', 'master', 'v2.3.8', 'v3.10.0', 'v3.2.0', 'v3.3.0', 'v3.4.1', 'v3.4.1-arm64', 'v3.5.0-rc.0', 'v4.0.0'],
+    ],
     ['semver range, numeric order, v-prefix ignored', { semver: '>=3.0.0 <4.0.0' }, ['v3.2.0', 'v3.3.0', '3.4.1', 'v3.4.1', 'v3.10.0']],
     ['semver caret', { semver: '^3.4' }, ['3.4.1', 'v3.4.1', 'v3.10.0']],
     ['semver tilde', { semver: '~3.4.0' }, ['3.4.1', 'v3.4.1']],
@@ -282,10 +333,7 @@ describe('selectTags', () => {
   });
 
   it('excludes tags that are not plain semver under a semver filter', () => {
-    expect(selectTags(['1.0', 'v1', 'vv1.0.0', '=1.0.0', 'V1.0.0', 'v1.0.0', '1.0.0'], { semver: '>=0.0.0' })).toEqual([
-      '1.0.0',
-      'v1.0.0',
-    ]);
+    expect(selectTags(['1.0', 'v1', 'vv1.0.0', '=1.0.0', 'V1.0.0', 'v1.0.0', '1.0.0'], { semver: '>=0.0.0' })).toEqual(['1.0.0', 'v1.0.0']);
   });
 
   it('is not confused by a global regular expression', () => {
@@ -294,8 +342,6 @@ describe('selectTags', () => {
 
   it('names the field in errors from compileTagFilter', () => {
     expect(() => compileTagFilter({ semver: 'three' })).toThrow('tags.semver: "three" is not a valid semver range');
-    expect(() => compileTagFilter({ include: '(' }, (f) => `--tag-${f}`)).toThrow(
-      '--tag-include: "(" is not a valid regular expression: Unterminated group',
-    );
+    expect(() => compileTagFilter({ include: '(' }, (f) => `--tag-${f}`)).toThrow('--tag-include: "(" is not a valid regular expression: Unterminated group');
   });
 });

@@ -55,7 +55,12 @@ beforeAll(async () => {
       },
     ],
   });
-  const endpoints = { registry: () => { throw new Error('no registry'); }, layout: (d: string) => new Layout(d) };
+  const endpoints = {
+    registry: () => {
+      throw new Error('no registry');
+    },
+    layout: (d: string) => new Layout(d),
+  };
   const images = await expandImages(imageListFromRefs(IMAGES.map((n) => `oci:${corpus.dir}:${n}`)).entries, endpoints);
   bundle = join(work.path, 'b.tar.zst');
   await createBundle({ images, output: bundle, signingKey: await loadSigningKey(key.privateKeyFile) });
@@ -103,7 +108,12 @@ describe('pushBlobs', () => {
     const sink = new MemoryRegistry();
     try {
       const transfers = await pushBlobs(p.blobs, { sink, concurrency: 2, progress: () => undefined });
-      expect(transfers.filter((t) => t.digest === base()).map((t) => t.action).sort()).toEqual(['mounted', 'mounted', 'uploaded']);
+      expect(
+        transfers
+          .filter((t) => t.digest === base())
+          .map((t) => t.action)
+          .sort(),
+      ).toEqual(['mounted', 'mounted', 'uploaded']);
       expect(transfers.filter((t) => t.action === 'uploaded')).toHaveLength(p.blobs.length);
     } finally {
       await reader.close();
@@ -116,11 +126,12 @@ describe('pushBlobs', () => {
     sink.blobs.set('m/quay.io/b/two', new Set([base()]));
     try {
       const transfers = await pushBlobs(p.blobs, { sink, concurrency: 2, progress: () => undefined });
-      expect(transfers.filter((t) => t.digest === base()).map((t) => `${t.repository} ${t.action}`).sort()).toEqual([
-        'm/quay.io/a/multi mounted',
-        'm/quay.io/a/one mounted',
-        'm/quay.io/b/two present',
-      ]);
+      expect(
+        transfers
+          .filter((t) => t.digest === base())
+          .map((t) => `${t.repository} ${t.action}`)
+          .sort(),
+      ).toEqual(['m/quay.io/a/multi mounted', 'm/quay.io/a/one mounted', 'm/quay.io/b/two present']);
     } finally {
       await reader.close();
     }
@@ -160,7 +171,9 @@ describe('pushBlobs', () => {
       expect(isAirlockError(err, 'AUTH')).toBe(true);
       expect([...forbidden.attempts.values()].every((n) => n === 1)).toBe(true);
       const broken = new MemoryRegistry({ fail: ({ digest }) => (digest === base() ? 'network' : undefined) });
-      const err2 = await pushBlobs(p.blobs, { sink: broken, concurrency: 2, progress: () => undefined, retry: { ...NO_WAIT, attempts: 3 } }).catch((e: unknown) => e);
+      const err2 = await pushBlobs(p.blobs, { sink: broken, concurrency: 2, progress: () => undefined, retry: { ...NO_WAIT, attempts: 3 } }).catch(
+        (e: unknown) => e,
+      );
       expect(isAirlockError(err2, 'NETWORK')).toBe(true);
       expect(broken.attempts.get(`m/quay.io/a/one ${base()}`)).toBe(3);
     } finally {

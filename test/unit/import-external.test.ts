@@ -58,7 +58,12 @@ let parent1: Awaited<ReturnType<typeof bundleParent>>;
 let externals: Array<{ digest: string; size: number }>;
 
 async function bundle(names: string[], output: string): Promise<void> {
-  const endpoints = { registry: () => { throw new Error('no registry'); }, layout: (d: string) => new Layout(d) };
+  const endpoints = {
+    registry: () => {
+      throw new Error('no registry');
+    },
+    layout: (d: string) => new Layout(d),
+  };
   const images = await expandImages(imageListFromRefs(names.map((n) => `oci:${corpus.dir}:${n}`)).entries, endpoints);
   await createBundle({ images, output, signingKey: key });
 }
@@ -110,7 +115,9 @@ describe('importing a delta bundle', () => {
     for (const x of externals) {
       expect(problems.map((p) => p.message)).toContainEqual(expect.stringContaining(`blob ${x.digest} (${x.size} bytes, needed by quay.io/`));
     }
-    expect(problems[0]!.message).toMatch(new RegExp(`^blob sha256:[0-9a-f]{64} \\(\\d+ bytes, needed by quay\\.io/[^)]+\\) is carried by bundle ${parent1.parent.id}, not imported here$`));
+    expect(problems[0]!.message).toMatch(
+      new RegExp(`^blob sha256:[0-9a-f]{64} \\(\\d+ bytes, needed by quay\\.io/[^)]+\\) is carried by bundle ${parent1.parent.id}, not imported here$`),
+    );
     expect(e.hint).toBe(
       `import bundle ${parent1.parent.id} (created ${parent1.parent.created}, signed by key ${trusted[0]!.keyId}) into registry.lan/m first, then this one again. Nothing was written`,
     );
@@ -146,7 +153,9 @@ describe('importing a delta bundle', () => {
     const inventory = { id: sha256Digest('an inventory payload'), created: '2026-11-28T00:00:00Z', kind: 'inventory' as const };
     const stale = join(work.path, 'from-inventory.tar.zst');
     await writeDelta(full2, stale, [{ parent: inventory, digests: parent1.digests }], key);
-    const err = (await importBundle({ path: stale, target: TARGET, sink: new MemoryRegistry(), state: new MemoryStateStore(), trusted }).catch((e: unknown) => e)) as AirlockError;
+    const err = (await importBundle({ path: stale, target: TARGET, sink: new MemoryRegistry(), state: new MemoryStateStore(), trusted }).catch(
+      (e: unknown) => e,
+    )) as AirlockError;
     expect(err.code).toBe('NOT_FOUND');
     expect(err.message).toContain(`the inventory ${inventory.id} is stale: the target no longer holds blob `);
     expect(err.hint).toBe(
@@ -187,7 +196,9 @@ describe('importing a delta into an OCI layout', () => {
     await importBundle({ path: full1, target: { kind: 'layout', dir: cut }, sink: new Layout(cut), trusted });
     const victim = externals[externals.length - 1]!;
     await truncate(blobFile(cut, victim.digest as never), victim.size - 1);
-    const err2 = (await importBundle({ path: delta, target: { kind: 'layout', dir: cut }, sink: new Layout(cut), trusted }).catch((e: unknown) => e)) as AirlockError;
+    const err2 = (await importBundle({ path: delta, target: { kind: 'layout', dir: cut }, sink: new Layout(cut), trusted }).catch(
+      (e: unknown) => e,
+    )) as AirlockError;
     expect(err2.code).toBe('NOT_FOUND');
     expect((err2.details!.missing as Array<{ digest: string }>).map((m) => m.digest)).toEqual([victim.digest]);
   });

@@ -30,12 +30,9 @@ describe('parseImportTarget', () => {
     expect(parseImportTarget(text)).toEqual(want);
   });
 
-  it.each(['registry', 'mirror/x', 'oci:', 'oci:/srv:name', 'registry.lan/Upper', 'registry.lan:99999', 'registry.lan//x'])(
-    'refuses %s',
-    (text) => {
-      expect(code(() => parseImportTarget(text))).toBe('USAGE');
-    },
-  );
+  it.each(['registry', 'mirror/x', 'oci:', 'oci:/srv:name', 'registry.lan/Upper', 'registry.lan:99999', 'registry.lan//x'])('refuses %s', (text) => {
+    expect(code(() => parseImportTarget(text))).toBe('USAGE');
+  });
 });
 
 describe('hostComponent', () => {
@@ -102,7 +99,13 @@ describe('mapImages', () => {
 
   it('names layout entries by the target name without host', () => {
     const layout: ImportTarget = { kind: 'layout', dir: '/srv' };
-    const [a, b] = mapImages([{ name: 'quay.io/coreos/etcd:v3.3', digest: D1 }, { name: `docker.io/library/x@${D2}`, digest: D2 }], layout);
+    const [a, b] = mapImages(
+      [
+        { name: 'quay.io/coreos/etcd:v3.3', digest: D1 },
+        { name: `docker.io/library/x@${D2}`, digest: D2 },
+      ],
+      layout,
+    );
     expect(a?.reference).toBe('quay.io/coreos/etcd:v3.3');
     expect(b?.reference).toBe(`docker.io/library/x@${D2}`);
   });

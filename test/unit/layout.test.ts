@@ -91,7 +91,19 @@ describe('a failed import into a layout', () => {
   });
 
   it('names every image in one index.json write', async () => {
-    const m = (n: number) => parseManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: desc.digest, size: n }, layers: [] })), undefined, 'm');
+    const m = (n: number) =>
+      parseManifest(
+        Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: desc.digest, size: n },
+            layers: [],
+          }),
+        ),
+        undefined,
+        'm',
+      );
     await layout.putTags([
       { repository: 'a/b', manifest: m(1), reference: 'v1' },
       { repository: 'a/c', manifest: m(2), reference: 'v2' },

@@ -35,7 +35,10 @@ describe('readSmallFile', () => {
       code: 'INPUT_INVALID',
       message: `${join(dir, 'zero')}: a character device, not a regular file (a key)`,
     });
-    await expect(readSmallFile(join(dir, 'file'), { maxBytes: 3, what: 'key' })).rejects.toMatchObject({ code: 'INPUT_INVALID', message: `${join(dir, 'file')}: 6 bytes, more than a key may have (3)` });
+    await expect(readSmallFile(join(dir, 'file'), { maxBytes: 3, what: 'key' })).rejects.toMatchObject({
+      code: 'INPUT_INVALID',
+      message: `${join(dir, 'file')}: 6 bytes, more than a key may have (3)`,
+    });
     await expect(readSmallFile(join(dir, 'nope'), { maxBytes: 3, what: 'key' })).rejects.toMatchObject({ code: 'INPUT_INVALID' });
   });
 
@@ -48,9 +51,18 @@ describe('readSmallFile', () => {
 
 describe('output locations', () => {
   it('refuse a file in the way, a missing directory, /proc and /sys, with IO naming the path', async () => {
-    await expect(checkOutputFile(join(dir, 'file', 'x'), '-o')).rejects.toMatchObject({ code: 'IO', message: `${join(dir, 'file', 'x')}: ${join(dir, 'file')} is not a directory` });
-    await expect(checkOutputFile(join(dir, 'missing', 'x'), '-o')).rejects.toMatchObject({ code: 'IO', message: `-o ${join(dir, 'missing', 'x')}: the directory ${join(dir, 'missing')} does not exist` });
-    await expect(checkOutputDirectory('/proc/layout')).rejects.toMatchObject({ code: 'IO', message: '/proc/layout is on a kernel file system (such as /proc or /sys), not storage' });
+    await expect(checkOutputFile(join(dir, 'file', 'x'), '-o')).rejects.toMatchObject({
+      code: 'IO',
+      message: `${join(dir, 'file', 'x')}: ${join(dir, 'file')} is not a directory`,
+    });
+    await expect(checkOutputFile(join(dir, 'missing', 'x'), '-o')).rejects.toMatchObject({
+      code: 'IO',
+      message: `-o ${join(dir, 'missing', 'x')}: the directory ${join(dir, 'missing')} does not exist`,
+    });
+    await expect(checkOutputDirectory('/proc/layout')).rejects.toMatchObject({
+      code: 'IO',
+      message: '/proc/layout is on a kernel file system (such as /proc or /sys), not storage',
+    });
     await expect(checkOutputDirectory('/sys/fs/x')).rejects.toMatchObject({ code: 'IO' });
     await expect(checkOutputFile(join(dir, 'ok.tar.zst'), '-o')).resolves.toBeUndefined();
     await expect(checkOutputDirectory(join(dir, 'new', 'layout'))).resolves.toBeUndefined();
@@ -66,7 +78,8 @@ describe('output locations', () => {
 });
 
 describe('fromFsError', () => {
-  const sysErr = (code: string, syscall = 'open'): NodeJS.ErrnoException => Object.assign(new Error(`${code}: something, ${syscall} 'p'`), { code, syscall, path: 'p' });
+  const sysErr = (code: string, syscall = 'open'): NodeJS.ErrnoException =>
+    Object.assign(new Error(`${code}: something, ${syscall} 'p'`), { code, syscall, path: 'p' });
 
   it('maps every file-system error to IO naming the path; a missing input file is INPUT_INVALID', () => {
     for (const code of ['ENOTDIR', 'EACCES', 'EROFS', 'ENOSPC', 'EEXIST', 'ELOOP', 'EIO', 'EWEIRD']) {

@@ -64,7 +64,14 @@ describe('checkNameCollisions', () => {
 describe('verify refuses names import cannot map', () => {
   it('reports a bare name and a collision as problems', () => {
     const D = `sha256:${'a'.repeat(64)}`;
-    const bundle = { images: [{ name: 'busybox-musl', digest: D }, { name: 'localhost:6200/app:1', digest: D }, { name: 'localhost_6200/app:2', digest: D }], blobs: [{ digest: D, size: 1, mediaType: 'application/octet-stream' }] };
+    const bundle = {
+      images: [
+        { name: 'busybox-musl', digest: D },
+        { name: 'localhost:6200/app:1', digest: D },
+        { name: 'localhost_6200/app:2', digest: D },
+      ],
+      blobs: [{ digest: D, size: 1, mediaType: 'application/octet-stream' }],
+    };
     const problems = checkReferences(bundle as unknown as Parameters<typeof checkReferences>[0], undefined, new Map()).map((p) => p.message);
     expect(problems).toContain('image "busybox-musl" in the bundle cannot be imported: it is a bare name (a layout tag?), not HOST/REPOSITORY:TAG');
     expect(problems).toContain('images localhost:6200/app:1 and localhost_6200/app:2 would both land in repository localhost_6200/app at import');
@@ -75,7 +82,10 @@ describe('the policy sees what a host-less name passes for', () => {
   const policy = (deny: string[], allow?: string[]): ImportPolicy => ({
     source: 'p.yaml',
     registries: { deny: [] },
-    repositories: { deny: deny.map((d, i) => compilePattern(d, `deny[${i}]`)), ...(allow === undefined ? {} : { allow: allow.map((a, i) => compilePattern(a, `allow[${i}]`)) }) },
+    repositories: {
+      deny: deny.map((d, i) => compilePattern(d, `deny[${i}]`)),
+      ...(allow === undefined ? {} : { allow: allow.map((a, i) => compilePattern(a, `allow[${i}]`)) }),
+    },
   });
   const subjects = (name: string) => [
     { name, registry: undefined, repository: name.replace(/:[^/]*$/, '') },
@@ -102,11 +112,15 @@ describe('create refuses names import cannot map', () => {
   it('refuses a bare oci: name, with a hint to rename it with as:', () => {
     const err = failure(() => checkImageNames([image('busybox-musl')]));
     expect(err.code).toBe('INPUT_INVALID');
-    expect(err.message).toBe('oci:/l:busybox-musl: "busybox-musl" cannot be mapped to a target name at import: it is a bare name (a layout tag?), not HOST/REPOSITORY:TAG');
+    expect(err.message).toBe(
+      'oci:/l:busybox-musl: "busybox-musl" cannot be mapped to a target name at import: it is a bare name (a layout tag?), not HOST/REPOSITORY:TAG',
+    );
     expect(err.hint).toContain('- { ref: "oci:/l:busybox-musl", as: "HOST/REPOSITORY:TAG" }');
   });
   it('refuses names that collide after mapping', () => {
-    expect(failure(() => checkImageNames([image('localhost_6200/app:1'), image('localhost:6200/app:2', 'localhost:6200/app:2')])).message).toContain('would both land in repository localhost_6200/app');
+    expect(failure(() => checkImageNames([image('localhost_6200/app:1'), image('localhost:6200/app:2', 'localhost:6200/app:2')])).message).toContain(
+      'would both land in repository localhost_6200/app',
+    );
   });
   it('accepts full names and host-less paths with a tag', () => {
     expect(() => checkImageNames([image('docker.io/library/busybox:musl'), image('team/app:1.0')])).not.toThrow();

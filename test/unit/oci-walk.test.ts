@@ -24,7 +24,12 @@ class Graph {
 
   image(name: string, layers = 1): RawManifest {
     const config = this.blob(`config of ${name}`, MediaType.OciConfig);
-    const doc = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: Array.from({ length: layers }, (_, i) => this.blob(`layer ${i} of ${name}`)) };
+    const doc = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config,
+      layers: Array.from({ length: layers }, (_, i) => this.blob(`layer ${i} of ${name}`)),
+    };
     return this.put(name, doc);
   }
 
@@ -61,7 +66,11 @@ const AMD64: Platform = { os: 'linux', architecture: 'amd64' };
 const ARM64: Platform = { os: 'linux', architecture: 'arm64', variant: 'v8' };
 
 /** Walk `top` over `graph` (async unless `sync`), logging every hook call in order. */
-async function logWalk(graph: Graph, top: RawManifest, opts: WalkOptions & { sync?: boolean; missing?: Set<Digest>; deep?: 'throw' | 'keep' } = {}): Promise<string[]> {
+async function logWalk(
+  graph: Graph,
+  top: RawManifest,
+  opts: WalkOptions & { sync?: boolean; missing?: Set<Digest>; deep?: 'throw' | 'keep' } = {},
+): Promise<string[]> {
   const log: string[] = [];
   const hooks = {
     ...(opts.seen === undefined ? {} : { seen: opts.seen }),
@@ -138,10 +147,19 @@ describe('walkManifests', () => {
   it('fetches and enters a child listed many times, at every level, once; the descriptor hook sees every listing', async () => {
     const graph = new Graph();
     let level = graph.image('leaf');
-    for (let i = 0; i < 3; i++) level = graph.index(`level ${i}`, Array.from({ length: 10 }, () => desc(level, AMD64)));
+    for (let i = 0; i < 3; i++)
+      level = graph.index(
+        `level ${i}`,
+        Array.from({ length: 10 }, () => desc(level, AMD64)),
+      );
     const log = await logWalk(graph, level);
     expect(log.filter((l) => l.startsWith('get '))).toEqual(['get level 1', 'get level 0', 'get leaf']);
-    expect(log.filter((l) => l.startsWith('manifest ') || l.startsWith('index '))).toEqual(['manifest leaf linux/amd64 2 blobs', 'index level 0', 'index level 1', 'index level 2']);
+    expect(log.filter((l) => l.startsWith('manifest ') || l.startsWith('index '))).toEqual([
+      'manifest leaf linux/amd64 2 blobs',
+      'index level 0',
+      'index level 1',
+      'index level 2',
+    ]);
     expect(log.filter((l) => l.startsWith('desc '))).toHaveLength(30);
   });
 
@@ -216,7 +234,14 @@ describe('walkManifests', () => {
 
     const deep = chain(MAX_INDEX_DEPTH + 1); // an index at depth 4
     await expect(logWalk(deep.graph, deep.top)).rejects.toThrow(`depth ${MAX_INDEX_DEPTH} is too deep`);
-    expect(() => walkManifestsSync(deep.top, { child: (d) => deep.graph.byDigest.get(d.digest), tooDeep: () => { throw new Error('refused'); } })).toThrow('refused');
+    expect(() =>
+      walkManifestsSync(deep.top, {
+        child: (d) => deep.graph.byDigest.get(d.digest),
+        tooDeep: () => {
+          throw new Error('refused');
+        },
+      }),
+    ).toThrow('refused');
 
     const kept = await logWalk(deep.graph, deep.top, { deep: 'keep' });
     expect(kept).not.toContain('get leaf');

@@ -1,13 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  cleanText,
-  cleanValue,
-  forgetSecretsForTests,
-  redactSecrets,
-  registerCredentials,
-  registerSecret,
-  stripControls,
-} from '../../src/redact.js';
+import { cleanText, cleanValue, forgetSecretsForTests, redactSecrets, registerCredentials, registerSecret, stripControls } from '../../src/redact.js';
 
 afterEach(() => forgetSecretsForTests());
 

@@ -210,9 +210,7 @@ describe('formatReference and helpers', () => {
   it('withTag drops the digest and validates the tag', () => {
     const ref = parseReference(`quay.io/coreos/etcd:v3.3@${D}`);
     expect(withTag(ref, 'v3.4.1')).toStrictEqual({ registry: 'quay.io', repository: 'coreos/etcd', tag: 'v3.4.1' });
-    expect(caught(() => withTag(ref, 'bad tag')).message).toBe(
-      'invalid reference "quay.io/coreos/etcd:bad tag": tag "bad tag" is not valid',
-    );
+    expect(caught(() => withTag(ref, 'bad tag')).message).toBe('invalid reference "quay.io/coreos/etcd:bad tag": tag "bad tag" is not valid');
   });
 });
 

@@ -230,7 +230,9 @@ async function uploadServer(opts: { digestInvalid?: boolean } = {}) {
       received.push(body);
       const all = Buffer.concat(received);
       if (opts.digestInvalid === true || sha256Digest(all) !== url.searchParams.get('digest')) {
-        return res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }] }));
+        return res
+          .writeHead(400, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }] }));
       }
       return res.writeHead(201, { 'docker-content-digest': sha256Digest(all), 'content-length': 0 }).end();
     }

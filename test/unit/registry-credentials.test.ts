@@ -122,7 +122,10 @@ describe('resolveCredentials', () => {
     await writeFile(join(xdg, 'containers', 'auth.json'), JSON.stringify({ auths: { 'x.example': { auth: b64('xdg:1') } } }));
     const dockerDir = join(dir, 'dockercfg');
     await mkdir(dockerDir, { recursive: true });
-    await writeFile(join(dockerDir, 'config.json'), JSON.stringify({ auths: { 'x.example': { auth: b64('docker:1') }, 'y.example': { auth: b64('docker:2') } } }));
+    await writeFile(
+      join(dockerDir, 'config.json'),
+      JSON.stringify({ auths: { 'x.example': { auth: b64('docker:1') }, 'y.example': { auth: b64('docker:2') } } }),
+    );
     const home = join(dir, 'home');
     await mkdir(join(home, '.docker'), { recursive: true });
     await writeFile(join(home, '.docker', 'config.json'), JSON.stringify({ auths: { 'z.example': { auth: b64('home:3') } } }));
@@ -151,7 +154,11 @@ describe('resolveCredentials', () => {
 
   it('refuses a damaged auth file without quoting the secret next to the fault, even in its cause (--debug)', async () => {
     const secret = b64('mirror:file-secret-pw');
-    for (const text of [`{"auths":{"quay.io":{"auth":"${secret}"x}}}`, `{"auths":{"quay.io":{"auth":"${secret}",}}}`, `{"auths":{"quay.io":{"auth":${secret}}}}`]) {
+    for (const text of [
+      `{"auths":{"quay.io":{"auth":"${secret}"x}}}`,
+      `{"auths":{"quay.io":{"auth":"${secret}",}}}`,
+      `{"auths":{"quay.io":{"auth":${secret}}}}`,
+    ]) {
       const err = await resolveCredentials('quay.io', undefined, { authFiles: [await authFile(text)] }).catch((e: unknown) => e);
       expect(isAirlockError(err, 'INPUT_INVALID')).toBe(true);
       const everything = `${(err as Error).message} ${JSON.stringify((err as { toJSON(): unknown }).toJSON())} ${String((err as Error).cause)}`;

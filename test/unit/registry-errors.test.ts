@@ -33,7 +33,10 @@ describe('statusError', () => {
     expect(statusError(403, body(''), subject).code).toBe('AUTH');
     const limited = statusError(429, body(''), subject, 3000);
     expect([limited.code, limited.retryAfterMs]).toEqual(['RATE_LIMITED', 3000]);
-    expect(statusError(503, body('Service Unavailable'), subject)).toMatchObject({ code: 'REGISTRY', message: 'registry r.example failed with 503 for manifest team/app:v1: Service Unavailable' });
+    expect(statusError(503, body('Service Unavailable'), subject)).toMatchObject({
+      code: 'REGISTRY',
+      message: 'registry r.example failed with 503 for manifest team/app:v1: Service Unavailable',
+    });
   });
   it('maps DIGEST_INVALID to INTEGRITY', () => {
     const err = statusError(400, body({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }] }), subject);

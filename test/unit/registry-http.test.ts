@@ -244,7 +244,12 @@ describe('Bearer token auth', () => {
     await client(registry.host, { authFiles: [file] }).getManifest('a/b', 'v1');
     const params = new URLSearchParams(form);
     expect(registry.seen.find((r) => r.url === '/token')?.method).toBe('POST');
-    expect(Object.fromEntries(params)).toMatchObject({ grant_type: 'refresh_token', refresh_token: 'refresh-123', service: 'svc', scope: 'repository:a/b:pull' });
+    expect(Object.fromEntries(params)).toMatchObject({
+      grant_type: 'refresh_token',
+      refresh_token: 'refresh-123',
+      service: 'svc',
+      scope: 'repository:a/b:pull',
+    });
     await rm(join(file, '..'), { recursive: true });
   });
 });
@@ -274,7 +279,9 @@ describe('Basic auth and status mapping', () => {
 
   it('maps 403 to AUTH and 404 to NOT_FOUND with the registry message', async () => {
     const f = await basicRegistry((req, res) =>
-      req.url?.includes('/secret/') ? json(res, 403, errorBody('DENIED', 'requested access to the resource is denied')) : json(res, 404, errorBody('MANIFEST_UNKNOWN', 'manifest unknown')),
+      req.url?.includes('/secret/')
+        ? json(res, 403, errorBody('DENIED', 'requested access to the resource is denied'))
+        : json(res, 404, errorBody('MANIFEST_UNKNOWN', 'manifest unknown')),
     );
     const c = client(f.host, { credentials: { username: 'u', password: 'p' } });
     expect((await failure(c.getManifest('secret/x', 'v1'))).code).toBe('AUTH');
@@ -360,7 +367,13 @@ describe('manifests', () => {
       });
     });
     const c = client(f.host);
-    const m = { kind: 'manifest' as const, bytes: manifestBytes, mediaType: MediaType.OciManifest, digest: manifestDigest, parsed: JSON.parse(manifestBytes.toString()) };
+    const m = {
+      kind: 'manifest' as const,
+      bytes: manifestBytes,
+      mediaType: MediaType.OciManifest,
+      digest: manifestDigest,
+      parsed: JSON.parse(manifestBytes.toString()),
+    };
     await c.putManifest('a/b', m, 'v1');
     await c.putManifest('a/b', m, undefined);
     const puts = f.seen.filter((s) => s.method === 'PUT');
@@ -386,7 +399,9 @@ describe('tags', () => {
   });
 
   it('reports a missing repository as NOT_FOUND', async () => {
-    const f = await serve((req, res) => (req.url === '/v2/' ? json(res, 200, {}) : json(res, 404, errorBody('NAME_UNKNOWN', 'repository name not known to registry'))));
+    const f = await serve((req, res) =>
+      req.url === '/v2/' ? json(res, 200, {}) : json(res, 404, errorBody('NAME_UNKNOWN', 'repository name not known to registry')),
+    );
     const err = await failure(client(f.host).listTags('nope'));
     expect([err.code, err.message]).toEqual(['NOT_FOUND', `repository nope not found on ${f.host}: NAME_UNKNOWN: repository name not known to registry`]);
   });
@@ -404,7 +419,29 @@ describe.skipIf(!hasTool('openssl'))('TLS', () => {
     caFile = join(dir, 'cert.pem');
     keyFile = join(dir, 'key.pem');
     certFile = caFile;
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });

@@ -107,7 +107,9 @@ describe.skipIf(!hasTool('openssl'))('token realm policy', () => {
     const { tokens, registry, realm } = await setup({ registryTls: true, tokenTls: false });
     const err = await failure((await client(registry.host, true, { creds: true })).listTags('a/b'));
     expect(err.code).toBe('AUTH');
-    expect(err.message).toBe(`registry ${registry.host} is HTTPS but names a plain-HTTP token realm ${realm}: airlock does not send the credentials (from --creds) there`);
+    expect(err.message).toBe(
+      `registry ${registry.host} is HTTPS but names a plain-HTTP token realm ${realm}: airlock does not send the credentials (from --creds) there`,
+    );
     expect(err.hint).toContain('over HTTPS');
     // Nothing reached the realm, and the registry never saw the credentials either.
     expect(tokens.authorizations).toEqual([]);

@@ -56,12 +56,9 @@ describe('isTemporary', () => {
   it.each([400, 401, 403, 404, 416, 501])('does not retry HTTP %d', (status) => {
     expect(isTemporary(http(status), { idempotent: true })).toBe(false);
   });
-  it.each(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETRUNCATED', 'EAI_AGAIN'])(
-    'retries %s',
-    (code) => {
-      expect(isTemporary(coded(code))).toBe(true);
-    },
-  );
+  it.each(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETRUNCATED', 'EAI_AGAIN'])('retries %s', (code) => {
+    expect(isTemporary(coded(code))).toBe(true);
+  });
   it('retries a refused connection only once the registry has answered', () => {
     expect(isTemporary(coded('ECONNREFUSED'), { contacted: false })).toBe(false);
     expect(isTemporary(coded('ECONNREFUSED'), { contacted: true })).toBe(true);

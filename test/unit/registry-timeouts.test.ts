@@ -200,7 +200,9 @@ describe('bounded waits against a real socket', () => {
   it('gives up on a server that never answers, naming the host, the wait and the attempts', async () => {
     const host = await serve(() => {}); // accepts, then says nothing
     const started = Date.now();
-    const err = (await client(host).getManifest('a', 'v1').catch((e: unknown) => e)) as AirlockError;
+    const err = (await client(host)
+      .getManifest('a', 'v1')
+      .catch((e: unknown) => e)) as AirlockError;
     expect(err).toBeInstanceOf(AirlockError);
     expect(err.message).toBe(`no response from ${host} for 300 ms to manifest a:v1 (3 attempts)`);
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -219,7 +221,14 @@ describe('bounded waits against a real socket', () => {
     expect(ranges[1]).toMatch(/^bytes=\d+-$/);
     const retries = events.filter((e) => e.kind === 'retry');
     expect(retries).toEqual([
-      expect.objectContaining({ kind: 'retry', method: 'GET', url: `${host}/v2/a/blobs/${desc.digest}`, attempt: 2, attempts: 3, reason: 'no data for 300 ms' }),
+      expect.objectContaining({
+        kind: 'retry',
+        method: 'GET',
+        url: `${host}/v2/a/blobs/${desc.digest}`,
+        attempt: 2,
+        attempts: 3,
+        reason: 'no data for 300 ms',
+      }),
     ]);
     expect(events.filter((e) => e.kind === 'http').map((e) => (e as { status?: number }).status)).toEqual([200, 200, 206]);
   });
@@ -245,7 +254,9 @@ describe('bounded waits against a real socket', () => {
       const t = setInterval(() => (res.destroyed ? clearInterval(t) : res.write('x')), 20);
       res.on('close', () => clearInterval(t));
     });
-    const err = (await client(host).getManifest('a', 'v1').catch((e: unknown) => e)) as AirlockError;
+    const err = (await client(host)
+      .getManifest('a', 'v1')
+      .catch((e: unknown) => e)) as AirlockError;
     expect(err.message).toBe(`${host} sent manifest a:v1 slower than 1 KiB/s for 300 ms (3 attempts)`);
   });
 

@@ -15,16 +15,8 @@ describe('parseWwwAuthenticate', () => {
       'Bearer realm="https://a/token",scope="repository:a/b:pull,push"',
       [{ scheme: 'bearer', params: { realm: 'https://a/token', scope: 'repository:a/b:pull,push' } }],
     ],
-    [
-      'escaped quote and backslash',
-      'Basic realm="say \\"hi\\" \\\\ bye"',
-      [{ scheme: 'basic', params: { realm: 'say "hi" \\ bye' } }],
-    ],
-    [
-      'spaces around = and commas',
-      'Bearer realm = "https://a/t" ,  service = reg',
-      [{ scheme: 'bearer', params: { realm: 'https://a/t', service: 'reg' } }],
-    ],
+    ['escaped quote and backslash', 'Basic realm="say \\"hi\\" \\\\ bye"', [{ scheme: 'basic', params: { realm: 'say "hi" \\ bye' } }]],
+    ['spaces around = and commas', 'Bearer realm = "https://a/t" ,  service = reg', [{ scheme: 'bearer', params: { realm: 'https://a/t', service: 'reg' } }]],
     [
       'two challenges in one header',
       'Bearer realm="https://a/t",service="s", Basic realm="b"',
@@ -36,7 +28,10 @@ describe('parseWwwAuthenticate', () => {
     [
       'a challenge without parameters between others',
       'Negotiate, Basic realm="x"',
-      [{ scheme: 'negotiate', params: {} }, { scheme: 'basic', params: { realm: 'x' } }],
+      [
+        { scheme: 'negotiate', params: {} },
+        { scheme: 'basic', params: { realm: 'x' } },
+      ],
     ],
     ['token68', 'Negotiate abc123==', [{ scheme: 'negotiate', params: {}, token68: 'abc123==' }]],
     [
@@ -56,9 +51,7 @@ describe('parseWwwAuthenticate', () => {
   });
 
   it('keeps what was parsed before a malformed tail', () => {
-    expect(parseWwwAuthenticate('Bearer realm="https://a/t", service="unterminated')).toEqual([
-      { scheme: 'bearer', params: { realm: 'https://a/t' } },
-    ]);
+    expect(parseWwwAuthenticate('Bearer realm="https://a/t", service="unterminated')).toEqual([{ scheme: 'bearer', params: { realm: 'https://a/t' } }]);
     expect(parseWwwAuthenticate('Basic realm="x", @@@')).toEqual([{ scheme: 'basic', params: { realm: 'x' } }]);
   });
 

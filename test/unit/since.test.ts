@@ -36,11 +36,7 @@ function key(): { signing: SigningKey; trusted: TrustedKey } {
 }
 
 /** A valid bundle.json carrying `blobs` (name → size), one image whose manifest is the first blob. */
-function manifest(
-  created: string,
-  blobs: Array<[string, number]>,
-  delta?: { parents: BundleParent[]; external: ExternalBlob[] },
-): BundleManifest {
+function manifest(created: string, blobs: Array<[string, number]>, delta?: { parents: BundleParent[]; external: ExternalBlob[] }): BundleManifest {
   const list = blobs.map(([n, size], i) => ({ digest: d(n), size, mediaType: i === 0 ? MANIFEST : LAYER }));
   const bytes = list.reduce((n, b) => n + b.size, 0);
   const externalBytes = (delta?.external ?? []).reduce((n, b) => n + b.size, 0);
@@ -100,7 +96,12 @@ async function errorOf(p: Promise<unknown>): Promise<{ code: string; message: st
   throw new Error('expected an error');
 }
 
-const gen1Manifest = () => manifest('2026-11-01T00:00:00Z', [['m1', 10], ['base', 1000], ['app-v1', 500]]);
+const gen1Manifest = () =>
+  manifest('2026-11-01T00:00:00Z', [
+    ['m1', 10],
+    ['base', 1000],
+    ['app-v1', 500],
+  ]);
 
 describe('loadSince: bundles', () => {
   it('reads a signed archive, and the same from a head-only copy of its first bytes', async () => {
@@ -125,12 +126,22 @@ describe('loadSince: bundles', () => {
   it('a delta PREV contributes only what it carried; each blob is attributed to the bundle that carries it', async () => {
     const g1 = gen1Manifest();
     const gen1 = await archive(g1, signer.signing);
-    const g2 = manifest('2026-11-08T00:00:00Z', [['m2', 11], ['app-v2', 600]], {
-      parents: [{ id: gen1.id, created: g1.created, keyId: signer.signing.keyId, kind: 'bundle' }],
-      external: [{ digest: d('base'), size: 1000, mediaType: LAYER, bundle: gen1.id }],
-    });
+    const g2 = manifest(
+      '2026-11-08T00:00:00Z',
+      [
+        ['m2', 11],
+        ['app-v2', 600],
+      ],
+      {
+        parents: [{ id: gen1.id, created: g1.created, keyId: signer.signing.keyId, kind: 'bundle' }],
+        external: [{ digest: d('base'), size: 1000, mediaType: LAYER, bundle: gen1.id }],
+      },
+    );
     const gen2 = await archive(g2, signer.signing);
-    for (const order of [[gen1.path, gen2.path], [gen2.path, gen1.path]]) {
+    for (const order of [
+      [gen1.path, gen2.path],
+      [gen2.path, gen1.path],
+    ]) {
       const set = await loadSince(order, { signingKey: signer.signing, now: NOW });
       expect(set.parents.map((p) => p.id)).toEqual([gen1.id, gen2.id]);
       expect(set.blobs.get(d('base'))?.bundle).toBe(gen1.id);
@@ -164,7 +175,15 @@ describe('loadSince: bundles', () => {
 
     const withSig = await exported(gen1Manifest(), signer.signing);
     expect((await loadSince([withSig.path], { signingKey: signer.signing, now: NOW })).parents[0]?.keyId).toBe(signer.signing.keyId);
-    await writeFile(withSig.path, serializeBundleManifest(manifest('2026-11-01T00:00:00Z', [['m1', 10], ['base', 1001]])));
+    await writeFile(
+      withSig.path,
+      serializeBundleManifest(
+        manifest('2026-11-01T00:00:00Z', [
+          ['m1', 10],
+          ['base', 1001],
+        ]),
+      ),
+    );
     expect((await errorOf(loadSince([withSig.path], { signingKey: signer.signing, now: NOW }))).message).toMatch(/modified after it was signed/);
     const forged = await exported(gen1Manifest(), stranger.signing);
     expect((await errorOf(loadSince([forged.path], { signingKey: signer.signing, now: NOW }))).code).toBe('SIGNATURE');
@@ -190,10 +209,17 @@ describe('loadSince: bundles', () => {
     expect(base.code).toBe('INPUT_INVALID');
     expect(base.message).toMatch(/^mismatched base: .* expects .* which does not deliver it/);
     // gen2 records its parent with another created time than the file given
-    const wrongParent = await exported(manifest('2026-11-08T00:00:00Z', [['m2', 11]], { parents: [{ ...parent, created: '2026-10-31T00:00:00Z' }], external: [] }));
+    const wrongParent = await exported(
+      manifest('2026-11-08T00:00:00Z', [['m2', 11]], { parents: [{ ...parent, created: '2026-10-31T00:00:00Z' }], external: [] }),
+    );
     expect((await errorOf(loadSince([gen1.path, wrongParent.path], { now: NOW }))).message).toMatch(/^mismatched base: .* records parent/);
     // two PREVs disagree on a blob's size
-    const other = await exported(manifest('2026-11-02T00:00:00Z', [['mx', 3], ['base', 999]]));
+    const other = await exported(
+      manifest('2026-11-02T00:00:00Z', [
+        ['mx', 3],
+        ['base', 999],
+      ]),
+    );
     expect((await errorOf(loadSince([gen1.path, other.path], { now: NOW }))).message).toMatch(/is 1000 bytes in .* but 999 bytes/);
   });
 
@@ -263,9 +289,36 @@ describe('planBundle with delivered blobs', () => {
     const parsed = { schemaVersion: 2 as const, mediaType: MANIFEST, config: desc(...config, CONFIG), layers: layers.map(([n, s]) => desc(n, s, LAYER)) };
     const bytes = Buffer.from(JSON.stringify(parsed));
     const top = { kind: 'manifest' as const, bytes, mediaType: MANIFEST, digest: sha256Digest(bytes), parsed };
-    return { name, sourceRef: name, source, repository: 'app', top, manifests: [top], blobs: [parsed.config, ...parsed.layers], platforms: ['linux/amd64'], configs: new Map() };
+    return {
+      name,
+      sourceRef: name,
+      source,
+      repository: 'app',
+      top,
+      manifests: [top],
+      blobs: [parsed.config, ...parsed.layers],
+      platforms: ['linux/amd64'],
+      configs: new Map(),
+    };
   }
-  const images = () => [image('example.com/a:v2', ['cfg-a2', 10], [['base', 1000], ['app-v2', 600]]), image('example.com/b:v1', ['cfg-b', 12], [['base', 1000], ['b', 300]])];
+  const images = () => [
+    image(
+      'example.com/a:v2',
+      ['cfg-a2', 10],
+      [
+        ['base', 1000],
+        ['app-v2', 600],
+      ],
+    ),
+    image(
+      'example.com/b:v1',
+      ['cfg-b', 12],
+      [
+        ['base', 1000],
+        ['b', 300],
+      ],
+    ),
+  ];
   const parents: BundleParent[] = [{ id: d('gen1'), created: '2026-11-01T00:00:00Z', kind: 'bundle' }];
   /** `base` and `extra` (names, or digests as they are) delivered by gen1. */
   const delivered = (extra: Array<[string, number]> = []): DeliveredSet => ({
@@ -277,7 +330,12 @@ describe('planBundle with delivered blobs', () => {
 
   it('carries every manifest and only undelivered configs and layers', () => {
     const top = images()[0]!.top.digest;
-    const plan = planBundle(images(), { delivered: delivered([['cfg-b', 12], [top, images()[0]!.top.bytes.length]]) });
+    const plan = planBundle(images(), {
+      delivered: delivered([
+        ['cfg-b', 12],
+        [top, images()[0]!.top.bytes.length],
+      ]),
+    });
     expect(plan.blobs.map((b) => b.desc.digest)).toEqual([top, d('cfg-a2'), images()[1]!.top.digest, d('app-v2'), d('b')]);
     expect(plan.external).toEqual([
       { digest: d('cfg-b'), size: 12, mediaType: CONFIG, bundle: d('gen1') },
@@ -295,7 +353,14 @@ describe('planBundle with delivered blobs', () => {
   });
 
   it('a delta whose every blob was delivered carries only manifests; without delivered nothing changes', () => {
-    const all = planBundle(images(), { delivered: delivered([['cfg-a2', 10], ['app-v2', 600], ['cfg-b', 12], ['b', 300]]) });
+    const all = planBundle(images(), {
+      delivered: delivered([
+        ['cfg-a2', 10],
+        ['app-v2', 600],
+        ['cfg-b', 12],
+        ['b', 300],
+      ]),
+    });
     expect(all.blobs.every((b) => b.manifest !== undefined)).toBe(true);
     expect(validateBundleManifest(bundleManifest(all, new Date(0)))).toEqual([]);
     const full = planBundle(images());

@@ -68,7 +68,9 @@ function manifest(): BundleManifest {
     mediaType: BUNDLE_MEDIA_TYPE,
     created: '2024-05-01T12:00:00Z',
     creator: 'airlock/0.1.0',
-    images: [{ name: 'quay.io/a/b:1', source: 'quay.io/a/b:1', digest: d('m'), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, platforms: [] }],
+    images: [
+      { name: 'quay.io/a/b:1', source: 'quay.io/a/b:1', digest: d('m'), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, platforms: [] },
+    ],
     blobs: [{ digest: d('m'), size: 1, mediaType: 'application/vnd.oci.image.manifest.v1+json' }],
     layout: { 'oci-layout': { digest: d('l'), size: 1 }, 'index.json': { digest: d('i'), size: 1 } },
     totals: { images: 1, blobs: 1, bytes: 1, referencedBytes: 1 },
@@ -112,7 +114,9 @@ describe('signed documents are parsed strictly', () => {
     const payload = { schemaVersion: 1 as const, created: '2026-11-28T00:00:00Z', target: 'r.lan', images: [], blobs: [{ digest: d('a'), size: 1 }] };
     const ok = writeInventory(payload, { privateKey, keyId });
     expect(parseInventory(ok, 'have.json', [{ publicKey, keyId, path: 'k.pub' }]).payload.target).toBe('r.lan');
-    const envelope = ok.toString('utf8').replace(`"mediaType": "${INVENTORY_MEDIA_TYPE}"`, `"mediaType": "${INVENTORY_MEDIA_TYPE}", "mediaType": "${INVENTORY_MEDIA_TYPE}"`);
+    const envelope = ok
+      .toString('utf8')
+      .replace(`"mediaType": "${INVENTORY_MEDIA_TYPE}"`, `"mediaType": "${INVENTORY_MEDIA_TYPE}", "mediaType": "${INVENTORY_MEDIA_TYPE}"`);
     expect(caught(() => parseInventory(Buffer.from(envelope), 'have.json')).message).toContain('duplicate key "mediaType"');
     // the payload signed with a key twice: the signature verifies, strictness refuses it
     const inner = '{"schemaVersion":1,"created":"2026-11-28T00:00:00Z","target":"r.lan","target":"evil","images":[],"blobs":[]}';

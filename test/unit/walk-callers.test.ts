@@ -142,7 +142,9 @@ describe('resolution', () => {
     const store = new Store();
     const child = store.image('child');
     store.index([{ ...desc(child, AMD64), size: child.bytes.length + 1 }], 'lying');
-    const err = await failure(resolveImage({ name: 'walk.test/app:lying', sourceRef: 'walk.test/app:lying', source: store, repository: 'app', reference: 'lying' }));
+    const err = await failure(
+      resolveImage({ name: 'walk.test/app:lying', sourceRef: 'walk.test/app:lying', source: store, repository: 'app', reference: 'lying' }),
+    );
     expect(err.code).toBe('INTEGRITY');
     expect(err.message).toBe(`walk.test/app:lying (child ${child.digest}): manifest does not match the index descriptor`);
   });

@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { compress } from 'zstd-napi';
-import { decodePrefix, decompressFrames, frameDecoder, ZstdDecodeError, ZstdDecoder, type FrameDecoder, type ZstdFailure } from '../../src/bundle/zstd-decode.js';
+import {
+  decodePrefix,
+  decompressFrames,
+  frameDecoder,
+  ZstdDecodeError,
+  ZstdDecoder,
+  type FrameDecoder,
+  type ZstdFailure,
+} from '../../src/bundle/zstd-decode.js';
 import { RAW_BLOCK_MAX, skippableFrame, writeRawBlockHeader, writeRawFrameHeader } from '../../src/bundle/zstd-frames.js';
 
 /**
@@ -104,7 +112,7 @@ describe('ZstdDecoder', () => {
     expect(decodeAll(new ZstdDecoder(), [FRAME, FRAME]).length).toBe(2 * TEXT.length);
   });
 
-  it('refuses corrupt data with libzstd\'s message', () => {
+  it("refuses corrupt data with libzstd's message", () => {
     const badMagic = Buffer.from(FRAME);
     badMagic[0] = 0x29;
     expectFailure(() => decodeAll(new ZstdDecoder(), [badMagic]), 'corrupt', /unknown frame descriptor/i);
@@ -202,7 +210,11 @@ describe('frameDecoder (Raw blocks)', () => {
   });
 
   it('refuses a cut, damaged or oversized frame, keeping the Raw-block messages', () => {
-    expectFailure(() => decodeAll(frameDecoder('raw'), [frame.subarray(0, frame.length - 1)]), 'corrupt', /damaged raw zstd frame: frame ends before its last block/);
+    expectFailure(
+      () => decodeAll(frameDecoder('raw'), [frame.subarray(0, frame.length - 1)]),
+      'corrupt',
+      /damaged raw zstd frame: frame ends before its last block/,
+    );
     const zstdFrame = frameDecoder('raw');
     expectFailure(() => decodeAll(zstdFrame, [FRAME]), 'corrupt', /damaged raw zstd frame: unexpected frame header/);
     expectFailure(() => decodeAll(frameDecoder('raw'), [frame, Buffer.from([1])]), 'corrupt', /data after the last block/);

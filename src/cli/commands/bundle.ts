@@ -41,7 +41,10 @@ interface CreateFlags extends RegistryFlags {
  * wrote sequences says so, since import orders it before every sequenced bundle of its signer.
  */
 function stampLine(m: { created: string; sequence?: number; expires?: string }, now?: Date): string {
-  const sequence = m.sequence === undefined || m.sequence === 0 ? 'no sequence (made by an older airlock: import treats it as 0, older than any bundle of its signer that has one)' : `sequence ${m.sequence}`;
+  const sequence =
+    m.sequence === undefined || m.sequence === 0
+      ? 'no sequence (made by an older airlock: import treats it as 0, older than any bundle of its signer that has one)'
+      : `sequence ${m.sequence}`;
   if (m.expires === undefined) return `${sequence}, no expiry`;
   if (now === undefined) return `${sequence}, expires ${m.expires}`;
   const left = Date.parse(m.expires) - now.getTime();
@@ -50,7 +53,12 @@ function stampLine(m: { created: string; sequence?: number; expires?: string }, 
 
 /** `3 days`, `5 hours`, `12 minutes`, `40 seconds`: the largest whole unit. */
 function formatAge(ms: number): string {
-  const units: Array<[string, number]> = [['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000], ['second', 1000]];
+  const units: Array<[string, number]> = [
+    ['day', 86_400_000],
+    ['hour', 3_600_000],
+    ['minute', 60_000],
+    ['second', 1000],
+  ];
   for (const [name, size] of units) {
     const n = Math.floor(ms / size);
     if (n >= 1) return `${n} ${name}${n === 1 ? '' : 's'}`;
@@ -96,7 +104,8 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     const level = Number(flags.level);
     if (!Number.isInteger(level) || level < 1 || level > 19) throw new AirlockError('USAGE', `--level ${flags.level}: must be 1 to 19`);
     const maxAgeDays = flags.maxInventoryAge === undefined ? undefined : Number(flags.maxInventoryAge);
-    if (maxAgeDays !== undefined && !(maxAgeDays > 0)) throw new AirlockError('USAGE', `--max-inventory-age ${flags.maxInventoryAge}: must be a number of days above 0`);
+    if (maxAgeDays !== undefined && !(maxAgeDays > 0))
+      throw new AirlockError('USAGE', `--max-inventory-age ${flags.maxInventoryAge}: must be a number of days above 0`);
     if ((flags.trust !== undefined || maxAgeDays !== undefined) && flags.since === undefined) {
       throw new AirlockError('USAGE', '--trust and --max-inventory-age only apply with --since');
     }

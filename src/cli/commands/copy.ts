@@ -51,7 +51,9 @@ export function registerCopyCommand(program: Command, ctx: CommandContext): void
     const to = args[args.length - 1]!;
     const refs = args.slice(0, -1);
     if (refs.length === 0 && (flags.file ?? []).length === 0) {
-      throw new AirlockError('USAGE', `copy ${to}: no images to copy, or no target`, { hint: 'write airlock copy SRC... DST (e.g. airlock copy quay.io/coreos/etcd:v3.5.0 oci:/srv/seed), or -f images.yaml DST' });
+      throw new AirlockError('USAGE', `copy ${to}: no images to copy, or no target`, {
+        hint: 'write airlock copy SRC... DST (e.g. airlock copy quay.io/coreos/etcd:v3.5.0 oci:/srv/seed), or -f images.yaml DST',
+      });
     }
     const target = parseImportTarget(to);
     if (target.kind === 'layout') await checkOutputDirectory(target.dir);
@@ -68,7 +70,10 @@ export function registerCopyCommand(program: Command, ctx: CommandContext): void
     const reporter = await createReporter({ quiet: g.quiet || g.json });
     const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
     // The clients must allow the small requests the engine runs at once; the engine bounds large uploads.
-    const endpoints = await endpointsFrom({ ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) }, { hosts, debug: g.debug, onEvent: net.network });
+    const endpoints = await endpointsFrom(
+      { ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) },
+      { hosts, debug: g.debug, onEvent: net.network },
+    );
     try {
       const images = await expandImages(listed, endpoints, { signal: ctx.signal, onProgress: net.listener });
       const sink = target.kind === 'layout' ? endpoints.layout(target.dir) : endpoints.registry(target.host);

@@ -42,7 +42,10 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       .option('--allow-expired', 'import a bundle whose expiry has passed', false)
       .option('--policy <file>', 'import policy (YAML or JSON, see schemas/policy.schema.json): allowed registries, repositories, signers')
       .option('--strip-host', 'drop the upstream registry host from target names (refused if two images would collide)', false)
-      .option('--chunk-size <MiB>', 'send large blobs in PATCH requests of at most this size, for proxies that cap request bodies (default: one request per blob, as docker push does)'),
+      .option(
+        '--chunk-size <MiB>',
+        'send large blobs in PATCH requests of at most this size, for proxies that cap request bodies (default: one request per blob, as docker push does)',
+      ),
     { what: "blob uploads in flight at once (a registry's ingest is CPU-bound: a third upload rarely helps)", defaultValue: DEFAULT_IMPORT_CONCURRENCY },
   );
 

@@ -45,7 +45,9 @@ export function registerInventoryCommand(program: Command, ctx: CommandContext):
 
   cmd.action(async (flags: InventoryFlags) => {
     if ((flags.registry === undefined) === (flags.layout === undefined)) {
-      throw new AirlockError('USAGE', 'give exactly one of --registry HOST[/PREFIX] and --layout DIR', { hint: 'e.g. airlock inventory --registry registry.lan/mirror > have.json' });
+      throw new AirlockError('USAGE', 'give exactly one of --registry HOST[/PREFIX] and --layout DIR', {
+        hint: 'e.g. airlock inventory --registry registry.lan/mirror > have.json',
+      });
     }
     const parsed = flags.registry === undefined ? undefined : parseImportTarget(flags.registry);
     if (parsed?.kind === 'layout') throw new AirlockError('USAGE', `--registry ${flags.registry}: for a layout use --layout DIR`);

@@ -9,6 +9,8 @@
  */
 import { cleanText } from '../redact.js';
 import type { CommandContext } from './main.js';
+import type { TransferCounts } from '../copy/transfer.js';
+import { formatBytes } from './progress.js';
 
 /** Characters JSON may carry raw that a terminal would act on: DEL, C1 controls, line separators, bidi controls. */
 const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
@@ -35,4 +37,9 @@ export function table(rows: string[][], indent = '  '): string[] {
   const widths: number[] = [];
   for (const row of clean) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return clean.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+}
+
+/** `  13 distinct blobs; per repository 13 uploaded (19.4 MiB), 5 mounted, 0 already there; 6 manifests` (import, copy). */
+export function transferLine(b: TransferCounts, manifests: number): string {
+  return `  ${b.distinct} distinct blobs; per repository ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${manifests} manifests`;
 }

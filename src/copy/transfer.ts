@@ -85,6 +85,23 @@ export interface BlobTransfer {
   action: 'present' | 'mounted' | 'uploaded';
 }
 
+/** Counts over blob × repository pairs, and the bytes actually uploaded: what a copy reports. */
+export interface TransferCounts {
+  /** Distinct blobs the plan moved. */
+  distinct: number;
+  present: number;
+  mounted: number;
+  uploaded: number;
+  uploadedBytes: number;
+}
+
+/** The counts of `transfers`, for a plan of `distinct` blobs. */
+export function countTransfers(transfers: readonly BlobTransfer[], distinct: number): TransferCounts {
+  const count = (action: BlobTransfer['action']): number => transfers.filter((t) => t.action === action).length;
+  const uploadedBytes = transfers.filter((t) => t.action === 'uploaded').reduce((n, t) => n + t.size, 0);
+  return { distinct, present: count('present'), mounted: count('mounted'), uploaded: count('uploaded'), uploadedBytes };
+}
+
 /** What the engine says when content does not match its digest, in the terms of the source. */
 export interface IntegrityWording {
   /** `signed digest` for a bundle, `digest` otherwise. */

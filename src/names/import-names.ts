@@ -49,6 +49,12 @@ export function describeTarget(target: ImportTarget): string {
   return target.kind === 'layout' ? `oci:${target.dir}` : target.prefix === '' ? target.host : `${target.host}/${target.prefix}`;
 }
 
+/** The name an operator would pull: `HOST/REPO:TAG`, `HOST/REPO@DIGEST`, or in a layout `REPO:TAG`. */
+export function targetName(target: ImportTarget, repository: string, reference: string): string {
+  const name = `${repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
+  return target.kind === 'layout' ? name : `${target.host}/${name}`;
+}
+
 /** A host-like first component, as the reference grammar decides. */
 const HOST_LIKE = /^(?:[^/]*[.:][^/]*|localhost|\[[^/]*)$/;
 

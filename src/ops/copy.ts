@@ -18,9 +18,9 @@ import { planCopy } from '../copy/copy-plan.js';
 import { copyPlanned } from '../copy/engine.js';
 import { DEFAULT_IMPORT_CONCURRENCY } from '../copy/limits.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
-import type { BlobRetry, BlobTransfer } from '../copy/transfer.js';
+import { countTransfers, type BlobRetry, type BlobTransfer, type TransferCounts } from '../copy/transfer.js';
 import type { Sink } from '../transport/types.js';
-import { describeTarget, mapImages, type ImportTarget } from '../names/import-names.js';
+import { describeTarget, mapImages, targetName, type ImportTarget } from '../names/import-names.js';
 import { checkImageNames } from '../names/create-names.js';
 import { checkReservedNames } from '../rollback/import-rollback.js';
 
@@ -53,7 +53,7 @@ export interface CopyResult {
   target: string;
   images: CopiedImage[];
   /** Counts over blob × repository pairs, and the bytes actually uploaded. */
-  blobs: { distinct: number; present: number; mounted: number; uploaded: number; uploadedBytes: number };
+  blobs: TransferCounts;
   manifests: number;
   transfers: BlobTransfer[];
 }
@@ -90,10 +90,7 @@ export async function copyImages(opts: CopyImagesOptions): Promise<CopyResult> {
     concurrency: opts.concurrency ?? DEFAULT_IMPORT_CONCURRENCY,
     prefix: target.kind === 'registry' ? target.prefix : '',
     operation: 'copy',
-    nameOf: (job) => {
-      const name = `${job.repository}${job.reference.startsWith('sha256:') ? '@' : ':'}${job.reference}`;
-      return target.kind === 'layout' ? name : `${target.host}/${name}`;
-    },
+    nameOf: (job) => targetName(target, job.repository, job.reference),
     integrity: {
       digest: 'digest',
       hint: 'the source serves content that does not match its digest: nothing was tagged; try again, and report it to the source if it persists',
@@ -104,7 +101,6 @@ export async function copyImages(opts: CopyImagesOptions): Promise<CopyResult> {
     ...signal,
     ...(opts.retry === undefined ? {} : { retry: opts.retry }),
   });
-  const count = (action: BlobTransfer['action']): number => transfers.filter((t) => t.action === action).length;
   return {
     target: describeTarget(target),
     images: resolved.map((r, i) => ({
@@ -116,13 +112,7 @@ export async function copyImages(opts: CopyImagesOptions): Promise<CopyResult> {
       platforms: [...new Set(r.platforms)],
       tagged: mappings[i]!.tag !== undefined,
     })),
-    blobs: {
-      distinct: plan.blobs.length,
-      present: count('present'),
-      mounted: count('mounted'),
-      uploaded: count('uploaded'),
-      uploadedBytes: transfers.filter((t) => t.action === 'uploaded').reduce((n, t) => n + t.size, 0),
-    },
+    blobs: countTransfers(transfers, plan.blobs.length),
     manifests,
     transfers,
   };

@@ -34,12 +34,12 @@ import { parseBundleManifest, type BundleManifest } from '../bundle/manifest.js'
 import { verifySignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { checkImagesAllowed, effectiveTrust, type EffectiveTrust, type ImportPolicy, type PolicySubject } from '../policy/policy.js';
-import { describeTarget, mapImages, type ImageMapping, type ImportTarget } from '../names/import-names.js';
+import { describeTarget, mapImages, targetName, type ImageMapping, type ImportTarget } from '../names/import-names.js';
 import { checkNameCollisions, claimedNames } from '../names/name-claims.js';
 import { DAMAGED_BUNDLE_HINT, planImport, readBundleManifests } from '../copy/import-plan.js';
 import { DEFAULT_IMPORT_CONCURRENCY } from '../copy/limits.js';
 import { copyPlanned } from '../copy/engine.js';
-import type { BlobRetry, BlobTransfer } from '../copy/transfer.js';
+import { countTransfers, type BlobRetry, type BlobTransfer, type TransferCounts } from '../copy/transfer.js';
 import { ArchiveSource } from '../bundle/archive-source.js';
 import { missingContentError } from '../copy/missing-content.js';
 import { checkExpiry, checkReservedNames, identityOf, RollbackGuard, tagMoves } from '../rollback/import-rollback.js';
@@ -93,7 +93,7 @@ export interface ImportResult {
   record: string;
   images: ImportedImage[];
   /** Counts over blob × repository pairs, and the bytes actually uploaded. */
-  blobs: { distinct: number; present: number; mounted: number; uploaded: number; uploadedBytes: number };
+  blobs: TransferCounts;
   manifests: number;
   transfers: BlobTransfer[];
 }
@@ -237,10 +237,7 @@ async function importContent(
     concurrency,
     prefix: target.kind === 'registry' ? target.prefix : '',
     operation: 'import',
-    nameOf: (job) => {
-      const name = `${job.repository}${job.reference.startsWith('sha256:') ? '@' : ':'}${job.reference}`;
-      return target.kind === 'layout' ? name : `${target.host}/${name}`;
-    },
+    nameOf: (job) => targetName(target, job.repository, job.reference),
     integrity: { digest: 'signed digest', hint: DAMAGED_BUNDLE_HINT },
     missing: (absent, search) =>
       missingContentError({
@@ -256,7 +253,6 @@ async function importContent(
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     ...(opts.retry === undefined ? {} : { retry: opts.retry }),
   });
-  const count = (action: BlobTransfer['action']): number => transfers.filter((t) => t.action === action).length;
   return {
     path: opts.path,
     bundleId: sha256Digest(head.bundleJson),
@@ -270,13 +266,7 @@ async function importContent(
       mediaType: manifests.get(m.digest)?.mediaType ?? '',
       tagged: m.tag !== undefined,
     })),
-    blobs: {
-      distinct: plan.blobs.length,
-      present: count('present'),
-      mounted: count('mounted'),
-      uploaded: count('uploaded'),
-      uploadedBytes: transfers.filter((t) => t.action === 'uploaded').reduce((n, t) => n + t.size, 0),
-    },
+    blobs: countTransfers(transfers, plan.blobs.length),
     manifests: pushed,
     transfers,
   };

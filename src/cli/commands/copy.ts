@@ -11,9 +11,9 @@ import { checkOutputDirectory } from '../../fs/output-location.js';
 import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../copy/limits.js';
 import { parseImportTarget } from '../../names/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
-import { createReporter, formatBytes } from '../progress.js';
+import { createReporter } from '../progress.js';
 import { networkLog } from '../network-log.js';
-import { printResult, table } from '../output.js';
+import { printResult, table, transferLine } from '../output.js';
 import type { CommandContext } from '../main.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -87,10 +87,9 @@ export function registerCopyCommand(program: Command, ctx: CommandContext): void
         onProgress: net.listener,
       });
       reporter.stop(true);
-      const b = result.blobs;
       printResult(ctx, { ...result, retries: net.retries() }, [
         `copied ${result.images.length} image${result.images.length === 1 ? '' : 's'} into ${result.target}`,
-        `  ${b.distinct} distinct blobs; per repository ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${result.manifests} manifests`,
+        transferLine(result.blobs, result.manifests),
         ...net.summary(),
         '',
         ...table([['SOURCE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.source, i.reference, i.digest])]),

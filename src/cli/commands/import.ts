@@ -8,9 +8,9 @@ import { loadPublicKeys } from '../../bundle/keys.js';
 import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../copy/limits.js';
 import { parseImportTarget } from '../../names/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
-import { createReporter, formatBytes } from '../progress.js';
+import { createReporter } from '../progress.js';
 import { networkLog } from '../network-log.js';
-import { printResult, table } from '../output.js';
+import { printResult, table, transferLine } from '../output.js';
 import type { CommandContext } from '../main.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -82,12 +82,11 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         onProgress: net.listener,
       });
       reporter.stop(true);
-      const b = result.blobs;
       printResult(ctx, { ...result, retries: net.retries() }, [
         `imported ${file} into ${result.target}`,
         `  recorded in ${result.record} (rollback protection)`,
         `  bundle id ${result.bundleId}, ${result.keyId === undefined ? 'UNSIGNED or untrusted (accepted because of --allow-unsigned)' : `signed by trusted key ${result.keyId}`}`,
-        `  ${b.distinct} distinct blobs; per repository ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${result.manifests} manifests`,
+        transferLine(result.blobs, result.manifests),
         ...net.summary(),
         '',
         ...table([['IMAGE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.name, i.reference, i.digest])]),

@@ -2,8 +2,8 @@
  * The copy engine: a planned set of images from any Source (or several) to any {@link Sink}.
  *
  * The plan (built by the command from what it was asked to copy) lists every blob once with the
- * source to read it from and the sink repositories that need it, and per repository its manifests, children before the indexes that
- * list them, and its tags. The engine then, in order:
+ * source to read it from and the sink repositories that need it, and per repository its manifests,
+ * children before the indexes that list them, and its tags. The engine then, in order:
  * 1. checks the sink (writes nothing): what it holds, where a blob the source does not carry sits
  *    (through the sink's search, when it has one); the caller decides what a missing one means;
  * 2. prepares the sink (its first write, undone if the copy fails);

@@ -146,13 +146,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   });
   const plan = planBundle(resolved, delivered === undefined ? {} : { delivered });
   const partial = opts.output + PARTIAL_SUFFIX;
-  let started: Started;
-  try {
-    started = await startArchive(plan, partial, opts, sequencing);
-  } catch (err) {
-    throw resumable(err, partial, opts.signal);
-  }
-  const { sink, head, signature, stamp } = started;
+  const { sink, head, signature, stamp } = await startArchive(plan, partial, opts, sequencing);
   let held: { held: number; heldBytes: number };
   let result: { sha256: string; bytes: number };
   try {
@@ -257,7 +251,13 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
           )
         : undefined) ?? (await make(sequencing, false));
     const signature = key === undefined ? undefined : signBundle(made.head, key);
-    const sink = await ArchiveSink.create(partial, archiveContent(plan, made.head, signature?.bytes), { mtime: created, level: opts.level });
+    let sink: ArchiveSink;
+    try {
+      sink = await ArchiveSink.create(partial, archiveContent(plan, made.head, signature?.bytes), { mtime: created, level: opts.level });
+    } catch (err) {
+      // The head could not be written (a full disk, say): what was is kept, as for a blob.
+      throw resumable(err, partial, opts.signal);
+    }
     return { sink, head: made.head, signature, stamp: writtenStamp(made.manifest) };
   };
   if (opts.resume === false || !(await fileExists(partial))) return fresh();

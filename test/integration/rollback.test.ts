@@ -96,7 +96,7 @@ async function oldHeadOverNewArchive(old: string, newer: string, out: string): P
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(process.cwd(), 'dist', 'ops', 'import-rollback.js'))) throw new Error('run npm run build first: these tests run bin/airlock');
+  if (!existsSync(join(process.cwd(), 'dist', 'rollback', 'import-rollback.js'))) throw new Error('run npm run build first: these tests run bin/airlock');
   work = await makeTempDir('rollback');
   const pair = await generateKeyPair(join(work.path, 'signer'));
   pub = pair.publicKeyFile;

@@ -7,6 +7,7 @@ import { registerBundleCommands } from './commands/bundle.js';
 import { registerKeyCommands } from './commands/key.js';
 import { registerInventoryCommand } from './commands/inventory.js';
 import { registerCopyCommand } from './commands/copy.js';
+import { AirlockError } from '../errors.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { renderError } from './render-error.js';
 import { toJson } from './output.js';
@@ -39,6 +40,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal,
     .option('-q, --quiet', 'print no progress', false)
     .option('--debug', 'print an HTTP trace (method, URL, status, bytes, time; secrets redacted) and stack traces for internal errors', false)
     .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride();
   const ctx: CommandContext = { signal, globals: () => program.opts<GlobalOptions>(), onInterruptHint };
   registerKeyCommands(program, ctx);
@@ -64,6 +66,12 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // Help and version are "errors" in commander's exitOverride mode.
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
+      // commander printed the message on stderr; with --json, stdout still holds one JSON document.
+      // The option may not have been parsed yet when the error came first, hence argv too.
+      if (program.opts<GlobalOptions>().json || argv.includes('--json')) {
+        const usage = new AirlockError('USAGE', err.message.replace(/^error: /, ''), { hint: 'run with --help for usage' });
+        process.stdout.write(`${toJson(renderError(usage).json)}\n`);
+      }
       return EXIT_CODES.USAGE;
     }
     const globals = program.opts<GlobalOptions>();

@@ -45,22 +45,48 @@ export function signBundle(bundleJson: Buffer, key: SigningKey): { bytes: Buffer
   return { bytes: Buffer.from(JSON.stringify(doc, null, 2) + '\n'), keyId: key.keyId };
 }
 
-function refuse(reason: SignatureFailure, message: string, extra: { hint?: string; keyId?: string } = {}): AirlockError {
+/** What a signature is over, for messages: a bundle (bundle.json) or an inventory. */
+export interface SignedDocument {
+  /** `bundle`, `inventory`. */
+  name: string;
+  /** The signed bytes as an operator knows them: `bundle.json`. */
+  file: string;
+  /** The signature as an operator knows it: `bundle.json.sig`. */
+  signature: string;
+  /** What to do with a document whose signature is refused. */
+  refusalHint: string;
+}
+
+export const BUNDLE_DOCUMENT: SignedDocument = {
+  name: 'bundle',
+  file: 'bundle.json',
+  signature: 'bundle.json.sig',
+  refusalHint: 'do not import this bundle; get an intact copy from its creator',
+};
+
+export const INVENTORY_DOCUMENT: SignedDocument = {
+  name: 'inventory',
+  file: 'the inventory',
+  signature: 'the inventory signature',
+  refusalHint: 'do not use this inventory; make a new one on the secure side (airlock inventory --sign-key KEY)',
+};
+
+function refuse(reason: SignatureFailure, message: string, doc: SignedDocument, extra: { hint?: string; keyId?: string } = {}): AirlockError {
   return new AirlockError('SIGNATURE', message, {
-    subject: extra.keyId ?? 'bundle.json.sig',
+    subject: extra.keyId ?? doc.signature,
     details: { reason, ...(extra.keyId === undefined ? {} : { keyId: extra.keyId }) },
-    hint: extra.hint ?? 'do not import this bundle; get an intact copy from its creator',
+    hint: extra.hint ?? doc.refusalHint,
   });
 }
 
 /** Parse and check the shape of bundle.json.sig. @throws SIGNATURE (malformed) */
-export function parseSignature(sigBytes: Buffer): BundleSignature {
-  if (sigBytes.length > MAX_SIGNATURE_BYTES) throw refuse('malformed', 'bundle.json.sig is too large to be a signature');
+export function parseSignature(sigBytes: Buffer, what: SignedDocument = BUNDLE_DOCUMENT): BundleSignature {
+  if (sigBytes.length > MAX_SIGNATURE_BYTES) throw refuse('malformed', `${what.signature} is too large to be a signature`, what);
   let doc: unknown;
   try {
     doc = parseStrictJson(sigBytes);
   } catch (err) {
-    throw refuse('malformed', `bundle.json.sig is not strict JSON: ${(err as Error).message}`);
+    throw refuse('malformed', `${what.signature} is not strict JSON: ${(err as Error).message}`, what);
   }
   const d = doc as Partial<Record<keyof BundleSignature, unknown>>;
   const keys = typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? Object.keys(doc).sort().join() : '';
@@ -74,7 +100,7 @@ export function parseSignature(sigBytes: Buffer): BundleSignature {
     DIGEST_RE.test(d.signedDigest) &&
     typeof d.signature === 'string' &&
     BASE64_SIG_RE.test(d.signature);
-  if (!ok) throw refuse('malformed', 'bundle.json.sig is malformed (expected schemaVersion 1, ed25519, keyId, signedDigest, signature)');
+  if (!ok) throw refuse('malformed', `${what.signature} is malformed (expected schemaVersion 1, ed25519, keyId, signedDigest, signature)`, what);
   return doc as BundleSignature;
 }
 
@@ -86,21 +112,26 @@ export function parseSignature(sigBytes: Buffer): BundleSignature {
  *   `trusted`: the message names its key id); `modified` (bundle.json is not what was signed);
  *   `invalid` (the signature does not verify)
  */
-export function verifySignature(bundleJson: Buffer, sigBytes: Buffer, trusted: readonly TrustedKey[]): { keyId: string } {
-  const sig = parseSignature(sigBytes);
+export function verifySignature(
+  bundleJson: Buffer,
+  sigBytes: Buffer,
+  trusted: readonly TrustedKey[],
+  doc: SignedDocument = BUNDLE_DOCUMENT,
+): { keyId: string } {
+  const sig = parseSignature(sigBytes, doc);
   const key = trusted.find((k) => k.keyId === sig.keyId);
   if (key === undefined) {
     const known = trusted.length === 0 ? 'no keys are trusted' : `trusted: ${trusted.map((k) => k.keyId).join(', ')}`;
-    throw refuse('untrusted', `bundle is signed by key ${sig.keyId}, which is not trusted (${known})`, {
+    throw refuse('untrusted', `${doc.name} is signed by key ${sig.keyId}, which is not trusted (${known})`, doc, {
       keyId: sig.keyId,
-      hint: "pass the signer's public key with --trust KEY.pub (check its key id with the bundle's creator first)",
+      hint: `pass the signer's public key with --trust KEY.pub (check its key id with the ${doc.name}'s creator first)`,
     });
   }
   if (sha256Digest(bundleJson) !== sig.signedDigest) {
-    throw refuse('modified', `bad signature: bundle.json was modified after it was signed by ${sig.keyId}`, { keyId: sig.keyId });
+    throw refuse('modified', `bad signature: ${doc.file} was modified after it was signed by ${sig.keyId}`, doc, { keyId: sig.keyId });
   }
   if (!verify(null, bundleJson, key.publicKey, Buffer.from(sig.signature, 'base64'))) {
-    throw refuse('invalid', `bad signature: the signature by ${sig.keyId} does not verify`, { keyId: sig.keyId });
+    throw refuse('invalid', `bad signature: the signature by ${sig.keyId} does not verify`, doc, { keyId: sig.keyId });
   }
   return { keyId: sig.keyId };
 }

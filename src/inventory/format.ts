@@ -17,7 +17,7 @@
  */
 import { AirlockError } from '../errors.js';
 import { isDigest, sha256Digest, type Digest } from '../digest/digest.js';
-import { signBundle, verifySignature, type SigningKey, type TrustedKey } from '../bundle/signing.js';
+import { INVENTORY_DOCUMENT, signBundle, verifySignature, type SigningKey, type TrustedKey } from '../bundle/signing.js';
 import { parseStrictJson } from '../bundle/strict-json.js';
 
 export const INVENTORY_MEDIA_TYPE = 'application/vnd.airlock.inventory.v1+json';
@@ -84,7 +84,7 @@ export function parseInventory(bytes: Buffer, source: string, trusted: readonly 
         hint: 'sign it on the secure side with: airlock inventory --sign-key KEY, or drop --trust',
       });
     }
-    keyId = verifySignature(inner, Buffer.from(JSON.stringify(envelope.signature)), trusted).keyId;
+    keyId = verifySignature(inner, Buffer.from(JSON.stringify(envelope.signature)), trusted, INVENTORY_DOCUMENT).keyId;
   }
   let payload: InventoryPayload;
   try {

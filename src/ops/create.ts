@@ -355,8 +355,10 @@ function resumable(err: unknown, partial: string, signal: AbortSignal | undefine
     return new AirlockError('INTERRUPTED', 'interrupted while writing the bundle', { subject: partial, hint: next, cause: err });
   }
   if (!(err instanceof AirlockError)) return err;
+  // A hint that already ends in "then run the command again" (a full disk's) says it once, precisely.
+  const first = err.hint?.replace(/[,;] then run the (same )?command again$/, '');
   return new AirlockError(err.code, err.message, {
-    hint: err.hint === undefined ? next : `${err.hint}; then ${next}`,
+    hint: first === undefined ? next : `${first}; then ${next}`,
     ...(err.subject === undefined ? {} : { subject: err.subject }),
     ...(err.details === undefined ? {} : { details: err.details }),
     cause: err,

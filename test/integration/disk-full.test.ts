@@ -76,6 +76,8 @@ describe.skipIf(!isRoot)('a full disk', () => {
     expect(full.code, full.stderr).toBe(EXIT_CODES.IO);
     expect(full.stderr).toMatch(/no space left on device/);
     expect(full.stderr).toContain('run the same command again to continue');
+    // The hint says it once: free space, then run the same command again (not twice over).
+    expect(full.stderr.match(/command again/g)).toHaveLength(1);
     expect(existsSync(out)).toBe(false);
     expect(existsSync(`${out}.sha256`)).toBe(false);
     expect(existsSync(`${out}.partial`)).toBe(true);

@@ -51,6 +51,15 @@ describe('inventory files', () => {
     expect(codes).toEqual(['SIGNATURE', 'SIGNATURE', 'SIGNATURE']);
   });
 
+  it('names the inventory, not a bundle, when its signature is refused', () => {
+    const k = key();
+    const file = writeInventory(payload, k.signing);
+    expect(() => parseInventory(file, 'x', [key().trusted])).toThrow(new RegExp(`^inventory is signed by key ${k.signing.keyId}, which is not trusted`));
+    const doc = JSON.parse(file.toString()) as { inventory: string };
+    doc.inventory = doc.inventory.replace('"size":1', '"size":2');
+    expect(() => parseInventory(Buffer.from(JSON.stringify(doc)), 'x', [k.trusted])).toThrow(/^bad signature: the inventory was modified after it was signed/);
+  });
+
   it('refuses what is not an inventory', () => {
     for (const text of ['{}', 'nope', JSON.stringify({ mediaType: 'application/vnd.airlock.inventory.v1+json', inventory: '{"schemaVersion":2}' })]) {
       expect(() => parseInventory(Buffer.from(text), 'x')).toThrow(/not a valid airlock inventory/);

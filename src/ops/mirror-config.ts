@@ -130,7 +130,7 @@ export async function writeMirrorConfig(opts: MirrorConfigOptions): Promise<Mirr
   for (const file of plan.files) {
     const path = join(opts.dir, file.path);
     await makeDirectory(dirname(path));
-    const data = 'text' in file.content ? Buffer.from(file.content.text) : Buffer.concat(pems.flatMap((p) => [p, Buffer.from(p.at(-1) === 0x0a ? '' : '\n')]));
+    const data = 'text' in file.content ? Buffer.from(file.content.text) : concatPem(pems);
     await writeFileAtomic(path, data);
   }
   return {
@@ -139,4 +139,9 @@ export async function writeMirrorConfig(opts: MirrorConfigOptions): Promise<Mirr
     files: plan.files.map((f) => ({ client: f.client, path: join(opts.dir, f.path), ...(f.upstream === undefined ? {} : { upstream: f.upstream }) })),
     notes: [...notes, ...plan.notes],
   };
+}
+
+/** PEM files one after the other, each ending in a newline (a bundle of CAs, as `ca.crt` may be). */
+function concatPem(pems: readonly Buffer[]): Buffer {
+  return Buffer.concat(pems.flatMap((p) => (p.at(-1) === 0x0a ? [p] : [p, Buffer.from('\n')])));
 }

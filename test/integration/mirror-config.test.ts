@@ -204,6 +204,20 @@ describe('containerd 1.6 through the generated hosts.toml', () => {
     expect(trap.seen).toEqual([]);
   });
 
+  it('--strip-host: the mirror path has no host component (/v2/<prefix>/library/busybox)', async () => {
+    const imported = await airlock(['bundle', 'import', bundle, '--allow-unsigned', '--to', `${mirror.host}/flat`, '--plain-http', '--strip-host', '-q']);
+    expect(imported.code, imported.stderr).toBe(0);
+    const out = join(work.path, 'cfg-flat');
+    const made = await airlock(['mirror-config', bundle, '--to', `${mirror.host}/flat`, '--plain-http', '--strip-host', '-o', out]);
+    expect(made.code, made.stderr).toBe(0);
+    await ctr(['images', 'rm', 'docker.io/library/busybox:musl']);
+    mirror.requests.length = 0;
+    const run = await pull(join(out, 'containerd', 'certs.d'), 'docker.io/library/busybox:musl');
+    expect(run.code, run.stderr).toBe(0);
+    expect(asked()).toContain('HEAD /v2/flat/library/busybox/manifests/musl');
+    expect(trap.seen).toEqual([]);
+  });
+
   it('a missing image fails as not found, asking only the mirror', async () => {
     mirror.requests.length = 0;
     const started = Date.now();
@@ -251,6 +265,14 @@ describe('containerd 1.6 through the generated hosts.toml', () => {
         const run = await pull(join(out, 'containerd', 'certs.d'), ref);
         expect(run.code, `${ref}: ${run.stderr}`).toBe(0);
       }
+      // The CA copy for containers is what podman and skopeo read from /etc/containers/certs.d/<mirror>/.
+      const conf = join(out, 'containers', 'registries.conf.d', '50-airlock-mirror.conf');
+      const certDir = join(out, 'containers', 'certs.d', tls.host);
+      const inspected = await client('skopeo', ['--registries-conf', conf, 'inspect', '--raw', '--cert-dir', certDir, 'docker://quay.io/coreos/etcd:v3.3.0']);
+      expect(inspected.code, inspected.stderr).toBe(0);
+      expect(await client('skopeo', ['--registries-conf', conf, 'inspect', '--raw', 'docker://quay.io/coreos/etcd:v3.3.0'])).toMatchObject({
+        stderr: expect.stringMatching(/certificate signed by unknown authority/),
+      });
       expect(trap.seen).toEqual([]);
     } finally {
       await tls.stop();

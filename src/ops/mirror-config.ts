@@ -4,11 +4,11 @@
  * operator. Writes nothing over the network; every file is written atomically, after the output
  * directory and the CA files are checked.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { readHead } from '../bundle/read-head.js';
 import { parseBundleManifest } from '../bundle/manifest.js';
-import { AirlockError, fromFsError } from '../errors.js';
+import { AirlockError } from '../errors.js';
+import { readSmallFile } from '../fs/small-file.js';
 import { checkOutputDirectory, makeDirectory } from '../fs/output-location.js';
 import { writeFileAtomic } from '../layout/atomic.js';
 import { describeTarget, hostComponent, parseBundleName, type ImportTarget } from '../names/import-names.js';
@@ -42,6 +42,9 @@ export interface MirrorConfigResult {
   /** What the clients cannot do, and what the operator has to do besides copying. */
   notes: string[];
 }
+
+/** A CA bundle of a few hundred certificates fits; a larger file is not a CA file. */
+const MAX_CA_BYTES = 1 << 20;
 
 const HOST_LIKE = /^(?:[^/]*[.:][^/]*|localhost|\[[^/]*)$/;
 
@@ -94,11 +97,7 @@ export async function writeMirrorConfig(opts: MirrorConfigOptions): Promise<Mirr
   await checkOutputDirectory(opts.dir);
   const caFiles = (opts.caFiles ?? []).map((f) => resolve(f));
   const pems = await Promise.all(
-    caFiles.map((f) =>
-      readFile(f).catch((err: unknown) => {
-        throw fromFsError(err, f, 'reading');
-      }),
-    ),
+    caFiles.map((f) => readSmallFile(f, { maxBytes: MAX_CA_BYTES, what: 'CA certificate file', hint: 'give the PEM file of the CA' })),
   );
   const found = new Set((opts.hosts ?? []).map(parseUpstreamHost));
   const notes: string[] = [];

@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { checkOutputDirectory } from '../../fs/output-location.js';
 import { loadPublicKeys } from '../../bundle/keys.js';
 import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../copy/limits.js';
-import { parseImportTarget, type ImportTarget } from '../../names/import-names.js';
+import { describeTarget, parseImportTarget, type ImportTarget } from '../../names/import-names.js';
 import { AirlockError } from '../../errors.js';
 import type { MirrorConfigResult } from '../../ops/mirror-config.js';
 import { mirrorConfigLines } from './mirror-config.js';
@@ -117,5 +117,22 @@ async function checkMirrorConfigTarget(target: ImportTarget, dir: string): Promi
 /** The mirror configuration for the bundle just imported, with the import's TLS settings. */
 async function mirrorConfigAfterImport(file: string, target: ImportTarget, flags: ImportFlags, dir: string): Promise<MirrorConfigResult> {
   const { writeMirrorConfig } = await import('../../ops/mirror-config.js');
-  return writeMirrorConfig({ dir, target, bundles: [file], stripHost: flags.stripHost, plainHttp: flags.plainHttp === true, caFiles: flags.caFile ?? [] });
+  try {
+    return await writeMirrorConfig({
+      dir,
+      target,
+      bundles: [file],
+      stripHost: flags.stripHost,
+      plainHttp: flags.plainHttp === true,
+      caFiles: flags.caFile ?? [],
+    });
+  } catch (err) {
+    // The images landed: say so, so that only mirror-config is run again.
+    if (!(err instanceof AirlockError)) throw err;
+    throw new AirlockError(err.code, `the import succeeded, but --mirror-config failed: ${err.message}`, {
+      ...(err.subject === undefined ? {} : { subject: err.subject }),
+      hint: `${err.hint === undefined ? '' : `${err.hint}; then `}run airlock mirror-config ${file} --to ${describeTarget(target)} -o ${dir}`,
+      cause: err,
+    });
+  }
 }

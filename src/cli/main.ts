@@ -7,6 +7,7 @@ import { registerBundleCommands } from './commands/bundle.js';
 import { registerKeyCommands } from './commands/key.js';
 import { registerInventoryCommand } from './commands/inventory.js';
 import { registerCopyCommand } from './commands/copy.js';
+import { registerMirrorConfigCommand } from './commands/mirror-config.js';
 import { AirlockError } from '../errors.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { renderError } from './render-error.js';
@@ -47,6 +48,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal,
   registerBundleCommands(program, ctx);
   registerInventoryCommand(program, ctx);
   registerCopyCommand(program, ctx);
+  registerMirrorConfigCommand(program, ctx);
   return program;
 }
 

@@ -25,6 +25,10 @@ export const REQUIRED_TOOLS: readonly RequiredTool[] = [
   { bin: 'openssl', pkg: 'openssl', why: 'the test CA and server certificates' },
   // Runs the test registry with a parent-death signal, so a killed test worker leaves no registry.
   { bin: 'setpriv', pkg: 'util-linux', why: 'no registry outlives a killed test worker' },
+  // The clients mirror-config's files are proven with (mirror-config.test.ts).
+  { bin: 'containerd', pkg: 'containerd', why: 'pulls through the generated hosts.toml' },
+  { bin: 'ctr', pkg: 'containerd', why: 'pulls through the generated hosts.toml' },
+  { bin: 'podman', pkg: 'podman', why: 'pulls through the generated registries.conf' },
 ];
 
 const known = new Map<string, boolean>();

@@ -6,7 +6,10 @@ import { Option, type Command } from 'commander';
 import { checkOutputDirectory } from '../../fs/output-location.js';
 import { loadPublicKeys } from '../../bundle/keys.js';
 import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../copy/limits.js';
-import { parseImportTarget } from '../../names/import-names.js';
+import { describeTarget, parseImportTarget, type ImportTarget } from '../../names/import-names.js';
+import { AirlockError } from '../../errors.js';
+import type { MirrorConfigResult } from '../../ops/mirror-config.js';
+import { mirrorConfigLines } from './mirror-config.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter } from '../progress.js';
 import { networkLog } from '../network-log.js';
@@ -23,6 +26,7 @@ interface ImportFlags extends RegistryFlags {
   stripHost: boolean;
   allowDowngrade: boolean;
   allowExpired: boolean;
+  mirrorConfig?: string;
 }
 
 /**
@@ -45,13 +49,15 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       .option(
         '--chunk-size <MiB>',
         'send large blobs in PATCH requests of at most this size, for proxies that cap request bodies (default: one request per blob, as docker push does)',
-      ),
+      )
+      .option('--mirror-config <dir>', 'after the import, write the client configuration for the mirror into DIR (as airlock mirror-config -o DIR)'),
     { what: "blob uploads in flight at once (a registry's ingest is CPU-bound: a third upload rarely helps)", defaultValue: DEFAULT_IMPORT_CONCURRENCY },
   );
 
   cmd.action(async (file: string, flags: ImportFlags) => {
     const target = parseImportTarget(flags.to);
     if (target.kind === 'layout') await checkOutputDirectory(target.dir);
+    if (flags.mirrorConfig !== undefined) await checkMirrorConfigTarget(target, flags.mirrorConfig);
     ctx.onInterruptHint('run the same command again to complete the import: what already landed is skipped');
     const uploads = parseConcurrency(flags.concurrency, DEFAULT_IMPORT_CONCURRENCY);
     const trusted = await loadPublicKeys(flags.trust ?? []);
@@ -82,7 +88,8 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         onProgress: net.listener,
       });
       reporter.stop(true);
-      printResult(ctx, { ...result, retries: net.retries() }, [
+      const mirror = flags.mirrorConfig === undefined ? undefined : await mirrorConfigAfterImport(file, target, flags, flags.mirrorConfig);
+      printResult(ctx, { ...result, retries: net.retries(), ...(mirror === undefined ? {} : { mirrorConfig: mirror }) }, [
         `imported ${file} into ${result.target}`,
         `  recorded in ${result.record} (rollback protection)`,
         `  bundle id ${result.bundleId}, ${result.keyId === undefined ? 'UNSIGNED or untrusted (accepted because of --allow-unsigned)' : `signed by trusted key ${result.keyId}`}`,
@@ -90,6 +97,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         ...net.summary(),
         '',
         ...table([['IMAGE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.name, i.reference, i.digest])]),
+        ...(mirror === undefined ? [] : ['', ...mirrorConfigLines(mirror)]),
       ]);
     } catch (err) {
       reporter.stop(false);
@@ -98,4 +106,33 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       await endpoints.close();
     }
   });
+}
+
+/** `--mirror-config DIR` needs a registry target and a writable DIR: checked before the import. */
+async function checkMirrorConfigTarget(target: ImportTarget, dir: string): Promise<void> {
+  if (target.kind !== 'registry') throw new AirlockError('USAGE', '--mirror-config needs --to HOST[:PORT][/PREFIX], not a layout');
+  await checkOutputDirectory(dir);
+}
+
+/** The mirror configuration for the bundle just imported, with the import's TLS settings. */
+async function mirrorConfigAfterImport(file: string, target: ImportTarget, flags: ImportFlags, dir: string): Promise<MirrorConfigResult> {
+  const { writeMirrorConfig } = await import('../../ops/mirror-config.js');
+  try {
+    return await writeMirrorConfig({
+      dir,
+      target,
+      bundles: [file],
+      stripHost: flags.stripHost,
+      plainHttp: flags.plainHttp === true,
+      caFiles: flags.caFile ?? [],
+    });
+  } catch (err) {
+    // The images landed: say so, so that only mirror-config is run again.
+    if (!(err instanceof AirlockError)) throw err;
+    throw new AirlockError(err.code, `the import succeeded, but --mirror-config failed: ${err.message}`, {
+      ...(err.subject === undefined ? {} : { subject: err.subject }),
+      hint: `${err.hint === undefined ? '' : `${err.hint}; then `}run airlock mirror-config ${file} --to ${describeTarget(target)} -o ${dir}`,
+      cause: err,
+    });
+  }
 }

@@ -55,12 +55,52 @@ export interface FromRefsOptions {
  * imageListFromRefs(['busybox:musl', 'oci:./layout:v1'], { platforms: [{ os: 'linux', architecture: 'amd64' }] });
  */
 export function imageListFromRefs(texts: readonly string[], options: FromRefsOptions = {}): ImageList {
-  const entries = texts.map((text): ImageListEntry => {
+  const entries = everyProblem(texts, (text): ImageListEntry => {
     const entry: ImageListEntry = { ref: parseAnyReference(text), source: COMMAND_LINE };
     if (options.platforms !== undefined) entry.platforms = [...options.platforms];
     return entry;
   });
   return options.platforms === undefined ? { source: COMMAND_LINE, entries } : { source: COMMAND_LINE, platforms: [...options.platforms], entries };
+}
+
+/** Problems named one by one in one error at most; more are counted. */
+export const MAX_LIST_PROBLEMS = 50;
+
+/**
+ * `parse` applied to every item, all of them checked even when some fail, so that an operator
+ * fixes every bad entry in one go. One failure is thrown as it is; several become one error with
+ * the first one's code, message and hint, `(and N more)`, and each in `details.problems` (the CLI
+ * prints them one a line).
+ */
+export function everyProblem<T, R>(items: readonly T[], parse: (item: T, index: number) => R): R[] {
+  const out: R[] = [];
+  const failed: AirlockError[] = [];
+  items.forEach((item, i) => {
+    try {
+      out.push(parse(item, i));
+    } catch (err) {
+      if (!(err instanceof AirlockError)) throw err;
+      failed.push(err);
+    }
+  });
+  if (failed.length > 0) throw combinedProblems(failed);
+  return out;
+}
+
+/** One error for several: see {@link everyProblem}. */
+export function combinedProblems(failed: readonly AirlockError[]): AirlockError {
+  const first = failed[0]!;
+  if (failed.length === 1) return first;
+  const kept = failed.slice(0, MAX_LIST_PROBLEMS);
+  return new AirlockError(first.code, `${first.message} (and ${failed.length - 1} more)`, {
+    ...(first.subject === undefined ? {} : { subject: first.subject }),
+    ...(first.hint === undefined ? {} : { hint: first.hint }),
+    details: {
+      problems: kept.map((e) => ({ code: e.code, message: e.message, ...(e.subject === undefined ? {} : { subject: e.subject }) })),
+      ...(failed.length > kept.length ? { omittedProblems: failed.length - kept.length } : {}),
+    },
+    cause: first,
+  });
 }
 
 /** An image list entry as written in the file, after schema validation. */

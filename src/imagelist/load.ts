@@ -7,7 +7,17 @@ import { LineCounter, parseDocument, type Document } from 'yaml';
 import { AirlockError } from '../errors.js';
 import { readSmallFile } from '../fs/small-file.js';
 import type { Platform } from '../oci/descriptor.js';
-import { entryFromRaw, parsePlatforms, type DataPath, type FileLocator, type ImageList, type RawEntry } from './image-list.js';
+import {
+  combinedProblems,
+  entryFromRaw,
+  everyProblem,
+  MAX_LIST_PROBLEMS,
+  parsePlatforms,
+  type DataPath,
+  type FileLocator,
+  type ImageList,
+  type RawEntry,
+} from './image-list.js';
 import { describeSchemaError, validateImageList } from './schema.js';
 
 /**
@@ -71,18 +81,60 @@ export async function loadImageList(path: string): Promise<ImageList> {
       cause: err,
     });
   }
-  const validate = validateImageList;
-  if (!validate(data)) {
-    const error = validate.errors?.find((e) => e.keyword !== 'if');
-    if (error === undefined) throw file.fail([], 'does not match the image list schema');
-    const { path: at, problem, hint } = describeSchemaError(error);
-    throw file.fail(at, problem, { hint });
+  const schema = checkSchema(data, file);
+  if (schema.problems.length > 0) {
+    // The entries the schema accepted are checked too, when the rest of the list is sound: every
+    // problem of the file in one report, in file order.
+    const problems = [...schema.problems];
+    if (schema.entriesOnly) {
+      const raw = data as RawImageList;
+      raw.images.forEach((item, index) => {
+        if (schema.bad.has(index)) return;
+        try {
+          entryFromRaw(item, index, undefined, file);
+        } catch (err) {
+          if (!(err instanceof AirlockError)) throw err;
+          problems.push(err);
+        }
+      });
+    }
+    const line = (e: AirlockError): number => (typeof e.details?.line === 'number' ? e.details.line : 0);
+    throw combinedProblems(problems.sort((a, b) => line(a) - line(b)));
   }
   const raw = data as RawImageList;
 
   const defaults: Platform[] | undefined = raw.platforms === undefined ? undefined : parsePlatforms(raw.platforms, ['platforms'], file);
-  const entries = raw.images.map((item, index) => entryFromRaw(item, index, defaults, file));
+  const entries = everyProblem(raw.images, (item, index) => entryFromRaw(item, index, defaults, file));
   return defaults === undefined ? { source: path, entries } : { source: path, platforms: defaults, entries };
+}
+
+/**
+ * Every entry's schema problem, not only the first one's. The validator stops at the first problem
+ * (its wording comes from that one error), so an entry found bad is set aside and the rest checked
+ * again, up to {@link MAX_LIST_PROBLEMS} times; a problem outside the entries (the version, the
+ * default platforms, the list itself) ends the search.
+ */
+function checkSchema(data: unknown, file: FileLocator): { problems: AirlockError[]; bad: Set<number>; entriesOnly: boolean } {
+  const problems: AirlockError[] = [];
+  const bad = new Set<number>();
+  let doc = data;
+  const validate = validateImageList;
+  while (problems.length < MAX_LIST_PROBLEMS && !validate(doc)) {
+    const error = validate.errors?.find((e) => e.keyword !== 'if');
+    if (error === undefined) {
+      problems.push(file.fail([], 'does not match the image list schema'));
+      return { problems, bad, entriesOnly: false };
+    }
+    const { path: at, problem, hint } = describeSchemaError(error);
+    problems.push(file.fail(at, problem, { hint }));
+    const index = at[0] === 'images' && typeof at[1] === 'number' ? at[1] : undefined;
+    const images = (doc as { images?: unknown } | null)?.images;
+    if (index === undefined || !Array.isArray(images)) return { problems, bad, entriesOnly: false };
+    bad.add(index);
+    // A placeholder no other entry can equal (uniqueItems) takes the bad entry's place.
+    doc = { ...(doc as object), images: images.map((e, i) => (i === index ? `airlock.invalid/checked-${i}:0` : e)) };
+  }
+  return { problems, bad, entriesOnly: problems.length < MAX_LIST_PROBLEMS };
 }
 
 /** Read the file as UTF-8 text, refusing directories, huge files and binary content. */

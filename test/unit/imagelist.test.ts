@@ -308,6 +308,48 @@ describe('imageListFromRefs', () => {
   });
 });
 
+describe('every problem in one report', () => {
+  it('names every bad entry of a list, schema problems and reference problems, in file order', async () => {
+    const path = join(dir, `several-${++counter}.yaml`);
+    await writeFile(
+      path,
+      'version: 1\nimages:\n  - "quay.io/a/b:BAD TAG"\n  - quay.io/ok/fine:1\n  - "UPPER/case:1"\n  - ref: 12\n  - { ref: quay.io/x/y, tags: 5 }\n',
+    );
+    const err = await loadImageList(path).catch((e: unknown) => e as AirlockError);
+    expect(isAirlockError(err, 'INPUT_INVALID')).toBe(true);
+    const problems = (err as AirlockError).details!.problems as Array<{ message: string }>;
+    expect(problems.map((p) => p.message.replaceAll(path, 'F'))).toEqual([
+      'F:3: images[0]: invalid reference "quay.io/a/b:BAD TAG": contains white space',
+      'F:5: images[2]: invalid reference "UPPER/case:1": repository "UPPER/case" contains upper-case letters',
+      'F:6: images[3].ref: must be a string, not number 12',
+      'F:7: images[4].tags: must be a mapping (YAML) or object (JSON), not number 5',
+    ]);
+    expect((err as AirlockError).message).toMatch(/\(and 3 more\)$/);
+  });
+
+  it('keeps one problem as it was, and stops at a problem outside the entries', async () => {
+    expect((await loadError('version: 1\nimages:\n  - ref: 12\n')).message).toBe('F:3: images[0].ref: must be a string, not number 12');
+    const err = await loadError('version: 2\nimages:\n  - ref: 12\n');
+    expect(err.message).toBe('F:1: version: unsupported version 2');
+  });
+
+  it('names every bad reference given on the command line', () => {
+    const err = (() => {
+      try {
+        imageListFromRefs(['Bad', 'busybox', 'a b']);
+      } catch (e) {
+        return e as AirlockError;
+      }
+      return undefined;
+    })();
+    expect(err?.message).toBe('invalid reference "Bad": repository "Bad" contains upper-case letters (and 1 more)');
+    expect((err?.details?.problems as Array<{ message: string }>).map((p) => p.message)).toEqual([
+      'invalid reference "Bad": repository "Bad" contains upper-case letters',
+      'invalid reference "a b": contains white space',
+    ]);
+  });
+});
+
 describe('selectTags', () => {
   const ETCD = ['latest', 'v3.4.1', 'v3.3.0', 'v2.3.8', 'v3.5.0-rc.0', 'v3.4.1-arm64', '3.4.1', 'v3.10.0', 'v3.2.0', 'master', 'v4.0.0', 'v3.3.0'];
 

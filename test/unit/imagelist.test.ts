@@ -343,7 +343,7 @@ describe('every problem in one report', () => {
       return undefined;
     })();
     expect(err?.message).toBe('invalid reference "Bad": repository "Bad" contains upper-case letters (and 1 more)');
-    expect((err?.details?.problems as Array<{ message: string }>).map((p) => p.message)).toEqual([
+    expect(((err?.details?.problems ?? []) as Array<{ message: string }>).map((p) => p.message)).toEqual([
       'invalid reference "Bad": repository "Bad" contains upper-case letters',
       'invalid reference "a b": contains white space',
     ]);

@@ -39,7 +39,12 @@ export function table(rows: string[][], indent = '  '): string[] {
   return clean.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
 }
 
+/** `1 image`, `2 images`: a count and its noun, singular or plural. */
+export function count(n: number, noun: string, plural = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : plural}`;
+}
+
 /** `  13 distinct blobs; per repository 13 uploaded (19.4 MiB), 5 mounted, 0 already there; 6 manifests` (import, copy). */
 export function transferLine(b: TransferCounts, manifests: number): string {
-  return `  ${b.distinct} distinct blobs; per repository ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${manifests} manifests`;
+  return `  ${count(b.distinct, 'distinct blob')}; per repository ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${count(manifests, 'manifest')}`;
 }

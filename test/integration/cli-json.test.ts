@@ -2,8 +2,12 @@
  * With --json, stdout holds exactly one JSON document for usage errors too (an unknown option, a
  * missing required option, an unknown command), wherever --json stands, with error.code USAGE and
  * exit 2; commander's own line stays on stderr. Every command's help lists the global options.
+ * Summary lines count in the words --json counts in, with correct plurals.
  */
-import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeCorpus } from '../../samples/corpus.mjs';
+import { makeTempDir, type TempDir } from '../support/tmp.js';
 import { airlock } from '../support/cli.js';
 
 describe('--json and usage errors', () => {
@@ -33,5 +37,28 @@ describe('--json and usage errors', () => {
     const global = r.stdout.slice(r.stdout.indexOf('Global Options:'));
     expect(r.stdout).toContain('Global Options:');
     for (const flag of ['--json', '--quiet', '--debug']) expect(global).toContain(flag);
+  });
+});
+
+describe('counts and words', () => {
+  let tmp: TempDir;
+  beforeAll(async () => {
+    tmp = await makeTempDir('cli-words');
+  });
+  afterAll(async () => {
+    await tmp?.remove();
+  });
+
+  it('a one-image bundle says "1 image", claims no dedup saving, and its counts match --json', async () => {
+    const corpus = await writeCorpus(join(tmp.path, 'one'), { images: [{ name: 'example.com/app/one:v1', layers: [{ id: 'one', size: 4096 }] }] });
+    const out = join(tmp.path, 'one.tar.zst');
+    const made = await airlock(['bundle', 'create', `oci:${corpus.dir}:example.com/app/one:v1`, '-o', out, '--unsigned', '-q']);
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stdout).toMatch(/^ {2}1 image, 3 blobs, /m);
+    expect(made.stdout).not.toContain('saved');
+    const verified = await airlock(['bundle', 'verify', out, '--allow-unsigned', '--json']);
+    const json = JSON.parse(verified.stdout) as { images: number; blobs: number };
+    const text = await airlock(['bundle', 'verify', out, '--allow-unsigned', '-q']);
+    expect(text.stdout).toContain(`  ${json.images} image, ${json.blobs} blobs, `);
   });
 });

@@ -12,7 +12,7 @@ import { parseImportTarget } from '../../names/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter, formatBytes } from '../progress.js';
 import { networkLog } from '../network-log.js';
-import { printResult } from '../output.js';
+import { count, printResult } from '../output.js';
 import type { CommandContext } from '../main.js';
 
 interface InventoryFlags extends RegistryFlags {
@@ -26,7 +26,7 @@ interface InventoryFlags extends RegistryFlags {
 function summary(r: InventoryResult, retries: number): string {
   const where = r.output === undefined ? '' : ` into ${r.output}`;
   const retried = retries === 0 ? '' : `; ${retries} ${retries === 1 ? 'retry' : 'retries'} after network faults`;
-  return `inventory ${r.id} of ${r.target}${where}: ${r.images} images, ${r.manifests} manifests, ${r.blobs} blobs (${formatBytes(r.bytes)}), ${r.signed ? `signed with key ${r.keyId}` : 'UNSIGNED'}${retried}`;
+  return `inventory ${r.id} of ${r.target}${where}: ${count(r.images, 'image')}, ${count(r.manifests, 'manifest')}, ${count(r.blobs, 'blob')} (${formatBytes(r.bytes)}), ${r.signed ? `signed with key ${r.keyId}` : 'UNSIGNED'}${retried}`;
 }
 
 export function registerInventoryCommand(program: Command, ctx: CommandContext): void {

@@ -1,6 +1,7 @@
 /**
- * Drawing progress: an ora spinner with bytes, rate and ETA when stderr is a terminal; plain,
- * greppable lines otherwise; nothing with --quiet. Progress always goes to stderr so stdout stays
+ * Drawing progress: an ora spinner with bytes, rate and ETA when stderr is a sized terminal; plain,
+ * greppable lines otherwise (the phases, and a progress line at most every 10 s while bytes flow,
+ * never a cursor movement); nothing with --quiet. Progress always goes to stderr so stdout stays
  * clean for results and --json.
  */
 import type { Ora } from 'ora';
@@ -9,6 +10,20 @@ import { cleanText } from '../redact.js';
 
 /** Redraw at most this often: a spinner updated per chunk would cost more than the copy. */
 const REDRAW_MS = 120;
+
+/**
+ * Without a spinner (a log, a pipe, a terminal that reports no size), a progress line at most this
+ * often while bytes flow: 10 s, so a transfer of hours is never hours without a line, and a log
+ * stays small. `AIRLOCK_PROGRESS_INTERVAL` (seconds) changes it.
+ */
+export const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
+
+/** The plain-line interval from the environment, or the default. */
+export function progressIntervalMs(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env['AIRLOCK_PROGRESS_INTERVAL'];
+  const seconds = text === undefined || text.trim() === '' ? Number.NaN : Number(text);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_PROGRESS_INTERVAL_MS;
+}
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -51,6 +66,8 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
   let done = 0;
   let started = Date.now();
   let lastDraw = 0;
+  const lineEvery = progressIntervalMs();
+  let lastLine = Date.now();
 
   const finishPhase = (): void => {
     if (phase === '') return;
@@ -61,10 +78,8 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
     else stream.write(`${summary}\n`);
     spinner = undefined;
   };
-  const draw = (force = false): void => {
-    const now = Date.now();
-    if (!force && now - lastDraw < REDRAW_MS) return;
-    lastDraw = now;
+  /** `copying blobs: 1.2 GiB / 3.4 GiB (35%), ETA 2m10s, 9.8 MiB/s` */
+  const status = (now: number): string => {
     const secs = Math.max((now - started) / 1000, 0.001);
     const rate = done / secs;
     let text = `${phase}: ${formatBytes(done)}`;
@@ -72,8 +87,19 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
       text += ` / ${formatBytes(total)} (${Math.floor((100 * done) / total)}%)`;
       if (rate > 0) text += `, ETA ${formatDuration((total - done) / rate)}`;
     }
-    text += `, ${formatBytes(rate)}/s`;
-    if (spinner !== undefined) spinner.text = text;
+    return `${text}, ${formatBytes(rate)}/s`;
+  };
+  const draw = (force = false): void => {
+    const now = Date.now();
+    if (!force && now - lastDraw < REDRAW_MS) return;
+    lastDraw = now;
+    if (spinner !== undefined) spinner.text = status(now);
+  };
+  const line = (): void => {
+    const now = Date.now();
+    if (now - lastLine < lineEvery) return;
+    lastLine = now;
+    stream.write(`${status(now)}\n`);
   };
   // Image names, tags and warnings come from registries and bundles: no terminal control passes.
   const info = (text: string): void => {
@@ -94,6 +120,7 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
         total = e.total;
         done = 0;
         started = Date.now();
+        lastLine = started;
         if (ora !== undefined) {
           // discardStdin: false, or ora puts the terminal in raw mode and Ctrl-C sends no SIGINT.
           spinner = ora({ text: phase, stream, discardStdin: false }).start();
@@ -109,6 +136,7 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
       case 'bytes':
         done += e.bytes;
         if (tty) draw();
+        else line();
         break;
       case 'warning':
         info(`warning: ${e.message}`);

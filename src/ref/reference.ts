@@ -55,6 +55,14 @@ const DOMAIN_LABEL_RE = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
 const IPV6_RE = /^\[[a-fA-F0-9:]+\]$/;
 /** Highest TCP port number. */
 const MAX_PORT = 65535;
+/** skopeo's and podman's spelling of a registry reference; the prefix is dropped. */
+export const DOCKER_TRANSPORT = 'docker://';
+/**
+ * Transports of containers/image that airlock does not read. Without this check
+ * `oci-archive:x.tar` would parse as the Docker Hub image `library/oci-archive` at tag `x.tar`.
+ * (`dir:` is left out: `dir:v1` is also a valid Docker Hub reference.)
+ */
+const OTHER_TRANSPORTS = ['oci-archive', 'containers-storage', 'docker-archive', 'docker-daemon', 'ostree', 'sif'];
 
 /**
  * Parse and normalise a registry reference.
@@ -62,19 +70,30 @@ const MAX_PORT = 65535;
  * The first path component is a host when it contains `.` or `:`, is `localhost`, or is a
  * bracketed IPv6 address; otherwise the reference is on Docker Hub. The host is lower-cased.
  *
+ * `docker://` in front (skopeo's spelling) is dropped.
+ *
  * @throws AirlockError `REF_INVALID` naming the input and what is wrong with it; `UNSUPPORTED` for
- *   a well-formed digest of an algorithm other than sha256.
+ *   a well-formed digest of an algorithm other than sha256; `USAGE` for another transport of
+ *   skopeo's (`oci-archive:`, `containers-storage:` …).
  * @example
  * parseReference('busybox');
  * // { registry: 'docker.io', repository: 'library/busybox', tag: 'latest' }
  * parseReference('localhost:5000/app:1.0@sha256:…');
  * // { registry: 'localhost:5000', repository: 'app', tag: '1.0', digest: 'sha256:…' }
  */
-export function parseReference(text: string, options: ParseReferenceOptions = {}): ImageReference {
+export function parseReference(written: string, options: ParseReferenceOptions = {}): ImageReference {
   const defaultTag = options.defaultTag ?? true;
   const fail = (problem: string, hint?: string): never => {
-    throw invalid(text, problem, hint);
+    throw invalid(written, problem, hint);
   };
+  const transport = /^([a-z-]+):/.exec(written)?.[1];
+  if (transport !== undefined && OTHER_TRANSPORTS.includes(transport)) {
+    throw new AirlockError('USAGE', `${JSON.stringify(written)}: airlock does not read the ${transport}: transport`, {
+      subject: written,
+      hint: 'name a registry image (quay.io/coreos/etcd:v3.5.0, docker:// in front is accepted) or an OCI layout directory (oci:DIR[:NAME])',
+    });
+  }
+  const text = written.startsWith(DOCKER_TRANSPORT) ? written.slice(DOCKER_TRANSPORT.length) : written;
   if (text === '') fail('empty reference', 'give an image reference such as docker.io/library/busybox:latest');
   if (/\s/.test(text)) fail('contains white space');
   if (text.includes('://')) {
@@ -91,10 +110,10 @@ export function parseReference(text: string, options: ParseReferenceOptions = {}
   const path = colon === -1 ? rest : rest.slice(0, colon);
   const tag = colon === -1 ? undefined : rest.slice(colon + 1);
 
-  if (host !== undefined) checkHost(text, host);
-  checkPath(text, path);
-  if (tag !== undefined) checkTag(text, tag);
-  const digest = digestText === undefined ? undefined : parseDigest(digestText, `reference ${JSON.stringify(text)}: digest`);
+  if (host !== undefined) checkHost(written, host);
+  checkPath(written, path);
+  if (tag !== undefined) checkTag(written, tag);
+  const digest = digestText === undefined ? undefined : parseDigest(digestText, `reference ${JSON.stringify(written)}: digest`);
 
   const registry = normaliseHost(host);
   const repository = registry === DEFAULT_REGISTRY && !path.includes('/') ? `${DOCKER_HUB_OFFICIAL_NAMESPACE}/${path}` : path;

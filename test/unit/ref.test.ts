@@ -31,6 +31,10 @@ function caught(fn: () => unknown): { code: string; message: string; hint: strin
 const VALID: Array<[string, string, string, string | undefined, string | undefined]> = [
   // Docker Hub normalisation
   ['busybox', 'docker.io', 'library/busybox', 'latest', undefined],
+  // skopeo's and podman's spelling: the transport is dropped.
+  ['docker://busybox', 'docker.io', 'library/busybox', 'latest', undefined],
+  ['docker://quay.io/coreos/etcd:v3.5.0', 'quay.io', 'coreos/etcd', 'v3.5.0', undefined],
+  ['docker://127.0.0.1:5000/app@' + 'sha256:' + 'f'.repeat(64), '127.0.0.1:5000', 'app', undefined, 'sha256:' + 'f'.repeat(64)],
   ['busybox:musl', 'docker.io', 'library/busybox', 'musl', undefined],
   ['docker.io/busybox', 'docker.io', 'library/busybox', 'latest', undefined],
   ['docker.io/library/busybox:1.36', 'docker.io', 'library/busybox', '1.36', undefined],
@@ -139,7 +143,11 @@ const INVALID: Array<[string, ErrorCode, string]> = [
   ['[::1]:99999/repo', 'REF_INVALID', 'is not a number from 1 to 65535'],
   ['busy box', 'REF_INVALID', 'contains white space'],
   [' busybox', 'REF_INVALID', 'contains white space'],
-  ['docker://busybox', 'REF_INVALID', 'has a URL scheme'],
+  ['docker://https://quay.io/coreos/etcd', 'REF_INVALID', 'has a URL scheme'],
+  ['docker://', 'REF_INVALID', 'empty reference'],
+  ['oci-archive:/tmp/etcd.tar', 'USAGE', 'airlock does not read the oci-archive: transport'],
+  ['containers-storage:quay.io/coreos/etcd:v3.5.0', 'USAGE', 'does not read the containers-storage: transport'],
+  ['docker-archive:etcd.tar:quay.io/coreos/etcd:v3.5.0', 'USAGE', 'does not read the docker-archive: transport'],
   ['https://quay.io/coreos/etcd', 'REF_INVALID', 'has a URL scheme'],
   ['project/image@sha256:12345', 'REF_INVALID', 'is not a valid sha256 digest'],
   [`project/image@sha256:gggg${'f'.repeat(60)}`, 'REF_INVALID', 'is not a valid sha256 digest'],

@@ -7,6 +7,7 @@ import { registerBundleCommands } from './commands/bundle.js';
 import { registerKeyCommands } from './commands/key.js';
 import { registerInventoryCommand } from './commands/inventory.js';
 import { registerCopyCommand } from './commands/copy.js';
+import { registerTagsCommand } from './commands/tags.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { renderError } from './render-error.js';
 import { toJson } from './output.js';
@@ -45,6 +46,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal,
   registerBundleCommands(program, ctx);
   registerInventoryCommand(program, ctx);
   registerCopyCommand(program, ctx);
+  registerTagsCommand(program, ctx);
   return program;
 }
 

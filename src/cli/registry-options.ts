@@ -8,7 +8,8 @@ import { AirlockError, fromFsError } from '../errors.js';
 import type { Endpoints } from '../copy/expand.js';
 import { cleanText, registerCredentials } from '../redact.js';
 import type { Layout } from '../layout/layout.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { RegistryClient, RegistryOptions } from '../registry/client.js';
+import type { RegistriesConfOptions } from '../registry/registries-conf.js';
 import type { RegistryListener } from '../registry/events.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_MAX_CONCURRENT_BLOBS } from '../registry/limits.js';
@@ -272,6 +273,15 @@ export interface EndpointContext {
   onEvent?: RegistryListener;
   /** Where `--password-stdin` reads from. Default `process.stdin`. */
   stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+  /**
+   * The registry hosts read from: registries.conf's `insecure = true` applies to these (as
+   * containers/image reads it) unless a flag decides for the host.
+   */
+  sources?: readonly string[];
+  /** Where registries.conf is looked for; see `registries-conf.ts`. */
+  registriesConf?: RegistriesConfOptions;
+  /** Aborts the probes of registries.conf's insecure registries. */
+  signal?: AbortSignal;
 }
 
 /** A `--debug` line on stderr; registry text in it is cleaned like any other. */
@@ -310,6 +320,44 @@ export interface RunEndpoints extends Endpoints {
   close(): Promise<void>;
 }
 
+/** How to talk to one registry. */
+type Scheme = Pick<RegistryOptions, 'plainHttp' | 'insecureSkipTlsVerify'>;
+
+/**
+ * The schemes of the source registries the operator's registries.conf marks `insecure = true`
+ * and no flag decides: HTTPS without verification when the registry answers so, else plain HTTP
+ * when it answers that, as containers/image tries them; when neither answers, HTTPS without
+ * verification, whose own error the run then reports.
+ *
+ * @param flagged whether a flag already decides for the host (flags win over the file)
+ * @param answers whether the registry answers `GET /v2/` with this scheme
+ */
+async function insecureSchemes(
+  context: EndpointContext,
+  flagged: (host: string) => boolean,
+  answers: (host: string, scheme: Scheme) => Promise<boolean>,
+): Promise<Map<string, Scheme>> {
+  const schemes = new Map<string, Scheme>();
+  const sources = [...new Set((context.sources ?? []).map((h) => h.toLowerCase()))].filter((h) => !flagged(h));
+  if (sources.length === 0) return schemes;
+  const { loadRegistriesConf, registryEntryFor } = await import('../registry/registries-conf.js');
+  const entries = await loadRegistriesConf(context.registriesConf);
+  for (const host of sources) {
+    const entry = registryEntryFor(entries, host);
+    if (entry?.insecure !== true) continue;
+    const https: Scheme = { plainHttp: false, insecureSkipTlsVerify: true };
+    const http: Scheme = { plainHttp: true, insecureSkipTlsVerify: false };
+    const scheme = (await answers(host, https)) ? https : (await answers(host, http)) ? http : https;
+    schemes.set(host, scheme);
+    if (context.debug === true) {
+      debugLine(
+        `${entry.file} marks ${host} insecure (prefix ${entry.prefix}): ${scheme.plainHttp === true ? 'plain HTTP' : 'TLS without certificate verification'}`,
+      );
+    }
+  }
+  return schemes;
+}
+
 export async function endpointsFrom(flags: RegistryFlags, context: EndpointContext = { hosts: [] }): Promise<RunEndpoints> {
   const stdinPassword = flags.passwordStdin === true ? await readStdinPassword(context.stdin) : undefined;
   if (stdinPassword !== undefined) registerCredentials({ password: stdinPassword });
@@ -326,25 +374,46 @@ export async function endpointsFrom(flags: RegistryFlags, context: EndpointConte
     import('../layout/layout.js'),
     import('../registry/timeouts.js'),
   ]);
+  const options = (host: string, scheme: Scheme, probe = false): RegistryOptions => {
+    const c = creds.get(host.toLowerCase());
+    return {
+      ...scheme,
+      ...(flags.authfile === undefined ? {} : { authFiles: [flags.authfile] }),
+      caFiles: flags.caFile ?? [],
+      ...(c === undefined ? {} : { credentials: { username: c.username, password: c.password } }),
+      maxConcurrentBlobs: concurrency,
+      ...(chunkSize === undefined ? {} : { upload: { chunkSize } }),
+      ...(timeout === undefined ? {} : { timeouts: timeoutsFrom(timeout) }),
+      ...(context.onEvent === undefined || probe ? {} : { onEvent: context.onEvent }),
+      userAgent: `airlock/${VERSION}`,
+      ...(context.debug === true ? { debug: debugLine } : {}),
+      // A probe asks once: its failure only means "try the other scheme".
+      ...(probe ? { retry: { retries: 0 } } : {}),
+    };
+  };
+  const flagged = (host: string): Scheme => ({ plainHttp: covers(plainHttp, host), insecureSkipTlsVerify: covers(skipVerify, host) });
+  const schemes = await insecureSchemes(
+    context,
+    (host) => covers(plainHttp, host) || covers(skipVerify, host),
+    async (host, scheme) => {
+      const probe = new RegistryClient(host, options(host, scheme, true));
+      try {
+        await probe.ping(context.signal === undefined ? {} : { signal: context.signal });
+        return true;
+      } catch (err) {
+        if (context.signal?.aborted === true) throw err;
+        return false;
+      } finally {
+        await probe.close();
+      }
+    },
+  );
   const clients = new Map<string, RegistryClient>();
   return {
     registry(host: string): RegistryClient {
       let client = clients.get(host);
       if (client === undefined) {
-        const c = creds.get(host.toLowerCase());
-        client = new RegistryClient(host, {
-          plainHttp: covers(plainHttp, host),
-          insecureSkipTlsVerify: covers(skipVerify, host),
-          ...(flags.authfile === undefined ? {} : { authFiles: [flags.authfile] }),
-          caFiles: flags.caFile ?? [],
-          ...(c === undefined ? {} : { credentials: { username: c.username, password: c.password } }),
-          maxConcurrentBlobs: concurrency,
-          ...(chunkSize === undefined ? {} : { upload: { chunkSize } }),
-          ...(timeout === undefined ? {} : { timeouts: timeoutsFrom(timeout) }),
-          ...(context.onEvent === undefined ? {} : { onEvent: context.onEvent }),
-          userAgent: `airlock/${VERSION}`,
-          ...(context.debug === true ? { debug: debugLine } : {}),
-        });
+        client = new RegistryClient(host, options(host, schemes.get(host.toLowerCase()) ?? flagged(host)));
         clients.set(host, client);
       }
       return client;

@@ -191,3 +191,44 @@ describe('airlock tags', () => {
     expect(r.stderr).toBe(`${secure.host}/coreos/etcd: 1 of 2 tags selected\n`);
   });
 });
+
+describe("the operator's registries.conf", () => {
+  it('insecure = true lets sources be read over plain HTTP or unverified TLS without a flag, and only those', async () => {
+    const conf = join(work.path, 'insecure.conf');
+    await writeFile(conf, `[[registry]]\nlocation = "${plain.host}"\ninsecure = true\n\n[[registry]]\nprefix = "${secure.host}"\ninsecure = true\n`);
+    const creds = ['--creds', `${secure.host}=${ALICE.username}:${ALICE.password}`];
+    const images = [ref(PLAIN_IMAGES[1]!), ref(TLS_IMAGES[0]!)];
+    // Without the file: the plain registry is spoken to in TLS, the TLS one is not trusted.
+    const without = await run(['bundle', 'create', ...images, '-o', join(work.path, 'conf-none.tar.zst'), '--unsigned', ...creds]);
+    expect(without.code).not.toBe(0);
+    const out = join(work.path, 'conf.tar.zst');
+    const r = await run(['--json', 'bundle', 'create', ...images, '-o', out, '--unsigned', ...creds], { CONTAINERS_REGISTRIES_CONF: conf });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout) as { images: Array<{ name: string; digest: string }> };
+    expect(result.images.map((i) => i.digest)).toEqual([digest(PLAIN_IMAGES[1]!), digest(TLS_IMAGES[0]!)]);
+    const debug = await run(['--debug', 'tags', `${plain.host}/coreos/etcd`], { CONTAINERS_REGISTRIES_CONF: conf });
+    expect(debug.code).toBe(0);
+    expect(debug.stderr).toContain(`${conf} marks ${plain.host} insecure (prefix ${plain.host}): plain HTTP`);
+  });
+
+  it('a flag still decides over the file, and a broken file is named', async () => {
+    const conf = join(work.path, 'secure-only.conf');
+    await writeFile(conf, `[[registry]]\nprefix = "${secure.host}"\ninsecure = true\n`);
+    // --insecure-skip-tls-verify=HOST is the flag's own choice: no probe, same result.
+    const r = await run(['tags', `${secure.host}/coreos/etcd`, `--insecure-skip-tls-verify=${secure.host}`, '--creds', `${ALICE.username}:${ALICE.password}`], {
+      CONTAINERS_REGISTRIES_CONF: conf,
+    });
+    expect(r.code).toBe(0);
+    // --plain-http for it: the file does not turn TLS back on, so the TLS registry refuses.
+    const plainFlag = await run(['tags', `${secure.host}/coreos/etcd`, '--plain-http', '--creds', `${ALICE.username}:${ALICE.password}`], {
+      CONTAINERS_REGISTRIES_CONF: conf,
+    });
+    expect(plainFlag.code).not.toBe(0);
+    const broken = join(work.path, 'broken.conf');
+    await writeFile(broken, '[[registry]\n');
+    const b = await run(['tags', `${plain.host}/coreos/etcd`], { CONTAINERS_REGISTRIES_CONF: broken });
+    expect(b.code).not.toBe(0);
+    expect(b.stderr).toContain(`${broken}:1:`);
+  });
+});

@@ -41,7 +41,8 @@ export function registerTagsCommand(program: Command, ctx: CommandContext): void
       ...(flags.exclude === undefined ? {} : { exclude: flags.exclude }),
     });
     const g = ctx.globals();
-    const endpoints = await endpointsFrom(flags, { hosts: ref.kind === 'registry' ? [ref.ref.registry] : [], debug: g.debug });
+    const hosts = ref.kind === 'registry' ? [ref.ref.registry] : [];
+    const endpoints = await endpointsFrom(flags, { hosts, sources: hosts, signal: ctx.signal, debug: g.debug });
     try {
       const source = ref.kind === 'registry' ? endpoints.registry(ref.ref.registry) : endpoints.layout(ref.dir);
       const result = await listRepositoryTags({ ref, source }, filter, { signal: ctx.signal });

@@ -55,7 +55,7 @@ const DOMAIN_LABEL_RE = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
 const IPV6_RE = /^\[[a-fA-F0-9:]+\]$/;
 /** Highest TCP port number. */
 const MAX_PORT = 65535;
-/** skopeo's and podman's spelling of a registry reference; the prefix is dropped. */
+/** skopeo's and podman's spelling of a registry reference. */
 export const DOCKER_TRANSPORT = 'docker://';
 /**
  * Transports of containers/image that airlock does not read. Without this check
@@ -65,35 +65,44 @@ export const DOCKER_TRANSPORT = 'docker://';
 const OTHER_TRANSPORTS = ['oci-archive', 'containers-storage', 'docker-archive', 'docker-daemon', 'ostree', 'sif'];
 
 /**
+ * A registry reference as an operator may write it for skopeo, without its `docker://`. Applied
+ * where operators write references (arguments, image lists: see `parseAnyReference`), not by
+ * {@link parseReference} itself, which also parses names found in bundles and layouts.
+ *
+ * @throws AirlockError `USAGE` for another transport of skopeo's (`oci-archive:`, `containers-storage:` …)
+ * @example
+ * withoutDockerTransport('docker://quay.io/coreos/etcd:v3.5.0') // 'quay.io/coreos/etcd:v3.5.0'
+ */
+export function withoutDockerTransport(text: string): string {
+  const transport = /^([a-z-]+):/.exec(text)?.[1];
+  if (transport !== undefined && OTHER_TRANSPORTS.includes(transport)) {
+    throw new AirlockError('USAGE', `${JSON.stringify(text)}: airlock does not read the ${transport}: transport`, {
+      subject: text,
+      hint: 'name a registry image (quay.io/coreos/etcd:v3.5.0, docker:// in front is accepted) or an OCI layout directory (oci:DIR[:NAME])',
+    });
+  }
+  return text.startsWith(DOCKER_TRANSPORT) ? text.slice(DOCKER_TRANSPORT.length) : text;
+}
+
+/**
  * Parse and normalise a registry reference.
  *
  * The first path component is a host when it contains `.` or `:`, is `localhost`, or is a
  * bracketed IPv6 address; otherwise the reference is on Docker Hub. The host is lower-cased.
  *
- * `docker://` in front (skopeo's spelling) is dropped.
- *
  * @throws AirlockError `REF_INVALID` naming the input and what is wrong with it; `UNSUPPORTED` for
- *   a well-formed digest of an algorithm other than sha256; `USAGE` for another transport of
- *   skopeo's (`oci-archive:`, `containers-storage:` …).
+ *   a well-formed digest of an algorithm other than sha256.
  * @example
  * parseReference('busybox');
  * // { registry: 'docker.io', repository: 'library/busybox', tag: 'latest' }
  * parseReference('localhost:5000/app:1.0@sha256:…');
  * // { registry: 'localhost:5000', repository: 'app', tag: '1.0', digest: 'sha256:…' }
  */
-export function parseReference(written: string, options: ParseReferenceOptions = {}): ImageReference {
+export function parseReference(text: string, options: ParseReferenceOptions = {}): ImageReference {
   const defaultTag = options.defaultTag ?? true;
   const fail = (problem: string, hint?: string): never => {
-    throw invalid(written, problem, hint);
+    throw invalid(text, problem, hint);
   };
-  const transport = /^([a-z-]+):/.exec(written)?.[1];
-  if (transport !== undefined && OTHER_TRANSPORTS.includes(transport)) {
-    throw new AirlockError('USAGE', `${JSON.stringify(written)}: airlock does not read the ${transport}: transport`, {
-      subject: written,
-      hint: 'name a registry image (quay.io/coreos/etcd:v3.5.0, docker:// in front is accepted) or an OCI layout directory (oci:DIR[:NAME])',
-    });
-  }
-  const text = written.startsWith(DOCKER_TRANSPORT) ? written.slice(DOCKER_TRANSPORT.length) : written;
   if (text === '') fail('empty reference', 'give an image reference such as docker.io/library/busybox:latest');
   if (/\s/.test(text)) fail('contains white space');
   if (text.includes('://')) {
@@ -110,10 +119,10 @@ export function parseReference(written: string, options: ParseReferenceOptions =
   const path = colon === -1 ? rest : rest.slice(0, colon);
   const tag = colon === -1 ? undefined : rest.slice(colon + 1);
 
-  if (host !== undefined) checkHost(written, host);
-  checkPath(written, path);
-  if (tag !== undefined) checkTag(written, tag);
-  const digest = digestText === undefined ? undefined : parseDigest(digestText, `reference ${JSON.stringify(written)}: digest`);
+  if (host !== undefined) checkHost(text, host);
+  checkPath(text, path);
+  if (tag !== undefined) checkTag(text, tag);
+  const digest = digestText === undefined ? undefined : parseDigest(digestText, `reference ${JSON.stringify(text)}: digest`);
 
   const registry = normaliseHost(host);
   const repository = registry === DEFAULT_REGISTRY && !path.includes('/') ? `${DOCKER_HUB_OFFICIAL_NAMESPACE}/${path}` : path;

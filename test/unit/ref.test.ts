@@ -31,10 +31,6 @@ function caught(fn: () => unknown): { code: string; message: string; hint: strin
 const VALID: Array<[string, string, string, string | undefined, string | undefined]> = [
   // Docker Hub normalisation
   ['busybox', 'docker.io', 'library/busybox', 'latest', undefined],
-  // skopeo's and podman's spelling: the transport is dropped.
-  ['docker://busybox', 'docker.io', 'library/busybox', 'latest', undefined],
-  ['docker://quay.io/coreos/etcd:v3.5.0', 'quay.io', 'coreos/etcd', 'v3.5.0', undefined],
-  ['docker://127.0.0.1:5000/app@' + 'sha256:' + 'f'.repeat(64), '127.0.0.1:5000', 'app', undefined, 'sha256:' + 'f'.repeat(64)],
   ['busybox:musl', 'docker.io', 'library/busybox', 'musl', undefined],
   ['docker.io/busybox', 'docker.io', 'library/busybox', 'latest', undefined],
   ['docker.io/library/busybox:1.36', 'docker.io', 'library/busybox', '1.36', undefined],
@@ -143,11 +139,7 @@ const INVALID: Array<[string, ErrorCode, string]> = [
   ['[::1]:99999/repo', 'REF_INVALID', 'is not a number from 1 to 65535'],
   ['busy box', 'REF_INVALID', 'contains white space'],
   [' busybox', 'REF_INVALID', 'contains white space'],
-  ['docker://https://quay.io/coreos/etcd', 'REF_INVALID', 'has a URL scheme'],
-  ['docker://', 'REF_INVALID', 'empty reference'],
-  ['oci-archive:/tmp/etcd.tar', 'USAGE', 'airlock does not read the oci-archive: transport'],
-  ['containers-storage:quay.io/coreos/etcd:v3.5.0', 'USAGE', 'does not read the containers-storage: transport'],
-  ['docker-archive:etcd.tar:quay.io/coreos/etcd:v3.5.0', 'USAGE', 'does not read the docker-archive: transport'],
+  ['docker://busybox', 'REF_INVALID', 'has a URL scheme'],
   ['https://quay.io/coreos/etcd', 'REF_INVALID', 'has a URL scheme'],
   ['project/image@sha256:12345', 'REF_INVALID', 'is not a valid sha256 digest'],
   [`project/image@sha256:gggg${'f'.repeat(60)}`, 'REF_INVALID', 'is not a valid sha256 digest'],
@@ -264,6 +256,36 @@ describe('parseAnyReference', () => {
       kind: 'registry',
       ref: { registry: 'quay.io', repository: 'x' },
     });
+  });
+
+  it("drops skopeo's docker:// (only here: parseReference keeps refusing a scheme)", () => {
+    expect(parseAnyReference('docker://busybox')).toStrictEqual({
+      kind: 'registry',
+      ref: { registry: 'docker.io', repository: 'library/busybox', tag: 'latest' },
+    });
+    expect(parseAnyReference(`docker://127.0.0.1:5000/app@${D}`)).toStrictEqual({
+      kind: 'registry',
+      ref: { registry: '127.0.0.1:5000', repository: 'app', digest: D },
+    });
+    expect(parseAnyReference('docker://quay.io/coreos/etcd', { defaultTag: false })).toStrictEqual({
+      kind: 'registry',
+      ref: { registry: 'quay.io', repository: 'coreos/etcd' },
+    });
+    expect(caught(() => parseAnyReference('docker://')).message).toContain('empty reference');
+    expect(caught(() => parseAnyReference('docker://https://quay.io/x')).message).toContain('has a URL scheme');
+    expect(caught(() => parseReference('docker://busybox')).code).toBe('REF_INVALID');
+  });
+
+  it.each([
+    'oci-archive:/tmp/etcd.tar',
+    'containers-storage:quay.io/coreos/etcd:v3.5.0',
+    'docker-archive:etcd.tar:quay.io/coreos/etcd:v3.5.0',
+    'docker-daemon:busybox:musl',
+  ])('refuses another transport of skopeo: %s', (text) => {
+    const err = caught(() => parseAnyReference(text));
+    expect(err.code).toBe('USAGE');
+    expect(err.message).toMatch(/airlock does not read the [a-z-]+: transport/);
+    expect(err.hint).toContain('oci:DIR[:NAME]');
   });
 
   it('formats either kind', () => {

@@ -89,6 +89,17 @@ describe('one run, a plain-HTTP registry and a TLS registry with token auth', ()
     for (const name of [...PLAIN_IMAGES, ...TLS_IMAGES]) expect(got[ref(name)]).toBe(digest(name));
   });
 
+  it('bundle import: --plain-http=HOST for the target; a host the run does not involve is refused', async () => {
+    const bundle = join(work.path, 'mixed.tar.zst');
+    const r = await run(['bundle', 'import', bundle, '--to', `${plain.host}/imported`, '--strip-host', `--plain-http=${plain.host}`, '--allow-unsigned']);
+    expect(r.code).toBe(0);
+    const tags = await run(['tags', `${plain.host}/imported/coreos/etcd`, `--plain-http=${plain.host}`]);
+    expect(tags.stdout).toBe('v2.3.8\nv3.3.0\nv3.5.0\n');
+    const typo = await run(['bundle', 'import', bundle, '--to', `${plain.host}/imported`, '--plain-http=127.0.0.1:1', '--allow-unsigned']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain(`--plain-http=127.0.0.1:1: no registry of the run is 127.0.0.1:1 (registries involved: ${plain.host})`);
+  });
+
   it('bundle create: without the flag the plain registry fails, with the bare flag the TLS one does', async () => {
     const images = [ref(PLAIN_IMAGES[1]!), ref(TLS_IMAGES[0]!)];
     const creds = ['--creds', `${secure.host}=${ALICE.username}:${ALICE.password}`];

@@ -69,8 +69,16 @@ export async function registriesConfFiles(opts: RegistriesConfOptions = {}): Pro
  */
 export async function loadRegistriesConf(opts: RegistriesConfOptions = {}): Promise<RegistryConfEntry[]> {
   const byPrefix = new Map<string, RegistryConfEntry>();
+  const named = (opts.env ?? process.env).CONTAINERS_REGISTRIES_CONF;
   for (const file of await registriesConfFiles(opts)) {
     const text = await readConf(file);
+    if (text === undefined && file === named) {
+      // As containers/image: a missing default file is no configuration, a missing named one a mistake.
+      throw new AirlockError('INPUT_INVALID', `CONTAINERS_REGISTRIES_CONF names ${file}, which is not a file`, {
+        subject: file,
+        hint: 'point CONTAINERS_REGISTRIES_CONF at a registries.conf, or unset it',
+      });
+    }
     if (text === undefined) continue;
     for (const entry of entriesOf(parseTomlSubset(text, file), file)) byPrefix.set(entry.prefix, entry);
   }

@@ -180,8 +180,12 @@ describe('registries.conf', () => {
     await expect(loadRegistriesConf(opts(huge))).rejects.toThrow(`more than a registries.conf may have (${MAX_REGISTRIES_CONF_BYTES})`);
     const broken = await write(join(tmp.path, 'hostile', 'broken.conf'), '[[registry]]\nlocation = "x.lan\n');
     await expect(loadRegistriesConf(opts(broken))).rejects.toThrow(`${broken}:2: unterminated string`);
-    // A missing file is no configuration, as for containers/image's default path.
-    expect(await loadRegistriesConf(opts(join(tmp.path, 'hostile', 'missing.conf')))).toEqual([]);
+    // A missing default file is no configuration; a missing named one is a mistake (as in containers/image).
+    const missing = join(tmp.path, 'hostile', 'missing.conf');
+    expect(await loadRegistriesConf({ env: {}, systemFile: missing, homeDir: join(tmp.path, 'nohome'), systemDir: join(tmp.path, 'none') })).toEqual([]);
+    await expect(loadRegistriesConf(opts(missing))).rejects.toThrow(`CONTAINERS_REGISTRIES_CONF names ${missing}, which is not a file`);
+    // A directory named as the file is refused too.
+    await expect(loadRegistriesConf(opts(join(tmp.path, 'hostile')))).rejects.toThrow('which is not a file');
   });
 
   it("reads this machine's own files when there are any (Debian ships shortnames.conf)", async () => {

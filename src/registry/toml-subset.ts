@@ -255,7 +255,8 @@ class Reader {
       if (/^\\[ \t]*\r?\n/.test(m)) return '';
       const c = m[1] as string;
       if (c in ESCAPES) return ESCAPES[c] as string;
-      if (c === 'u' || c === 'U') return String.fromCodePoint(Number.parseInt(m.slice(2), 16));
+      const code = c === 'u' || c === 'U' ? Number.parseInt(m.slice(2), 16) : NaN;
+      if (code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff)) return String.fromCodePoint(code);
       throw this.#fail(`invalid escape ${m} in a string`);
     });
   }

@@ -96,6 +96,8 @@ describe('TOML subset', () => {
     ['a = """x', 'F:1: unterminated multi-line string'],
     ['a = "\\q"', 'F:1: invalid escape \\q in a string'],
     ['a = "\\uD800"', 'F:1: invalid escape \\u in a string'],
+    ['a = """\\U00110000"""', 'F:1: invalid escape \\U00110000 in a string'],
+    ['a = "\\U00110000"', 'F:1: invalid escape \\U in a string'],
     ['a = [1 2]', 'F:1: expected "," or "]" in an array'],
     ['a = {b = 1 c = 2}', 'F:1: expected "," or "}" in an inline table'],
     ['a = "x" b = "y"', 'F:1: unexpected "b" after a value'],

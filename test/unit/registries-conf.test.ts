@@ -111,6 +111,51 @@ describe('TOML subset', () => {
     expect(problem(text)).toContain(message);
   });
 
+  it('fails on random input only with a file:line error (seeded, 3000 inputs)', () => {
+    const alphabet = [
+      '[',
+      ']',
+      '[[',
+      ']]',
+      '{',
+      '}',
+      '"',
+      "'",
+      '"""',
+      "'''",
+      '=',
+      ',',
+      '.',
+      '#',
+      '\\',
+      '\\u',
+      '\\U0011',
+      'a',
+      'b',
+      '1',
+      ' ',
+      '\n',
+      '\r\n',
+      'true',
+      '\u0000',
+      'é',
+    ];
+    let seed = 12345;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    for (let i = 0; i < 3000; i++) {
+      const text = Array.from({ length: 1 + next(40) }, () => alphabet[next(alphabet.length)]).join('');
+      try {
+        parseTomlSubset(text, 'F');
+      } catch (err) {
+        expect({ text, code: (err as { code?: string }).code }).toEqual({ text, code: 'INPUT_INVALID' });
+        expect((err as Error).message).toMatch(/^F:\d+: /);
+      }
+    }
+  });
+
   it('stops a hundred thousand nested brackets at the depth cap', () => {
     expect(problem(`a = ${'['.repeat(100_000)}`)).toContain('nested deeper');
     expect(problem(`a = ${'{b='.repeat(100_000)}`)).toContain('nested deeper');

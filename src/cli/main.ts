@@ -8,6 +8,7 @@ import { registerKeyCommands } from './commands/key.js';
 import { registerInventoryCommand } from './commands/inventory.js';
 import { registerCopyCommand } from './commands/copy.js';
 import { registerMirrorConfigCommand } from './commands/mirror-config.js';
+import { registerTagsCommand } from './commands/tags.js';
 import { AirlockError } from '../errors.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { renderError } from './render-error.js';
@@ -49,6 +50,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal,
   registerInventoryCommand(program, ctx);
   registerCopyCommand(program, ctx);
   registerMirrorConfigCommand(program, ctx);
+  registerTagsCommand(program, ctx);
   return program;
 }
 

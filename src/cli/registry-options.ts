@@ -2,12 +2,14 @@
  * Registry connection flags shared by every command that talks to a registry, and the endpoint
  * factory built from them.
  */
+import { stat } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import { AirlockError } from '../errors.js';
+import { AirlockError, fromFsError } from '../errors.js';
 import type { Endpoints } from '../copy/expand.js';
 import { cleanText, registerCredentials } from '../redact.js';
 import type { Layout } from '../layout/layout.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { RegistryClient, RegistryOptions } from '../registry/client.js';
+import type { RegistriesConfOptions } from '../registry/registries-conf.js';
 import type { RegistryListener } from '../registry/events.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_MAX_CONCURRENT_BLOBS } from '../registry/limits.js';
@@ -15,8 +17,14 @@ import { DEFAULT_MAX_CONCURRENT_BLOBS } from '../registry/limits.js';
 export interface RegistryFlags {
   creds?: string[];
   caFile?: string[];
-  plainHttp?: boolean;
-  insecureSkipTlsVerify?: boolean;
+  /** `true`, or the `--plain-http[=HOST]` values: {@link EVERY_REGISTRY} for the bare flag. */
+  plainHttp?: boolean | string[];
+  /** `true`, or the `--insecure-skip-tls-verify[=HOST]` values, as {@link plainHttp}. */
+  insecureSkipTlsVerify?: boolean | string[];
+  /** `--authfile FILE`: the only auth file read (as in podman and skopeo). */
+  authfile?: string;
+  /** `--password-stdin`: the password of the one `--creds USER` is read from stdin. */
+  passwordStdin?: boolean;
   concurrency?: string;
   /** Uploads only (import): largest PATCH, in MiB; see {@link parseChunkSize}. */
   chunkSize?: string;
@@ -29,21 +37,58 @@ export const DEFAULT_CONCURRENCY = DEFAULT_MAX_CONCURRENT_BLOBS;
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
+/** What a bare `--plain-http` or `--insecure-skip-tls-verify` stands for: every registry of the run. */
+export const EVERY_REGISTRY = '*';
+
+/** Flags that mean every registry alone and one registry as `FLAG=HOST`. */
+const PER_HOST_FLAGS = ['--plain-http', '--insecure-skip-tls-verify'];
+
+/**
+ * `--plain-http` alone means every registry; `--plain-http=HOST` one registry. Only the `=` form
+ * binds a value: an optional option-argument written apart would swallow whatever follows, and in
+ * `bundle create --plain-http quay.io/x:1` that is an image, in `bundle import --plain-http
+ * b.tar.zst` a file, neither told from a host by its look (`busybox:1` is both). So, before
+ * commander sees the arguments, the bare flags become `FLAG=*`; the ones after `--` are operands
+ * and stay as they are.
+ */
+export function bindPerHostFlags(args: readonly string[]): string[] {
+  const end = args.indexOf('--');
+  const options = end === -1 ? args : args.slice(0, end);
+  const rest = end === -1 ? [] : args.slice(end);
+  return [...options.map((a) => (PER_HOST_FLAGS.includes(a) ? `${a}=${EVERY_REGISTRY}` : a)), ...rest];
+}
+
+function perHostOption(long: string, description: string): Option {
+  const option = new Option(`${long} [HOST]`, description).argParser(collect);
+  // Help shows the only spelling that binds a host (see bindPerHostFlags).
+  option.flags = `${long}[=HOST]`;
+  return option;
+}
+
 /**
  * Add the registry flags to `cmd`. `concurrency` describes what `--concurrency` means for this
  * command and its default (blobs per registry for create; uploads in flight for import).
  */
 export function addRegistryOptions(cmd: Command, concurrency = { what: 'blobs transferred at once per registry', defaultValue: DEFAULT_CONCURRENCY }): Command {
+  const parseOptions = cmd.parseOptions.bind(cmd);
+  cmd.parseOptions = (args: string[]) => parseOptions(bindPerHostFlags(args));
   return cmd
     .addOption(
       new Option(
         '--creds <[host=]user:password>',
-        'credentials for a registry: HOST=USER:PASSWORD, or USER:PASSWORD when the run involves one registry only (repeatable)',
+        'credentials for a registry: HOST=USER:PASSWORD, or USER:PASSWORD when the run involves one registry only (repeatable; USER alone with --password-stdin)',
       ).argParser(collect),
     )
+    .option('--password-stdin', 'read the password of the --creds given without one from stdin (a pipe or file, not a terminal)')
+    .option(
+      '--authfile <file>',
+      "read registry logins from this auth.json only (podman/skopeo --authfile; default: $REGISTRY_AUTH_FILE, podman's and docker's files)",
+    )
     .addOption(new Option('--ca-file <file>', 'trust this CA certificate (PEM) for TLS; repeatable').argParser(collect))
-    .option('--plain-http', 'talk plain HTTP, for registries without TLS', false)
-    .option('--insecure-skip-tls-verify', 'do not verify registry TLS certificates (unsafe)', false)
+    .addOption(perHostOption('--plain-http', 'talk plain HTTP, for registries without TLS: every registry, or with =HOST that one (repeatable)'))
+    .addOption(
+      perHostOption('--insecure-skip-tls-verify', 'do not verify registry TLS certificates (unsafe): every registry, or with =HOST that one (repeatable)'),
+    )
     .option('--concurrency <n>', `${concurrency.what} (default ${concurrency.defaultValue})`)
     .option(
       '--timeout <duration>',
@@ -65,17 +110,29 @@ const HOST_RE = /^(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::\d+)?$
  * (`registry.lan`, `127.0.0.1:5000`); the password may contain `:` and `=`.
  */
 export function parseCreds(text: string): Creds {
+  return splitCreds(text, false) as Creds;
+}
+
+/**
+ * {@link parseCreds}, and with `passwordless` (`--password-stdin`) also `[host=]user`, whose password
+ * is then undefined. `HOST:PORT=USER` is only read so then: without it `user:1=x` is USER:PASSWORD.
+ */
+function splitCreds(text: string, passwordless: boolean): Omit<Creds, 'password'> & { password?: string } {
   const eq = text.indexOf('=');
   const maybeHost = eq > 0 ? text.slice(0, eq) : undefined;
-  const host = maybeHost !== undefined && HOST_RE.test(maybeHost) && text.indexOf(':', eq) > eq ? maybeHost.toLowerCase() : undefined;
-  const rest = host === undefined ? text : text.slice(eq + 1);
+  const after = text.slice(eq + 1);
+  const hostForm = maybeHost !== undefined && HOST_RE.test(maybeHost) && (text.indexOf(':', eq) > eq || (passwordless && !after.includes(':')));
+  const host = hostForm ? maybeHost.toLowerCase() : undefined;
+  const rest = host === undefined ? text : after;
   const sep = rest.indexOf(':');
+  const where = host === undefined ? {} : { host };
+  if (sep === -1 && passwordless && rest !== '') return { ...where, username: rest };
   if (sep <= 0) {
     throw new AirlockError('USAGE', '--creds must be USER:PASSWORD or HOST=USER:PASSWORD', {
-      hint: 'for example --creds registry.lan=mirror:s3cret',
+      hint: 'for example --creds registry.lan=mirror:s3cret, or --creds registry.lan=mirror --password-stdin with the password on stdin',
     });
   }
-  return { ...(host === undefined ? {} : { host }), username: rest.slice(0, sep), password: rest.slice(sep + 1) };
+  return { ...where, username: rest.slice(0, sep), password: rest.slice(sep + 1) };
 }
 
 /**
@@ -85,9 +142,19 @@ export function parseCreds(text: string): Creds {
  * `HOST=` values win over a bare one for their host.
  *
  * @param hosts the registry hosts the command will talk to (duplicates allowed)
+ * @param stdinPassword with `--password-stdin`: the password of the one value given without one
  */
-export function credsByHost(texts: readonly string[], hosts: readonly string[]): Map<string, Creds> {
-  const parsed = texts.map(parseCreds);
+export function credsByHost(texts: readonly string[], hosts: readonly string[], stdinPassword?: string): Map<string, Creds> {
+  const split = texts.map((t) => splitCreds(t, stdinPassword !== undefined));
+  if (stdinPassword !== undefined) {
+    const waiting = split.filter((c) => c.password === undefined).length;
+    if (waiting !== 1) {
+      throw new AirlockError('USAGE', `--password-stdin is the password of one --creds USER (or HOST=USER); ${waiting} are given without a password`, {
+        hint: 'for example: printf %s "$PASSWORD" | airlock ... --creds registry.lan=mirror --password-stdin',
+      });
+    }
+  }
+  const parsed = split.map((c): Creds => ({ ...c, password: c.password ?? (stdinPassword as string) }));
   const byHost = new Map<string, Creds>();
   for (const c of parsed) if (c.host !== undefined && !byHost.has(c.host)) byHost.set(c.host, c);
   const bare = parsed.filter((c) => c.host === undefined);
@@ -102,6 +169,77 @@ export function credsByHost(texts: readonly string[], hosts: readonly string[]):
   const only = involved[0] as string;
   if (!byHost.has(only)) byHost.set(only, bare[0] as Creds);
   return byHost;
+}
+
+/** Longest password `--password-stdin` takes: a token is a few KiB; more is a wrong file. */
+export const MAX_STDIN_PASSWORD_BYTES = 64 * 1024;
+
+/**
+ * The password piped to `--password-stdin`: all of stdin, less one line end (as `docker login
+ * --password-stdin` reads it). A terminal is refused: there would be no prompt, the password would
+ * echo, and a long run would sit waiting without a word.
+ */
+export async function readStdinPassword(stdin: NodeJS.ReadableStream & { isTTY?: boolean } = process.stdin): Promise<string> {
+  if (stdin.isTTY === true) {
+    throw new AirlockError('USAGE', '--password-stdin reads the password from a pipe or a file, and stdin is a terminal', {
+      hint: 'for example: printf %s "$PASSWORD" | airlock ... --password-stdin, or ... --password-stdin < password.txt',
+    });
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stdin) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    size += buf.length;
+    if (size > MAX_STDIN_PASSWORD_BYTES) {
+      throw new AirlockError('USAGE', `--password-stdin: stdin holds more than ${MAX_STDIN_PASSWORD_BYTES} bytes, not a password`);
+    }
+    chunks.push(buf);
+  }
+  const password = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+  if (password === '') throw new AirlockError('USAGE', '--password-stdin: stdin is empty', { hint: 'pipe the password in' });
+  return password;
+}
+
+/**
+ * Which hosts a per-host flag covers: `every` for a bare flag or `true`, else the named hosts.
+ *
+ * @param hosts the registry hosts of the run: a named host outside them is a typo, refused
+ */
+export function perHostSetting(flag: string, value: boolean | string[] | undefined, hosts: readonly string[]): { every: boolean; hosts: Set<string> } {
+  if (value === undefined || value === false) return { every: false, hosts: new Set() };
+  if (value === true) return { every: true, hosts: new Set() };
+  const named = new Set<string>();
+  const involved = new Set(hosts.map((h) => h.toLowerCase()));
+  for (const text of value) {
+    if (text === EVERY_REGISTRY) continue;
+    const host = text.toLowerCase();
+    if (!HOST_RE.test(host)) {
+      throw new AirlockError('USAGE', `${flag}=${text}: not a registry host`, {
+        hint: `write ${flag}=HOST or ${flag}=HOST:PORT, as the host is written in image references`,
+      });
+    }
+    if (!involved.has(host)) {
+      const which = involved.size === 0 ? 'none' : [...involved].join(', ');
+      throw new AirlockError('USAGE', `${flag}=${text}: no registry of the run is ${text} (registries involved: ${which})`, {
+        hint: 'write the host as it is written in the image references, port included',
+      });
+    }
+    named.add(host);
+  }
+  return { every: value.includes(EVERY_REGISTRY), hosts: named };
+}
+
+const covers = (setting: { every: boolean; hosts: Set<string> }, host: string): boolean => setting.every || setting.hosts.has(host.toLowerCase());
+
+/** `--authfile FILE` must be there: a typo would otherwise mean anonymous pulls, or a 401 much later. */
+async function checkAuthFile(path: string): Promise<void> {
+  try {
+    if (!(await stat(path)).isFile()) throw new AirlockError('INPUT_INVALID', `--authfile ${path}: not a regular file`, { subject: path });
+  } catch (err) {
+    throw fromFsError(err, path, 'reading');
+  }
 }
 
 export function parseConcurrency(text: string | undefined, defaultValue = DEFAULT_CONCURRENCY): number {
@@ -133,6 +271,17 @@ export interface EndpointContext {
   debug?: boolean;
   /** Hears of each retry and, with `--debug`, each HTTP exchange (see `network-log.ts`). */
   onEvent?: RegistryListener;
+  /** Where `--password-stdin` reads from. Default `process.stdin`. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+  /**
+   * The registry hosts read from: registries.conf's `insecure = true` applies to these (as
+   * containers/image reads it) unless a flag decides for the host.
+   */
+  sources?: readonly string[];
+  /** Where registries.conf is looked for; see `registries-conf.ts`. */
+  registriesConf?: RegistriesConfOptions;
+  /** Aborts the probes of registries.conf's insecure registries. */
+  signal?: AbortSignal;
 }
 
 /** A `--debug` line on stderr; registry text in it is cleaned like any other. */
@@ -171,9 +320,52 @@ export interface RunEndpoints extends Endpoints {
   close(): Promise<void>;
 }
 
+/** How to talk to one registry. */
+type Scheme = Pick<RegistryOptions, 'plainHttp' | 'insecureSkipTlsVerify'>;
+
+/**
+ * The schemes of the source registries the operator's registries.conf marks `insecure = true`
+ * and no flag decides: HTTPS without verification when the registry answers so, else plain HTTP
+ * when it answers that, as containers/image tries them; when neither answers, HTTPS without
+ * verification, whose own error the run then reports.
+ *
+ * @param flagged whether a flag already decides for the host (flags win over the file)
+ * @param answers whether the registry answers `GET /v2/` with this scheme
+ */
+async function insecureSchemes(
+  context: EndpointContext,
+  flagged: (host: string) => boolean,
+  answers: (host: string, scheme: Scheme) => Promise<boolean>,
+): Promise<Map<string, Scheme>> {
+  const schemes = new Map<string, Scheme>();
+  const sources = [...new Set((context.sources ?? []).map((h) => h.toLowerCase()))].filter((h) => !flagged(h));
+  if (sources.length === 0) return schemes;
+  const { loadRegistriesConf, registryEntryFor } = await import('../registry/registries-conf.js');
+  const entries = await loadRegistriesConf(context.registriesConf);
+  for (const host of sources) {
+    const entry = registryEntryFor(entries, host);
+    if (entry?.insecure !== true) continue;
+    const https: Scheme = { plainHttp: false, insecureSkipTlsVerify: true };
+    const http: Scheme = { plainHttp: true, insecureSkipTlsVerify: false };
+    const scheme = (await answers(host, https)) ? https : (await answers(host, http)) ? http : https;
+    schemes.set(host, scheme);
+    if (context.debug === true) {
+      debugLine(
+        `${entry.file} marks ${host} insecure (prefix ${entry.prefix}): ${scheme.plainHttp === true ? 'plain HTTP' : 'TLS without certificate verification'}`,
+      );
+    }
+  }
+  return schemes;
+}
+
 export async function endpointsFrom(flags: RegistryFlags, context: EndpointContext = { hosts: [] }): Promise<RunEndpoints> {
-  const creds = credsByHost(flags.creds ?? [], context.hosts);
+  const stdinPassword = flags.passwordStdin === true ? await readStdinPassword(context.stdin) : undefined;
+  if (stdinPassword !== undefined) registerCredentials({ password: stdinPassword });
+  const creds = credsByHost(flags.creds ?? [], context.hosts, stdinPassword);
   for (const c of creds.values()) registerCredentials(c);
+  const plainHttp = perHostSetting('--plain-http', flags.plainHttp, context.hosts);
+  const skipVerify = perHostSetting('--insecure-skip-tls-verify', flags.insecureSkipTlsVerify, context.hosts);
+  if (flags.authfile !== undefined) await checkAuthFile(flags.authfile);
   const concurrency = parseConcurrency(flags.concurrency);
   const chunkSize = parseChunkSize(flags.chunkSize);
   const timeout = parseTimeout(flags.timeout);
@@ -182,24 +374,46 @@ export async function endpointsFrom(flags: RegistryFlags, context: EndpointConte
     import('../layout/layout.js'),
     import('../registry/timeouts.js'),
   ]);
+  const options = (host: string, scheme: Scheme, probe = false): RegistryOptions => {
+    const c = creds.get(host.toLowerCase());
+    return {
+      ...scheme,
+      ...(flags.authfile === undefined ? {} : { authFiles: [flags.authfile] }),
+      caFiles: flags.caFile ?? [],
+      ...(c === undefined ? {} : { credentials: { username: c.username, password: c.password } }),
+      maxConcurrentBlobs: concurrency,
+      ...(chunkSize === undefined ? {} : { upload: { chunkSize } }),
+      ...(timeout === undefined ? {} : { timeouts: timeoutsFrom(timeout) }),
+      ...(context.onEvent === undefined || probe ? {} : { onEvent: context.onEvent }),
+      userAgent: `airlock/${VERSION}`,
+      ...(context.debug === true ? { debug: debugLine } : {}),
+      // A probe asks once: its failure only means "try the other scheme".
+      ...(probe ? { retry: { retries: 0 } } : {}),
+    };
+  };
+  const flagged = (host: string): Scheme => ({ plainHttp: covers(plainHttp, host), insecureSkipTlsVerify: covers(skipVerify, host) });
+  const schemes = await insecureSchemes(
+    context,
+    (host) => covers(plainHttp, host) || covers(skipVerify, host),
+    async (host, scheme) => {
+      const probe = new RegistryClient(host, options(host, scheme, true));
+      try {
+        await probe.ping(context.signal === undefined ? {} : { signal: context.signal });
+        return true;
+      } catch (err) {
+        if (context.signal?.aborted === true) throw err;
+        return false;
+      } finally {
+        await probe.close();
+      }
+    },
+  );
   const clients = new Map<string, RegistryClient>();
   return {
     registry(host: string): RegistryClient {
       let client = clients.get(host);
       if (client === undefined) {
-        const c = creds.get(host.toLowerCase());
-        client = new RegistryClient(host, {
-          plainHttp: flags.plainHttp === true,
-          insecureSkipTlsVerify: flags.insecureSkipTlsVerify === true,
-          caFiles: flags.caFile ?? [],
-          ...(c === undefined ? {} : { credentials: { username: c.username, password: c.password } }),
-          maxConcurrentBlobs: concurrency,
-          ...(chunkSize === undefined ? {} : { upload: { chunkSize } }),
-          ...(timeout === undefined ? {} : { timeouts: timeoutsFrom(timeout) }),
-          ...(context.onEvent === undefined ? {} : { onEvent: context.onEvent }),
-          userAgent: `airlock/${VERSION}`,
-          ...(context.debug === true ? { debug: debugLine } : {}),
-        });
+        client = new RegistryClient(host, options(host, schemes.get(host.toLowerCase()) ?? flagged(host)));
         clients.set(host, client);
       }
       return client;

@@ -12,6 +12,7 @@ export {
   repositoryName,
   withDigest,
   withTag,
+  withoutDockerTransport,
   type ImageReference,
   type ParseReferenceOptions,
 } from './reference.js';

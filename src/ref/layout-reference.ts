@@ -3,7 +3,7 @@
  * {@link parseAnyReference}, which tells them from registry references.
  */
 import { AirlockError } from '../errors.js';
-import { formatReference, parseReference, type ImageReference, type ParseReferenceOptions } from './reference.js';
+import { formatReference, parseReference, withoutDockerTransport, type ImageReference, type ParseReferenceOptions } from './reference.js';
 
 /** The prefix that marks an OCI image layout reference. */
 export const LAYOUT_PREFIX = 'oci:';
@@ -64,14 +64,16 @@ export function formatLayoutReference(ref: LayoutReference): string {
 }
 
 /**
- * Parse a layout reference when the text starts with `oci:`, a registry reference otherwise.
- * (So a Docker Hub image called `oci` must be written `docker.io/library/oci:TAG`.)
+ * Parse a layout reference when the text starts with `oci:`, a registry reference otherwise,
+ * written with or without skopeo's `docker://` (see {@link withoutDockerTransport}). (So a Docker
+ * Hub image called `oci` must be written `docker.io/library/oci:TAG`.)
  *
  * @param options passed to {@link parseReference} for registry references.
+ * @throws AirlockError `USAGE` for another transport of skopeo's; else as the two parsers do
  */
 export function parseAnyReference(text: string, options: ParseReferenceOptions = {}): AnyReference {
   if (text.startsWith(LAYOUT_PREFIX)) return { kind: 'layout', ...parseLayoutReference(text) };
-  return { kind: 'registry', ref: parseReference(text, options) };
+  return { kind: 'registry', ref: parseReference(withoutDockerTransport(text), options) };
 }
 
 /** The canonical text of either kind of reference. */

@@ -55,6 +55,34 @@ const DOMAIN_LABEL_RE = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$/;
 const IPV6_RE = /^\[[a-fA-F0-9:]+\]$/;
 /** Highest TCP port number. */
 const MAX_PORT = 65535;
+/** skopeo's and podman's spelling of a registry reference. */
+export const DOCKER_TRANSPORT = 'docker://';
+/**
+ * Transports of containers/image that airlock does not read. Without this check
+ * `oci-archive:x.tar` would parse as the Docker Hub image `library/oci-archive` at tag `x.tar`.
+ * (`dir:` is left out: `dir:v1` is also a valid Docker Hub reference.)
+ */
+const OTHER_TRANSPORTS = ['oci-archive', 'containers-storage', 'docker-archive', 'docker-daemon', 'ostree', 'sif'];
+
+/**
+ * A registry reference as an operator may write it for skopeo, without its `docker://`. Applied
+ * where operators write references (arguments, image lists: see `parseAnyReference`), not by
+ * {@link parseReference} itself, which also parses names found in bundles and layouts.
+ *
+ * @throws AirlockError `USAGE` for another transport of skopeo's (`oci-archive:`, `containers-storage:` …)
+ * @example
+ * withoutDockerTransport('docker://quay.io/coreos/etcd:v3.5.0') // 'quay.io/coreos/etcd:v3.5.0'
+ */
+export function withoutDockerTransport(text: string): string {
+  const transport = /^([a-z-]+):/.exec(text)?.[1];
+  if (transport !== undefined && OTHER_TRANSPORTS.includes(transport)) {
+    throw new AirlockError('USAGE', `${JSON.stringify(text)}: airlock does not read the ${transport}: transport`, {
+      subject: text,
+      hint: 'name a registry image (quay.io/coreos/etcd:v3.5.0, docker:// in front is accepted) or an OCI layout directory (oci:DIR[:NAME])',
+    });
+  }
+  return text.startsWith(DOCKER_TRANSPORT) ? text.slice(DOCKER_TRANSPORT.length) : text;
+}
 
 /**
  * Parse and normalise a registry reference.

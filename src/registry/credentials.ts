@@ -1,8 +1,9 @@
 /**
  * Finding credentials for a registry the way docker, podman and skopeo do.
  *
- * Order: `--creds USER:PASS`; then each auth file in turn — `$REGISTRY_AUTH_FILE`,
- * `$XDG_RUNTIME_DIR/containers/auth.json`, `$DOCKER_CONFIG/config.json` (or
+ * Order: `--creds USER:PASS`; then each auth file in turn — `--authfile FILE` alone when given (as
+ * podman and skopeo read it: it replaces the list, so it wins over `$REGISTRY_AUTH_FILE`), else
+ * `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`, `$DOCKER_CONFIG/config.json` (or
  * `~/.docker/config.json`) — and within a file: `credHelpers[host]`, then the most specific `auths`
  * entry (`host/ns/repo`, `host/ns`, `host`), then `credsStore`. The first hit wins. Docker Hub is
  * found under `https://index.docker.io/v1/`, `index.docker.io`, `registry-1.docker.io` or `docker.io`.
@@ -28,7 +29,7 @@ export interface Credentials {
 export interface CredentialOptions {
   /** From `--creds USER:PASS`; wins over every file. */
   creds?: { username: string; password: string };
-  /** Replaces the default list of auth files (see {@link defaultAuthFiles}). */
+  /** Replaces the default list of auth files (see {@link defaultAuthFiles}); `--authfile` is one. */
   authFiles?: string[];
   /** Environment to read `REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR`, `DOCKER_CONFIG`, `PATH` from. Default `process.env`. */
   env?: Record<string, string | undefined>;

@@ -26,7 +26,7 @@ function manifestSubject(http: RegistryHttp, repository: string, reference: stri
     host: http.host,
     repository,
     what: `manifest ${manifestName(repository, reference)}`,
-    notFoundHint: `check the repository and ${isDigest(reference) ? 'digest' : 'tag'} (airlock can list the tags of ${http.host}/${repository})`,
+    notFoundHint: `check the repository and ${isDigest(reference) ? 'digest' : 'tag'} (airlock tags ${http.host}/${repository} lists its tags)`,
   };
 }
 

@@ -1,5 +1,19 @@
+import { Readable } from 'node:stream';
+import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { credsByHost, parseChunkSize, parseConcurrency, parseCreds, parseTimeout } from '../../src/cli/registry-options.js';
+import {
+  addRegistryOptions,
+  bindPerHostFlags,
+  credsByHost,
+  EVERY_REGISTRY,
+  MAX_STDIN_PASSWORD_BYTES,
+  parseChunkSize,
+  parseConcurrency,
+  parseCreds,
+  parseTimeout,
+  perHostSetting,
+  readStdinPassword,
+} from '../../src/cli/registry-options.js';
 import { isAirlockError } from '../../src/errors.js';
 
 describe('parseCreds', () => {
@@ -101,5 +115,131 @@ describe('parseTimeout', () => {
   });
   it.each(['0', '50ms', '2h', 'soon', '-1s', '1 d'])('refuses %j', (text) => {
     expect(() => parseTimeout(text)).toThrow(/--timeout .*100ms to 1h/);
+  });
+});
+
+/** A program shaped like airlock's (global flags, a leaf command with the registry flags). */
+function parseCreate(args: string[]): { refs: string[]; flags: Record<string, unknown> } {
+  let got: { refs: string[]; flags: Record<string, unknown> } | undefined;
+  const program = new Command('airlock').option('--json', 'json', false).exitOverride();
+  const create = program
+    .command('create')
+    .argument('[refs...]')
+    .option('-o, --output <file>')
+    .exitOverride()
+    .action((refs: string[], flags: Record<string, unknown>) => {
+      got = { refs, flags };
+    });
+  addRegistryOptions(create);
+  program.parse(['create', ...args], { from: 'user' });
+  if (got === undefined) throw new Error('no action');
+  return got;
+}
+
+describe('--plain-http and --insecure-skip-tls-verify: only =HOST binds a host', () => {
+  it('never takes the next argument: an image after the bare flag stays an image', () => {
+    const { refs, flags } = parseCreate(['--plain-http', 'quay.io/x:1', '-o', 'out']);
+    expect(refs).toEqual(['quay.io/x:1']);
+    expect(flags.plainHttp).toEqual([EVERY_REGISTRY]);
+    expect(flags.output).toBe('out');
+  });
+
+  it('keeps host-shaped arguments and file names after the bare flag as operands', () => {
+    for (const next of ['busybox:1', 'registry.lan:5000', 'b.tar.zst', 'localhost']) {
+      const { refs, flags } = parseCreate(['--insecure-skip-tls-verify', next]);
+      expect(refs).toEqual([next]);
+      expect(flags.insecureSkipTlsVerify).toEqual([EVERY_REGISTRY]);
+    }
+  });
+
+  it('binds HOST with =, repeatable, next to other images', () => {
+    const { refs, flags } = parseCreate([
+      '--plain-http=127.0.0.1:5000',
+      'a.lan/x:1',
+      '--plain-http=reg.lan',
+      '--insecure-skip-tls-verify=b.lan:8443',
+      'b.lan:8443/y',
+    ]);
+    expect(refs).toEqual(['a.lan/x:1', 'b.lan:8443/y']);
+    expect(flags.plainHttp).toEqual(['127.0.0.1:5000', 'reg.lan']);
+    expect(flags.insecureSkipTlsVerify).toEqual(['b.lan:8443']);
+  });
+
+  it('takes the bare flag anywhere, and leaves it alone after --', () => {
+    expect(parseCreate(['img', '--plain-http']).flags.plainHttp).toEqual([EVERY_REGISTRY]);
+    const after = parseCreate(['img', '--', '--plain-http']);
+    expect(after.refs).toEqual(['img', '--plain-http']);
+    expect(after.flags.plainHttp).toBeUndefined();
+  });
+
+  it('is absent when not given', () => {
+    const { flags } = parseCreate(['img']);
+    expect(flags.plainHttp).toBeUndefined();
+    expect(flags.insecureSkipTlsVerify).toBeUndefined();
+  });
+
+  it('shows the = form in help', () => {
+    const create = addRegistryOptions(new Command('create'));
+    const help = create.helpInformation();
+    expect(help).toContain('--plain-http[=HOST]');
+    expect(help).toContain('--insecure-skip-tls-verify[=HOST]');
+  });
+
+  it('bindPerHostFlags rewrites only the bare flags before --', () => {
+    expect(bindPerHostFlags(['--plain-http', 'x', '--plain-http=h', '--', '--plain-http'])).toEqual([
+      '--plain-http=*',
+      'x',
+      '--plain-http=h',
+      '--',
+      '--plain-http',
+    ]);
+  });
+});
+
+describe('perHostSetting', () => {
+  const hosts = ['127.0.0.1:5000', 'Quay.io'];
+  it('is every registry for true or the bare flag, else the named hosts', () => {
+    expect(perHostSetting('--plain-http', undefined, hosts)).toEqual({ every: false, hosts: new Set() });
+    expect(perHostSetting('--plain-http', true, hosts)).toEqual({ every: true, hosts: new Set() });
+    expect(perHostSetting('--plain-http', ['*'], hosts)).toEqual({ every: true, hosts: new Set() });
+    expect(perHostSetting('--plain-http', ['127.0.0.1:5000', 'QUAY.IO'], hosts)).toEqual({ every: false, hosts: new Set(['127.0.0.1:5000', 'quay.io']) });
+  });
+
+  it('refuses a host the run does not involve (a typo would silently mean TLS), and a non-host', () => {
+    expect(() => perHostSetting('--plain-http', ['127.0.0.1:5001'], hosts)).toThrow(
+      '--plain-http=127.0.0.1:5001: no registry of the run is 127.0.0.1:5001 (registries involved: 127.0.0.1:5000, quay.io)',
+    );
+    expect(() => perHostSetting('--insecure-skip-tls-verify', ['quay.io/coreos'], hosts)).toThrow(
+      '--insecure-skip-tls-verify=quay.io/coreos: not a registry host',
+    );
+  });
+});
+
+describe('--password-stdin', () => {
+  it('is the password of the one --creds given without one (USER, HOST=USER, HOST:PORT=USER)', () => {
+    expect([...credsByHost(['u'], ['quay.io'], 'p4ss').entries()]).toEqual([['quay.io', { username: 'u', password: 'p4ss' }]]);
+    expect([...credsByHost(['127.0.0.1:5000=u', 'quay.io=v:w'], ['quay.io', '127.0.0.1:5000'], 'p4ss').entries()]).toEqual([
+      ['127.0.0.1:5000', { host: '127.0.0.1:5000', username: 'u', password: 'p4ss' }],
+      ['quay.io', { host: 'quay.io', username: 'v', password: 'w' }],
+    ]);
+  });
+
+  it('needs exactly one --creds without a password', () => {
+    expect(() => credsByHost(['u:p'], ['quay.io'], 'p4ss')).toThrow(
+      '--password-stdin is the password of one --creds USER (or HOST=USER); 0 are given without a password',
+    );
+    expect(() => credsByHost(['a.lan=u', 'b.lan=v'], ['a.lan', 'b.lan'], 'p4ss')).toThrow('2 are given without a password');
+    // Without --password-stdin, USER alone stays a usage error (and HOST:PORT=USER... is USER:PASSWORD).
+    expect(() => credsByHost(['u'], ['quay.io'])).toThrow('--creds must be USER:PASSWORD or HOST=USER:PASSWORD');
+    expect(parseCreds('user:1=x')).toEqual({ username: 'user', password: '1=x' });
+  });
+
+  it('reads all of stdin less one line end, and refuses a terminal, nothing, and a flood', async () => {
+    expect(await readStdinPassword(Readable.from([Buffer.from('s3cr'), Buffer.from('et:=\n')]))).toBe('s3cret:=');
+    expect(await readStdinPassword(Readable.from([Buffer.from('two\nlines\r\n')]))).toBe('two\nlines');
+    const tty = Object.assign(Readable.from([]), { isTTY: true });
+    await expect(readStdinPassword(tty)).rejects.toThrow('--password-stdin reads the password from a pipe or a file, and stdin is a terminal');
+    await expect(readStdinPassword(Readable.from([]))).rejects.toThrow('--password-stdin: stdin is empty');
+    await expect(readStdinPassword(Readable.from([Buffer.alloc(MAX_STDIN_PASSWORD_BYTES + 1, 0x61)]))).rejects.toMatchObject({ code: 'USAGE' });
   });
 });

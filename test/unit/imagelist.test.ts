@@ -132,6 +132,16 @@ describe('loadImageList: valid files', () => {
   });
 });
 
+describe('loadImageList: docker:// references', () => {
+  it('drops the transport skopeo writes, with and without a tag filter', async () => {
+    const { list } = await load('version: 1\nimages:\n  - docker://busybox:musl\n  - ref: docker://quay.io/coreos/etcd\n    tags: { semver: "^3" }\n');
+    expect(list.entries.map((e) => e.ref)).toEqual([
+      { kind: 'registry', ref: { registry: 'docker.io', repository: 'library/busybox', tag: 'musl' } },
+      { kind: 'registry', ref: { registry: 'quay.io', repository: 'coreos/etcd' } },
+    ]);
+  });
+});
+
 describe('loadImageList: invalid files', () => {
   const HEAD = 'version: 1\nimages:\n';
   it.each<[string, string, string]>([
@@ -178,6 +188,11 @@ describe('loadImageList: invalid files', () => {
       `F:3: images[0]: reference "busybox@sha512:${'f'.repeat(128)}": digest sha512:${'f'.repeat(128)}: only sha256 digests are supported`,
     ],
     ['bad layout reference', `${HEAD}  - "oci:"\n`, 'F:3: images[0]: invalid layout reference "oci:": empty directory'],
+    [
+      'another transport of skopeo',
+      `${HEAD}  - ref: "oci-archive:/srv/etcd.tar"\n`,
+      'F:3: images[0].ref: "oci-archive:/srv/etcd.tar": airlock does not read the oci-archive: transport',
+    ],
     [
       'tag and filter',
       `${HEAD}  - ref: quay.io/coreos/etcd:v3.3\n    tags: { semver: "^3" }\n`,

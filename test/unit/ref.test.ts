@@ -258,6 +258,36 @@ describe('parseAnyReference', () => {
     });
   });
 
+  it("drops skopeo's docker:// (only here: parseReference keeps refusing a scheme)", () => {
+    expect(parseAnyReference('docker://busybox')).toStrictEqual({
+      kind: 'registry',
+      ref: { registry: 'docker.io', repository: 'library/busybox', tag: 'latest' },
+    });
+    expect(parseAnyReference(`docker://127.0.0.1:5000/app@${D}`)).toStrictEqual({
+      kind: 'registry',
+      ref: { registry: '127.0.0.1:5000', repository: 'app', digest: D },
+    });
+    expect(parseAnyReference('docker://quay.io/coreos/etcd', { defaultTag: false })).toStrictEqual({
+      kind: 'registry',
+      ref: { registry: 'quay.io', repository: 'coreos/etcd' },
+    });
+    expect(caught(() => parseAnyReference('docker://')).message).toContain('empty reference');
+    expect(caught(() => parseAnyReference('docker://https://quay.io/x')).message).toContain('has a URL scheme');
+    expect(caught(() => parseReference('docker://busybox')).code).toBe('REF_INVALID');
+  });
+
+  it.each([
+    'oci-archive:/tmp/etcd.tar',
+    'containers-storage:quay.io/coreos/etcd:v3.5.0',
+    'docker-archive:etcd.tar:quay.io/coreos/etcd:v3.5.0',
+    'docker-daemon:busybox:musl',
+  ])('refuses another transport of skopeo: %s', (text) => {
+    const err = caught(() => parseAnyReference(text));
+    expect(err.code).toBe('USAGE');
+    expect(err.message).toMatch(/airlock does not read the [a-z-]+: transport/);
+    expect(err.hint).toContain('oci:DIR[:NAME]');
+  });
+
   it('formats either kind', () => {
     expect(formatAnyReference(parseAnyReference('oci:l:v1'))).toBe('oci:l:v1');
     expect(formatAnyReference(parseAnyReference('alpine'))).toBe('docker.io/library/alpine:latest');

@@ -140,7 +140,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     const g = ctx.globals();
     const reporter = await createReporter({ quiet: g.quiet || g.json });
     const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
-    const endpoints = await endpointsFrom(flags, { hosts, debug: g.debug, onEvent: net.network });
+    const endpoints = await endpointsFrom(flags, { hosts, sources: hosts, signal: ctx.signal, debug: g.debug, onEvent: net.network });
     try {
       const images = await expandImages(listed, endpoints, { signal: ctx.signal, onProgress: reporter.listener });
       const result = await createBundle({

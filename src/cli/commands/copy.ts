@@ -65,14 +65,15 @@ export function registerCopyCommand(program: Command, ctx: CommandContext): void
       import('../../ops/copy.js'),
     ]);
     const listed = await listedImages(refs, flags.file ?? [], flags.platform ?? []);
-    const hosts = [...listed.flatMap((e) => (e.ref.kind === 'registry' ? [e.ref.ref.registry] : [])), ...(target.kind === 'registry' ? [target.host] : [])];
+    const sources = listed.flatMap((e) => (e.ref.kind === 'registry' ? [e.ref.ref.registry] : []));
+    const hosts = [...sources, ...(target.kind === 'registry' ? [target.host] : [])];
     const g = ctx.globals();
     const reporter = await createReporter({ quiet: g.quiet || g.json });
     const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
     // The clients must allow the small requests the engine runs at once; the engine bounds large uploads.
     const endpoints = await endpointsFrom(
       { ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) },
-      { hosts, debug: g.debug, onEvent: net.network },
+      { hosts, sources, signal: ctx.signal, debug: g.debug, onEvent: net.network },
     );
     try {
       const images = await expandImages(listed, endpoints, { signal: ctx.signal, onProgress: net.listener });

@@ -233,6 +233,11 @@ export function perHostSetting(flag: string, value: boolean | string[] | undefin
 
 const covers = (setting: { every: boolean; hosts: Set<string> }, host: string): boolean => setting.every || setting.hosts.has(host.toLowerCase());
 
+/** Whether `--plain-http[=HOST]` as given covers `host` (the bare flag covers every registry). */
+export function plainHttpFor(flags: Pick<RegistryFlags, 'plainHttp'>, host: string): boolean {
+  return covers(perHostSetting('--plain-http', flags.plainHttp, [host]), host);
+}
+
 /** `--authfile FILE` must be there: a typo would otherwise mean anonymous pulls, or a 401 much later. */
 async function checkAuthFile(path: string): Promise<void> {
   try {

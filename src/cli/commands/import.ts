@@ -10,7 +10,7 @@ import { describeTarget, parseImportTarget, type ImportTarget } from '../../name
 import { AirlockError } from '../../errors.js';
 import type { MirrorConfigResult } from '../../ops/mirror-config.js';
 import { mirrorConfigLines } from './mirror-config.js';
-import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
+import { addRegistryOptions, endpointsFrom, plainHttpFor, parseConcurrency, type RegistryFlags } from '../registry-options.js';
 import { createReporter } from '../progress.js';
 import { networkLog } from '../network-log.js';
 import { printResult, table, transferLine } from '../output.js';
@@ -123,7 +123,8 @@ async function mirrorConfigAfterImport(file: string, target: ImportTarget, flags
       target,
       bundles: [file],
       stripHost: flags.stripHost,
-      plainHttp: flags.plainHttp === true,
+      // The mirror is plain HTTP when the import talked plain HTTP to it.
+      plainHttp: target.kind === 'registry' && plainHttpFor(flags, target.host),
       caFiles: flags.caFile ?? [],
     });
   } catch (err) {

@@ -30,6 +30,8 @@ export interface RegistryFlags {
   chunkSize?: string;
   /** See {@link parseTimeout}. */
   timeout?: string;
+  /** `--proxy URL`: replaces HTTPS_PROXY/HTTP_PROXY; `''` turns proxying off (registry/proxy.ts). */
+  proxy?: string;
 }
 
 /** Blobs in flight per registry by default: the registry client's own default (see registry/limits.ts). */
@@ -93,6 +95,10 @@ export function addRegistryOptions(cmd: Command, concurrency = { what: 'blobs tr
     .option(
       '--timeout <duration>',
       'how long a silent registry is waited for: the response head and each gap in a body; connecting gets half (30s, 2m, or seconds; default 60s)',
+    )
+    .option(
+      '--proxy <url>',
+      "HTTP proxy for every registry, http://[USER:PASSWORD@]HOST:PORT; overrides HTTPS_PROXY/HTTP_PROXY (NO_PROXY still applies); '' for none",
     );
 }
 
@@ -374,6 +380,11 @@ export async function endpointsFrom(flags: RegistryFlags, context: EndpointConte
   const concurrency = parseConcurrency(flags.concurrency);
   const chunkSize = parseChunkSize(flags.chunkSize);
   const timeout = parseTimeout(flags.timeout);
+  if (flags.proxy !== undefined && flags.proxy.trim() !== '') {
+    // Parsed now so that a bad --proxy is a usage error before any work; its password is a secret from here on.
+    const { parseProxyUrl } = await import('../registry/proxy.js');
+    registerCredentials({ ...parseProxyUrl(flags.proxy, '--proxy') });
+  }
   const [{ RegistryClient }, { Layout }, { timeoutsFrom }] = await Promise.all([
     import('../registry/client.js'),
     import('../layout/layout.js'),
@@ -389,6 +400,7 @@ export async function endpointsFrom(flags: RegistryFlags, context: EndpointConte
       maxConcurrentBlobs: concurrency,
       ...(chunkSize === undefined ? {} : { upload: { chunkSize } }),
       ...(timeout === undefined ? {} : { timeouts: timeoutsFrom(timeout) }),
+      ...(flags.proxy === undefined ? {} : { proxy: flags.proxy }),
       ...(context.onEvent === undefined || probe ? {} : { onEvent: context.onEvent }),
       userAgent: `airlock/${VERSION}`,
       ...(context.debug === true ? { debug: debugLine } : {}),

@@ -34,6 +34,8 @@ import { DEFAULT_MAX_CONCURRENT_BLOBS } from './limits.js';
 import { DEFAULT_TIMEOUTS, type Timeouts } from './timeouts.js';
 import { listTags } from './tags.js';
 import { loadTlsOptions, type TlsSettings } from './tls.js';
+import { proxyFor, proxySettings } from './proxy.js';
+import { registerCredentials } from '../redact.js';
 
 export { DEFAULT_MAX_CONCURRENT_BLOBS } from './limits.js';
 
@@ -51,7 +53,12 @@ export interface RegistryOptions extends TlsSettings {
   homeDir?: string;
   /** Runs `docker-credential-NAME get`; injectable for tests. */
   runCredentialHelper?: HelperRunner;
-  /** Use this dispatcher instead of an own Agent; the TLS settings are then the dispatcher's business. */
+  /**
+   * `--proxy URL`: the proxy for every registry, replacing `HTTPS_PROXY` / `HTTP_PROXY`; `''` for
+   * none whatever the environment says. Unset: the environment (`env`) decides (see proxy.ts).
+   */
+  proxy?: string;
+  /** Use this dispatcher instead of an own Agent; the TLS and proxy settings are then the dispatcher's business. */
   dispatcher?: Dispatcher;
   /** `User-Agent` of every request, e.g. `airlock/0.1.0`. */
   userAgent: string;
@@ -180,6 +187,15 @@ export class RegistryClient implements Source, Sink, BlobMounting, RepositoryCat
   async #makeDispatcher(options: RegistryOptions): Promise<Dispatcher> {
     if (options.dispatcher !== undefined) return options.dispatcher;
     const tls = options.plainHttp === true ? {} : await loadTlsOptions(this.host, options);
+    const proxies = proxySettings(options.proxy, options.env ?? process.env);
+    if (proxies.http !== undefined || proxies.https !== undefined) {
+      for (const p of [proxies.http, proxies.https]) registerCredentials({ ...p });
+      const { proxyDispatcher } = await import('./proxy-dispatcher.js');
+      const via = proxyFor(proxies, new URL(`${options.plainHttp === true ? 'http' : 'https'}://${apiHostFor(this.host)}`));
+      options.debug?.(`registry ${this.host}: ${via === undefined ? 'direct (NO_PROXY or no proxy for this scheme)' : `through proxy ${via.display}`}`);
+      this.#ownAgent = proxyDispatcher({ settings: proxies, tls, ...this.#timeouts });
+      return this.#ownAgent;
+    }
     // Every request also sets its own head and body timeouts (http.ts, token.ts); these cover any other.
     this.#ownAgent = new Agent({
       connect: { ...tls, timeout: this.#timeouts.connectMs },

@@ -340,7 +340,8 @@ function pkiPaths(dir) {
 }
 
 /**
- * Make a CA and a server certificate for IP:127.0.0.1 and DNS:localhost (EC P-256, valid 7 days)
+ * Make a CA and a server certificate for IP:127.0.0.1, DNS:localhost and DNS:registry.airlock.test
+ * (a name only the test proxy resolves; EC P-256, valid 7 days)
  * in the existing directory `dir`.
  * @param {string} dir
  * @returns {Promise<TestPki>}
@@ -374,7 +375,7 @@ export async function makeTestPki(dir) {
   await writeFile(
     ext,
     [
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:registry.airlock.test',
       'basicConstraints=critical,CA:FALSE',
       'keyUsage=critical,digitalSignature',
       'extendedKeyUsage=serverAuth',

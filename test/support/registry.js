@@ -48,6 +48,10 @@ const run = promisify(execFile);
  * @property {string} [dir] Keep the config and the storage (`DIR/storage`) in this directory, made
  *   if missing and left in place by `stop()` (the benchmark's registries). Default: a temporary
  *   directory that `stop()` removes.
+ * @property {string} [storageRoot] Use this storage root instead of `DIR/storage`, shared with
+ *   other registries (replicas of a cluster; `stop()` leaves it).
+ * @property {string} [secret] The `http.secret` that signs upload state; replicas of a cluster
+ *   share one, so that an upload session can move between them.
  */
 
 /**
@@ -123,7 +127,7 @@ export async function startRegistry(opts = {}) {
   const tmp = opts.dir === undefined ? await makeTempDir('registry') : undefined;
   const dir = opts.dir ?? /** @type {NonNullable<typeof tmp>} */ (tmp).path;
   try {
-    const root = join(dir, 'storage');
+    const root = opts.storageRoot ?? join(dir, 'storage');
     await mkdir(root, { recursive: true });
     const tls = opts.tls ? await testPki() : undefined;
     /** @type {string | undefined} */
@@ -137,7 +141,7 @@ export async function startRegistry(opts = {}) {
     for (let attempt = 1; ; attempt++) {
       const host = `127.0.0.1:${await freePort()}`;
       const configFile = join(dir, 'config.yml');
-      await writeFile(configFile, configYaml(host, root, tls, htpasswdFile, opts.tokenAuth));
+      await writeFile(configFile, configYaml(host, root, tls, htpasswdFile, opts.tokenAuth, opts.secret));
       const proc = spawnRegistry(configFile);
       const url = `${tls ? 'https' : 'http'}://${host}`;
       try {
@@ -172,9 +176,10 @@ export async function startRegistry(opts = {}) {
  * @param {{ certFile: string, keyFile: string } | undefined} tls
  * @param {string | undefined} htpasswdFile
  * @param {TokenAuthOptions | undefined} token
+ * @param {string} [secret]
  * @returns {string}
  */
-function configYaml(host, root, tls, htpasswdFile, token) {
+function configYaml(host, root, tls, htpasswdFile, token, secret = 'airlock-test-secret') {
   const lines = [
     'version: 0.1',
     'log:',
@@ -192,7 +197,7 @@ function configYaml(host, root, tls, htpasswdFile, token) {
     'http:',
     `  addr: ${host}`,
     // A fixed secret silences the "No HTTP secret provided" warning.
-    '  secret: airlock-test-secret',
+    `  secret: ${JSON.stringify(secret)}`,
   ];
   if (tls) {
     lines.push('  tls:', `    certificate: ${JSON.stringify(tls.certFile)}`, `    key: ${JSON.stringify(tls.keyFile)}`);

@@ -193,7 +193,9 @@ export class RegistryClient implements Source, Sink, BlobMounting, RepositoryCat
       const { proxyDispatcher } = await import('./proxy-dispatcher.js');
       const via = proxyFor(proxies, new URL(`${options.plainHttp === true ? 'http' : 'https'}://${apiHostFor(this.host)}`));
       options.debug?.(`registry ${this.host}: ${via === undefined ? 'direct (NO_PROXY or no proxy for this scheme)' : `through proxy ${via.display}`}`);
-      this.#ownAgent = proxyDispatcher({ settings: proxies, tls, ...this.#timeouts });
+      // An https:// proxy is checked against the --ca-file CAs, even for a plain-HTTP registry.
+      const proxyCa = options.plainHttp === true ? (await loadTlsOptions(this.host, { ...options, certsDirs: [] })).ca : tls.ca;
+      this.#ownAgent = proxyDispatcher({ settings: proxies, tls, ...(proxyCa === undefined ? {} : { proxyCa }), ...this.#timeouts });
       return this.#ownAgent;
     }
     // Every request also sets its own head and body timeouts (http.ts, token.ts); these cover any other.

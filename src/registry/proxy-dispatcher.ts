@@ -29,6 +29,8 @@ export interface ProxyDispatcherOptions {
   settings: ProxySettings;
   /** TLS options for the registries (never for the proxy itself). */
   tls: TlsOptions;
+  /** CAs that may sign an `https://` proxy's certificate (Node's roots when unset). */
+  proxyCa?: TlsOptions['ca'];
   connectMs: number;
   headersMs: number;
   bodyMs: number;
@@ -36,7 +38,7 @@ export interface ProxyDispatcherOptions {
 
 /** An Agent that routes each origin directly or through the proxy. */
 export function proxyDispatcher(opts: ProxyDispatcherOptions): Agent {
-  const { settings, tls, connectMs } = opts;
+  const { settings, tls, proxyCa, connectMs } = opts;
   return new Agent({
     connect: { ...tls, timeout: connectMs },
     headersTimeout: opts.headersMs,
@@ -45,8 +47,8 @@ export function proxyDispatcher(opts: ProxyDispatcherOptions): Agent {
       const url = new URL(String(origin));
       const proxy = proxyFor(settings, url);
       if (proxy === undefined) return new Pool(origin, poolOptions);
-      if (url.protocol === 'https:') return new Pool(origin, { ...poolOptions, connect: tunnelConnector(proxy, tls, connectMs) });
-      return forwardingPool(proxy, url, poolOptions as Record<string, unknown>, connectMs);
+      if (url.protocol === 'https:') return new Pool(origin, { ...poolOptions, connect: tunnelConnector(proxy, tls, proxyCa, connectMs) });
+      return forwardingPool(proxy, url, poolOptions as Record<string, unknown>, proxyCa, connectMs);
     },
   });
 }
@@ -58,11 +60,11 @@ function authority(hostname: string, port: string | number | undefined, protocol
 }
 
 /** A connector that opens a `CONNECT` tunnel through `proxy`, then TLS inside it. */
-function tunnelConnector(proxy: ProxyEndpoint, tls: TlsOptions, connectMs: number): buildConnector.connector {
+function tunnelConnector(proxy: ProxyEndpoint, tls: TlsOptions, proxyCa: TlsOptions['ca'], connectMs: number): buildConnector.connector {
   const handshake = buildConnector({ ...tls, timeout: connectMs });
   return (options, callback) => {
     const target = authority(options.hostname, options.port, options.protocol);
-    openTunnel(proxy, target, connectMs).then(
+    openTunnel(proxy, target, connectMs, proxyCa).then(
       (socket) => handshake({ ...options, httpSocket: socket }, callback),
       (err: Error) => callback(err, null),
     );
@@ -80,6 +82,13 @@ function proxyFailure(proxy: ProxyEndpoint, target: string, what: { status: numb
   const base = { subject: target, details: { proxy: proxy.display } };
   if ('cause' in what) {
     const code = what.cause.code ?? '';
+    if (/CERT|SELF_SIGNED|UNABLE_TO|^ERR_TLS_|^ERR_SSL_/.test(code)) {
+      return new AirlockError('TLS', `TLS certificate of proxy ${proxy.display} is not accepted (${code})`, {
+        ...base,
+        cause: what.cause,
+        hint: "pass the proxy's CA with --ca-file FILE, or use an http:// proxy URL",
+      });
+    }
     const why =
       code === 'ECONNREFUSED'
         ? 'connection refused'
@@ -121,13 +130,15 @@ function proxyFailure(proxy: ProxyEndpoint, target: string, what: { status: numb
 
 /**
  * Connect to the proxy and ask it for a tunnel to `target`; resolves with the socket once the
- * proxy answered 200, the tunnel's first bytes (if any came with the answer) put back.
+ * proxy answered 200, the tunnel's first bytes (if any came with the answer) put back. An HTTPS
+ * proxy is verified against the same CAs as the registries (`--ca-file`), never skipped: the
+ * proxy sees the proxy credentials.
  */
-export function openTunnel(proxy: ProxyEndpoint, target: string, connectMs: number): Promise<Socket> {
+export function openTunnel(proxy: ProxyEndpoint, target: string, connectMs: number, ca?: TlsOptions['ca']): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket: Socket =
       proxy.protocol === 'https:'
-        ? tlsConnect({ host: proxy.hostname, port: proxy.port, servername: proxy.hostname, ALPNProtocols: ['http/1.1'] })
+        ? tlsConnect({ host: proxy.hostname, port: proxy.port, servername: proxy.hostname, ALPNProtocols: ['http/1.1'], ...(ca === undefined ? {} : { ca }) })
         : netConnect({ host: proxy.hostname, port: proxy.port });
     let head = Buffer.alloc(0);
     const done = (err: Error | undefined): void => {
@@ -197,12 +208,20 @@ function headerObject(headers: Dispatcher.DispatchOptions['headers']): Record<st
  * error instead of reaching the registry client as the registry's status. A 403 is left alone: it
  * may as well be the registry's.
  */
-function forwardingPool(proxy: ProxyEndpoint, origin: URL, poolOptions: Record<string, unknown>, connectMs: number): Dispatcher {
+function forwardingPool(proxy: ProxyEndpoint, origin: URL, poolOptions: Record<string, unknown>, proxyCa: TlsOptions['ca'], connectMs: number): Dispatcher {
   const { connect: _direct, ...rest } = poolOptions as { connect?: unknown };
   const proxyOrigin = `${proxy.protocol}//${authority(proxy.hostname, proxy.port, proxy.protocol)}`;
-  const pool = new Pool(proxyOrigin, { ...rest, connect: { timeout: connectMs, ...(proxy.protocol === 'https:' ? { servername: proxy.hostname } : {}) } });
-  const auth = proxyAuthorization(proxy);
+  const secure = proxy.protocol === 'https:' ? { servername: proxy.hostname, ...(proxyCa === undefined ? {} : { ca: proxyCa }) } : {};
   const target = authority(origin.hostname, origin.port, origin.protocol);
+  const toProxy = buildConnector({ timeout: connectMs, ...secure });
+  // Failing to reach the proxy is the proxy's failure, not the registry's.
+  const connect: buildConnector.connector = (options, callback) =>
+    toProxy(options, (err, socket) => {
+      if (err === null) callback(null, socket);
+      else callback(proxyFailure(proxy, target, { cause: Object.assign(err, { ms: connectMs }) }), null);
+    });
+  const pool = new Pool(proxyOrigin, { ...rest, connect });
+  const auth = proxyAuthorization(proxy);
   return pool.compose((dispatch) => (opts, handler) => {
     const headers = headerObject(opts.headers);
     headers.host = origin.host;

@@ -15,6 +15,7 @@ import { airlock, type CliResult } from '../support/cli.js';
 import { listenLocal } from '../support/listen.js';
 import { startTestProxy, type TestProxy } from '../support/proxy-server.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { startTokenServer, type TestTokenServer } from '../support/token-server.js';
 import { seedRegistry } from '../support/seed.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
 
@@ -22,6 +23,7 @@ const NAME = 'registry.airlock.test';
 const IMAGE = 'quay.io/coreos/etcd:v3.3.0';
 const PROXY_USER = 'proxyuser';
 const PROXY_PASSWORD = 'pr0xy-s3cret';
+const ALICE = { username: 'alice', password: 'wonder land' };
 
 /** No proxy variable of the machine running the tests leaks into a run. */
 const NO_ENV: NodeJS.ProcessEnv = Object.fromEntries(
@@ -37,6 +39,9 @@ let plainReg: TestRegistry;
 let proxy: TestProxy;
 let authProxy: TestProxy;
 let denyProxy: TestProxy;
+let tokens: TestTokenServer;
+/** TLS, Bearer tokens from a realm named `registry.airlock.test:TOKEN_PORT`: both only through the proxy. */
+let tokenReg: TestRegistry;
 let deadProxy: string;
 let n = 0;
 
@@ -77,10 +82,13 @@ beforeAll(async () => {
   const closed = await listenLocal(createServer());
   await closed.close();
   deadProxy = `http://${closed.host}`;
+  tokens = await startTokenServer({ users: [{ ...ALICE, access: () => ['pull', 'push'] }] });
+  const realm = tokens.realm.replace('127.0.0.1', NAME);
+  tokenReg = await startRegistry({ tls: true, tokenAuth: { ...tokens.auth, realm, ...ALICE } });
   expect((await airlock(['key', 'generate', '--out', join(tmp.path, 'signer')])).code).toBe(0);
 });
 afterAll(async () => {
-  await Promise.all([tlsReg?.stop(), plainReg?.stop(), proxy?.close(), authProxy?.close(), denyProxy?.close()]);
+  await Promise.all([tlsReg?.stop(), plainReg?.stop(), tokenReg?.stop(), tokens?.stop(), proxy?.close(), authProxy?.close(), denyProxy?.close()]);
   await tmp?.remove();
 });
 
@@ -135,6 +143,43 @@ describe('registries behind a proxy', () => {
     });
     expect(r.code, r.stderr).toBe(0);
     expect(proxy.log.slice(before).some((e) => e.method === 'CONNECT' && e.status === 200)).toBe(true);
+  });
+
+  it('fetches tokens from a realm on another host through the proxy too, NO_PROXY deciding per host', async () => {
+    const bundle = join(tmp.path, 'import-src.tar.zst');
+    const regName = `${NAME}:${port(tokenReg)}`;
+    const realmName = `${NAME}:${new URL(tokens.realm).port}`;
+    const args = ['bundle', 'import', bundle, '--to', `${regName}/tok`, '--trust', join(tmp.path, 'signer.pub'), '--ca-file', tokenReg.caFile ?? ''];
+    const creds = ['--creds', `${regName}=${ALICE.username}:${ALICE.password}`, '-q'];
+    const before = proxy.log.length;
+    const tokensBefore = tokens.requests.length;
+    const r = await airlock([...args, ...creds], { env: { ...NO_ENV, HTTPS_PROXY: proxy.url } });
+    expect(r.code, r.stderr).toBe(0);
+    const targets = new Set(proxy.log.slice(before).map((e) => `${e.method} ${e.target} ${e.status}`));
+    expect([...targets].sort()).toEqual([`CONNECT ${realmName} 200`, `CONNECT ${regName} 200`].sort());
+    expect(tokens.requests.length).toBeGreaterThan(tokensBefore);
+    // The realm's host bypasses the proxy, and is then unreachable: the proxy is chosen per host.
+    const bypassed = await airlock([...args, ...creds], { env: { ...NO_ENV, HTTPS_PROXY: proxy.url, NO_PROXY: realmName } });
+    expect(bypassed.code, bypassed.stderr).toBe(EXIT_CODES.NETWORK);
+    expect(bypassed.stderr).toContain(NAME);
+  });
+
+  it('goes through an https:// proxy, verified with --ca-file, to TLS and plain-HTTP registries', async () => {
+    const secure = await startTestProxy({ hosts: { [NAME]: '127.0.0.1' }, tls: true });
+    try {
+      const r = await create(tlsRef(), { HTTPS_PROXY: secure.url });
+      expect(r.code, r.stderr).toBe(0);
+      const plain = await create(plainRef(), {}, ['--proxy', secure.url, '--ca-file', tlsReg.caFile ?? '']);
+      expect(plain.code, plain.stderr).toBe(0);
+      expect(secure.log.some((e) => e.method === 'CONNECT' && e.status === 200)).toBe(true);
+      expect(secure.log.some((e) => e.method === 'GET' && e.target.startsWith(`http://${NAME}:`))).toBe(true);
+      // Without the CA, the proxy's certificate is not trusted.
+      const untrusted = await create(plainRef(), {}, ['--proxy', secure.url]);
+      expect(untrusted.code, untrusted.stderr).toBe(EXIT_CODES.TLS);
+      expect(untrusted.stderr).toContain(`TLS certificate of proxy ${secure.url} is not accepted`);
+    } finally {
+      await secure.close();
+    }
   });
 
   it.each([[NAME], [`.airlock.test`], [`airlock.test`], [`${NAME}:PORT`], ['*'], ['10.0.0.0/8,*']])(
@@ -198,6 +243,10 @@ describe('registries behind a proxy', () => {
     expect(dead.stderr).toContain(`cannot reach proxy ${deadProxy} for ${NAME}:${port(tlsReg)}: connection refused`);
     expectNoProxySecret(dead);
     expect(dead.ms).toBeLessThan(30_000);
+    const deadPlain = await create(plainRef(), { http_proxy: `http://${PROXY_USER}:${PROXY_PASSWORD}@${deadProxy.slice('http://'.length)}` });
+    expect(deadPlain.code, deadPlain.stderr).toBe(EXIT_CODES.NETWORK);
+    expect(deadPlain.stderr).toContain(`cannot reach proxy ${deadProxy} for ${NAME}:${port(plainReg)}: connection refused`);
+    expectNoProxySecret(deadPlain);
   });
 
   it('a proxy that accepts but never answers CONNECT is bounded by the connect timeout', async () => {

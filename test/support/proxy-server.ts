@@ -7,10 +7,13 @@
  * reachable through the proxy and nowhere else. A name it does not know gets 502, as squid answers
  * a name its DNS does not resolve.
  */
+import { readFile } from 'node:fs/promises';
 import { request as httpRequest, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { listenLocal, type Listening } from './listen.js';
+import { testPki } from './registry.js';
 
 export interface ProxyLogEntry {
   /** `CONNECT` or the method of a forwarded request. */
@@ -24,7 +27,7 @@ export interface ProxyLogEntry {
 }
 
 export interface TestProxy extends Listening {
-  /** `http://127.0.0.1:PORT` (without credentials). */
+  /** `http://127.0.0.1:PORT` or `https://…` (without credentials). */
   url: string;
   /** Everything asked of the proxy so far. */
   log: ProxyLogEntry[];
@@ -37,6 +40,8 @@ export interface TestProxyOptions {
   auth?: { username: string; password: string };
   /** Targets (`host:port`) refused with 403, as a proxy's ACL does. */
   deny?: (target: string) => boolean;
+  /** Speak TLS to clients (an `https://` proxy), with the test PKI's server certificate. */
+  tls?: boolean;
 }
 
 /** Start the proxy on 127.0.0.1. */
@@ -59,7 +64,7 @@ export async function startTestProxy(opts: TestProxyOptions = {}): Promise<TestP
     log.push({ method: req.method ?? '', target, status, ...(authorization === undefined ? {} : { authorization }) });
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     let url: URL;
     try {
       url = new URL(req.url ?? '');
@@ -89,7 +94,10 @@ export async function startTestProxy(opts: TestProxyOptions = {}): Promise<TestP
     );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
-  });
+  };
+  const pki = opts.tls === true ? await testPki() : undefined;
+  const server =
+    pki === undefined ? createServer(handler) : createHttpsServer({ key: await readFile(pki.keyFile), cert: await readFile(pki.certFile) }, handler);
 
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     const target = req.url ?? '';
@@ -118,5 +126,5 @@ export async function startTestProxy(opts: TestProxyOptions = {}): Promise<TestP
   });
 
   const listening = await listenLocal(server);
-  return { ...listening, url: `http://${listening.host}`, log };
+  return { ...listening, url: `${pki === undefined ? 'http' : 'https'}://${listening.host}`, log };
 }

@@ -96,7 +96,7 @@ function proxyFailure(proxy: ProxyEndpoint, target: string, what: { status: numb
           ? 'its host name does not resolve'
           : code === 'UND_ERR_CONNECT_TIMEOUT'
             ? `no answer within ${seconds(Number((what.cause as { ms?: number }).ms ?? 0))}`
-            : code !== ''
+            : code !== '' && code !== 'EPROTO' && code !== 'ECONNRESET'
               ? code
               : what.cause.message;
     return new AirlockError('NETWORK', `cannot reach proxy ${proxy.display} for ${target}: ${why}`, { ...base, hint: fix, cause: what.cause });
@@ -129,8 +129,8 @@ function proxyFailure(proxy: ProxyEndpoint, target: string, what: { status: numb
 }
 
 /**
- * Connect to the proxy and ask it for a tunnel to `target`; resolves with the socket once the
- * proxy answered 200, the tunnel's first bytes (if any came with the answer) put back. An HTTPS
+ * Connect to the proxy and ask it for a tunnel to `target`; resolves with the (paused) socket once
+ * the proxy answered 200. An HTTPS
  * proxy is verified against the same CAs as the registries (`--ca-file`), never skipped: the
  * proxy sees the proxy credentials.
  */
@@ -145,6 +145,8 @@ export function openTunnel(proxy: ProxyEndpoint, target: string, connectMs: numb
       clearTimeout(timer);
       socket.off('data', onData).off('error', onError).off('close', onClose);
       if (err === undefined) {
+        // Paused until the TLS handshake takes the socket over: nothing may flow past unread.
+        socket.pause();
         resolve(socket);
       } else {
         socket.on('error', () => {}).destroy();
@@ -174,9 +176,12 @@ export function openTunnel(proxy: ProxyEndpoint, target: string, connectMs: numb
         done(proxyFailure(proxy, target, { status, reason: cleanText(m[2] ?? '').slice(0, 80) }));
         return;
       }
-      const rest = head.subarray(end + 4);
+      // The registry speaks first only after our TLS ClientHello: bytes with the 200 are not from it.
+      if (head.length > end + 4) {
+        done(proxyFailure(proxy, target, { cause: coded('the proxy sent data after its answer to CONNECT', 'EPROTO') }));
+        return;
+      }
       done(undefined);
-      if (rest.length > 0) socket.unshift(rest);
     };
     socket.on('data', onData).on('error', onError).on('close', onClose);
     socket.once(proxy.protocol === 'https:' ? 'secureConnect' : 'connect', () => {

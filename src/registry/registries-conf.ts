@@ -23,7 +23,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AirlockError, fromFsError } from '../errors.js';
 import { readSmallFile } from '../fs/small-file.js';
-import { parseTomlSubset, type TomlTable } from './toml-subset.js';
+import { parseToml, type TomlTable } from './toml.js';
 
 /** A registries.conf is a few KiB; Debian's with every comment is 4 KiB. */
 export const MAX_REGISTRIES_CONF_BYTES = 1024 * 1024;
@@ -80,7 +80,7 @@ export async function loadRegistriesConf(opts: RegistriesConfOptions = {}): Prom
       });
     }
     if (text === undefined) continue;
-    for (const entry of entriesOf(parseTomlSubset(text, file), file)) byPrefix.set(entry.prefix, entry);
+    for (const entry of entriesOf(parseToml(text, file), file)) byPrefix.set(entry.prefix, entry);
   }
   return [...byPrefix.values()];
 }

@@ -1,7 +1,8 @@
 /**
  * With --json, stdout holds exactly one JSON document for usage errors too (an unknown option, a
  * missing required option, an unknown command), wherever --json stands, with error.code USAGE and
- * exit 2; commander's own line stays on stderr. Every command's help lists the global options.
+ * exit 2; commander's own line stays on stderr. Every command's help lists the global options and
+ * ends with examples.
  * Summary lines count in the words --json counts in, with correct plurals.
  */
 import { join } from 'node:path';
@@ -31,12 +32,29 @@ describe('--json and usage errors', () => {
     expect(r.stdout).toBe('');
   });
 
-  it.each([['bundle', 'create'], ['bundle', 'import'], ['copy'], ['inventory']])('%j --help lists the global options', async (...cmd) => {
+  it.each([
+    ['bundle', 'create'],
+    ['bundle', 'verify'],
+    ['bundle', 'inspect'],
+    ['bundle', 'diff'],
+    ['bundle', 'import'],
+    ['key', 'generate'],
+    ['copy'],
+    ['inventory'],
+    ['tags'],
+    ['mirror-config'],
+  ])('%j --help lists the global options and ends with examples of the command', async (...cmd) => {
     const r = await airlock([...cmd, '--help']);
     expect(r.code).toBe(0);
     const global = r.stdout.slice(r.stdout.indexOf('Global Options:'));
     expect(r.stdout).toContain('Global Options:');
     for (const flag of ['--json', '--quiet', '--debug']) expect(global).toContain(flag);
+    const examples = r.stdout
+      .slice(r.stdout.indexOf('Examples:'))
+      .split('\n')
+      .filter((l) => l.startsWith('  airlock '));
+    expect(examples.length).toBeGreaterThanOrEqual(1);
+    for (const e of examples) expect(e).toContain(`airlock ${cmd.join(' ')} `);
   });
 });
 

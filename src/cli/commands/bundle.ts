@@ -17,6 +17,7 @@ import { AirlockError } from '../../errors.js';
 import { checkOutputFile } from '../../fs/output-location.js';
 import { checkOutputFree, PARTIAL_SUFFIX } from '../../fs/output-file.js';
 import { registerImportCommand } from './import.js';
+import { withExamples } from '../examples.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -84,8 +85,12 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
   const bundle = program.command('bundle').description('create, verify and inspect image bundles');
 
   addRegistryOptions(
-    bundle
-      .command('create')
+    withExamples(
+      bundle.command('create'),
+      'airlock bundle create -f images.yaml --sign-key mirror.key -o mirror-2026-11-28.tar.zst',
+      'airlock bundle create quay.io/coreos/etcd:v3.5.0 docker://busybox:musl --unsigned -o test.tar.zst',
+      'airlock bundle create -f images.yaml --sign-key mirror.key --since mirror-2026-11-28.tar.zst -o delta.tar.zst',
+    )
       .description('pull the listed images into one signed archive (OCI layout in tar + zstd)')
       .argument('[refs...]', 'image references (registry refs, or oci:DIR[:NAME])')
       .addOption(new Option('-f, --file <images.yaml>', 'image list (YAML or JSON); repeatable').argParser(collect))
@@ -184,8 +189,11 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     }
   });
 
-  bundle
-    .command('verify')
+  withExamples(
+    bundle.command('verify'),
+    'airlock bundle verify mirror-2026-11-28.tar.zst --trust mirror.pub',
+    'airlock bundle verify mirror-2026-11-28.tar.zst --trust mirror.pub --json > verified.json',
+  )
     .description('check a bundle offline: signature, schema, every digest and size, completeness')
     .argument('<file>', 'bundle archive (.tar.zst)')
     .addOption(new Option('--trust <key.pub>', 'public key whose signatures are trusted; repeatable').argParser(collect))
@@ -223,8 +231,11 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       }
     });
 
-  bundle
-    .command('inspect')
+  withExamples(
+    bundle.command('inspect'),
+    'airlock bundle inspect mirror-2026-11-28.tar.zst',
+    'airlock bundle inspect --manifest mirror-2026-11-28.tar.zst > bundle.json   # for a later --since',
+  )
     .description('show the images, platforms and sizes of a bundle from its head (reads only the first frames)')
     .argument('<file>', 'bundle archive (.tar.zst), or just its first megabytes')
     .option('--manifest', 'print the signed bundle manifest (bundle.json) exactly as stored', false)
@@ -263,8 +274,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       printResult(ctx, result.json, lines);
     });
 
-  bundle
-    .command('diff')
+  withExamples(bundle.command('diff'), 'airlock bundle diff mirror-2026-11-28.tar.zst mirror-2026-12-05.tar.zst')
     .description('what changed from bundle A to bundle B: images added, removed, retagged; blobs and bytes new in B (reads only their heads)')
     .argument('<a>', 'the older bundle (.tar.zst, its first megabytes, or its bundle.json)')
     .argument('<b>', 'the newer bundle')

@@ -15,6 +15,7 @@ import { createReporter } from '../progress.js';
 import { networkLog } from '../network-log.js';
 import { printResult, table, transferLine } from '../output.js';
 import type { CommandContext } from '../main.js';
+import { withExamples } from '../examples.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -35,8 +36,12 @@ interface ImportFlags extends RegistryFlags {
  */
 export function registerImportCommand(bundle: Command, ctx: CommandContext): void {
   const cmd = addRegistryOptions(
-    bundle
-      .command('import')
+    withExamples(
+      bundle.command('import'),
+      'airlock bundle import mirror-2026-11-28.tar.zst --to registry.lan --trust mirror.pub',
+      'airlock bundle import mirror-2026-11-28.tar.zst --to oci:/srv/images --trust mirror.pub',
+      'airlock bundle import mirror-2026-11-28.tar.zst --to registry.lan/mirror --trust mirror.pub --mirror-config mirror-config/',
+    )
       .description('push the images of a bundle into a registry or an OCI layout directory; signature and manifest are checked before anything is sent')
       .argument('<file>', 'bundle archive (.tar.zst)')
       .requiredOption('--to <HOST[:PORT][/PREFIX]|oci:DIR>', 'target registry and optional repository prefix, or an OCI image layout directory')

@@ -14,6 +14,7 @@ import { createReporter, formatBytes } from '../progress.js';
 import { networkLog } from '../network-log.js';
 import { count, printResult } from '../output.js';
 import type { CommandContext } from '../main.js';
+import { withExamples } from '../examples.js';
 
 interface InventoryFlags extends RegistryFlags {
   registry?: string;
@@ -31,8 +32,11 @@ function summary(r: InventoryResult, retries: number): string {
 
 export function registerInventoryCommand(program: Command, ctx: CommandContext): void {
   const cmd = addRegistryOptions(
-    program
-      .command('inventory')
+    withExamples(
+      program.command('inventory'),
+      'airlock inventory --registry registry.lan --sign-key gap.key -o have.json',
+      'airlock inventory --layout /srv/images > have.json',
+    )
       .description('list what a registry (or OCI layout) holds, for bundle create --since on the connected side')
       .option('--registry <HOST[:PORT][/PREFIX]>', 'the registry to list, optionally only repositories under a prefix')
       .option('--layout <dir>', 'the OCI image layout directory to list')

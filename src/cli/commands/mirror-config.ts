@@ -7,6 +7,7 @@ import { parseImportTarget } from '../../names/import-names.js';
 import { printResult, table } from '../output.js';
 import type { MirrorConfigResult } from '../../ops/mirror-config.js';
 import type { CommandContext } from '../main.js';
+import { withExamples } from '../examples.js';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -31,8 +32,11 @@ export function mirrorConfigLines(result: MirrorConfigResult): string[] {
 }
 
 export function registerMirrorConfigCommand(program: Command, ctx: CommandContext): void {
-  program
-    .command('mirror-config')
+  withExamples(
+    program.command('mirror-config'),
+    'airlock mirror-config mirror-2026-11-28.tar.zst --to registry.lan --ca-file /etc/pki/mirror-ca.pem -o mirror-config/',
+    'airlock mirror-config --host docker.io --host quay.io --to registry.lan:5000/mirror --plain-http -o mirror-config/',
+  )
     .description(
       'write the containerd, podman/CRI-O, k3s and Docker configuration that makes nodes pull upstream names from an imported mirror (same names as bundle import)',
     )

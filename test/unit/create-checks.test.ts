@@ -6,7 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { AirlockError, isAirlockError } from '../../src/errors.js';
+import { AirlockError } from '../../src/errors.js';
 import { sha256Digest } from '../../src/digest/digest.js';
 import { parseManifest, type RawManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/media-types.js';
@@ -24,6 +24,7 @@ import { imageListFromRefs } from '../../src/imagelist/index.js';
 import { parseAnyReference } from '../../src/ref/index.js';
 import { renderError } from '../../src/cli/render-error.js';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { failure } from '../support/failure.js';
 
 /** An in-memory source: manifests by tag and digest, blobs by digest, a tag list; counts GETs. */
 class CraftedSource implements Source {
@@ -91,16 +92,6 @@ const toResolve = (source: CraftedSource, tag: string, name = `crafted.test/app:
   repository: 'app',
   reference: tag,
 });
-
-async function failure(p: Promise<unknown> | (() => unknown)): Promise<AirlockError> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    if (isAirlockError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected an AirlockError');
-}
 
 describe('tags outside the grammar', () => {
   it('skips tags a registry lists that are not tags, with a warning naming them', async () => {

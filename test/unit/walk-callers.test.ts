@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { sha256Digest, type Digest } from '../../src/digest/digest.js';
-import { AirlockError, isAirlockError } from '../../src/errors.js';
+import { AirlockError } from '../../src/errors.js';
 import type { BundleManifest } from '../../src/bundle/manifest.js';
 import { resolveImage } from '../../src/copy/resolve.js';
 import type { ProgressEvent } from '../../src/copy/progress.js';
@@ -25,6 +25,7 @@ import { DAMAGED_BUNDLE_HINT, planImport } from '../../src/copy/import-plan.js';
 import type { ImageMapping } from '../../src/names/import-names.js';
 import { makeInventory } from '../../src/ops/inventory.js';
 import type { Source } from '../../src/transport/types.js';
+import { failure } from '../support/failure.js';
 
 const AMD64: Platform = { os: 'linux', architecture: 'amd64' };
 /** The archive a plan reads from: planning only names it (its description) and records it. */
@@ -112,16 +113,6 @@ const mapping = (name: string, repository: string, tag: string, top: RawManifest
   digest: top.digest,
   reference: `registry.lan/${repository}:${tag}`,
 });
-
-async function failure(p: Promise<unknown> | (() => unknown)): Promise<AirlockError> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    if (isAirlockError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected an AirlockError');
-}
 
 describe('resolution', () => {
   it(`resolves indexes nested ${MAX_INDEX_DEPTH} deep and refuses one more level, naming the image`, async () => {

@@ -18,6 +18,7 @@ import type {
   Source,
   UploadRetrying,
 } from '../transport/types.js';
+import { isAirlockError } from '../errors.js';
 import { Authenticator } from './auth.js';
 import { hasBlob, openBlob } from './blobs.js';
 import { listRepositories, type Catalog, type CatalogOptions } from './catalog.js';
@@ -100,7 +101,7 @@ export class RegistryClient implements Source, Sink, BlobMounting, RepositoryCat
   readonly retrying: UploadRetrying = {
     // Before the body flowed, the failure was in a request the client already retried (the POST),
     // unless the registry dropped the upload session, which only a new one fixes.
-    isRetryable: (err, bodyStarted) => (bodyStarted || isExpiredSession(err)) && isRetryableUpload(err),
+    isRetryable: (err, bodyStarted) => (bodyStarted || isExpiredSession(err) || triedOnce(err)) && isRetryableUpload(err),
     describe: (err) => failureReason(err, this.#timeouts),
   };
   readonly #http: RegistryHttp;
@@ -284,4 +285,12 @@ export class RegistryClient implements Source, Sink, BlobMounting, RepositoryCat
     this.#dispatcher = undefined;
     await agent?.close();
   }
+}
+
+/**
+ * A connection lost in a request the client did not retry itself (the PUT carrying the body, reset
+ * before it read a byte): only a whole new attempt with a fresh stream can retry it.
+ */
+function triedOnce(err: unknown): boolean {
+  return isAirlockError(err, 'NETWORK') && ((err.details?.attempts as number | undefined) ?? 1) <= 1;
 }

@@ -11,6 +11,7 @@ import { AirlockError } from '../errors.js';
 import { BUNDLE_MEDIA_TYPE } from './format.js';
 import { MAX_BUNDLE_JSON_BYTES } from './read-head.js';
 import { parseStrictJson } from './strict-json.js';
+import { isManifestMediaType } from '../oci/media-types.js';
 
 export { BUNDLE_MEDIA_TYPE } from './format.js';
 
@@ -103,6 +104,24 @@ export interface BundleTotals {
   referencedBytes: number;
   /** Delta bundles only: the sum of `external[].size`. */
   externalBytes?: number;
+}
+
+/**
+ * What a bundle carries, in the words every command prints: images; manifests (image manifests and
+ * indexes); blobs (configs and layers: everything else under `blobs/`); bytes (all of them).
+ * bundle.json's `totals.blobs` counts every file under `blobs/`, so it is `manifests + blobs` here.
+ */
+export interface BundleContents {
+  images: number;
+  manifests: number;
+  blobs: number;
+  bytes: number;
+}
+
+/** The {@link BundleContents} of `images` images carried in `files` (manifests and blobs, each once). */
+export function bundleContents(images: number, files: readonly { mediaType: string; size: number }[]): BundleContents {
+  const manifests = files.filter((f) => isManifestMediaType(f.mediaType)).length;
+  return { images, manifests, blobs: files.length - manifests, bytes: files.reduce((n, f) => n + f.size, 0) };
 }
 
 /** The sequence import compares: a bundle without one (made by an older airlock) counts as 0. */

@@ -2,7 +2,7 @@
  * The airlock command line: parse, call one library operation, print. Commands live in
  * `commands/`; errors become exit codes in `render-error.ts` / `exit-codes.ts` only.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { registerBundleCommands } from './commands/bundle.js';
 import { registerKeyCommands } from './commands/key.js';
 import { registerInventoryCommand } from './commands/inventory.js';
@@ -13,6 +13,7 @@ import { AirlockError } from '../errors.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { renderError } from './render-error.js';
 import { toJson } from './output.js';
+import { logLine, type LogFormat } from './progress.js';
 import { watchSignals } from './interrupt.js';
 import { VERSION } from '../version.js';
 
@@ -20,6 +21,8 @@ export interface GlobalOptions {
   json: boolean;
   quiet: boolean;
   debug: boolean;
+  wide: boolean;
+  logFormat: LogFormat;
 }
 
 /** What every command needs besides its own flags. */
@@ -41,6 +44,12 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal,
     .option('--json', 'print the result (or the error) as JSON on stdout', false)
     .option('-q, --quiet', 'print no progress', false)
     .option('--debug', 'print an HTTP trace (method, URL, status, bytes, time; secrets redacted) and stack traces for internal errors', false)
+    .addOption(
+      new Option('--log-format <format>', 'progress on stderr as text (a spinner on a terminal, plain lines otherwise) or JSON lines for log shippers')
+        .choices(['text', 'json'])
+        .default('text'),
+    )
+    .option('--wide', 'show whole digests in tables and progress lines (they are cut to 12 hex digits otherwise)', false)
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ showGlobalOptions: true })
     .exitOverride();
@@ -81,7 +90,9 @@ export async function main(argv: string[]): Promise<number> {
     const globals = program.opts<GlobalOptions>();
     const rendered = renderError(err, globals.debug);
     if (globals.json) process.stdout.write(`${toJson(rendered.json)}\n`);
-    for (const line of rendered.lines) process.stderr.write(`${line}\n`);
+    if (globals.logFormat === 'json')
+      process.stderr.write(`${logLine({ event: 'error', ...(rendered.json['error'] as Record<string, unknown>), exitCode: rendered.exitCode })}\n`);
+    else for (const line of rendered.lines) process.stderr.write(`${line}\n`);
     return rendered.exitCode;
   } finally {
     signals.settled();

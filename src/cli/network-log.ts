@@ -6,7 +6,9 @@
  */
 import type { ProgressEvent, ProgressListener } from '../copy/progress.js';
 import type { RegistryEvent, RegistryListener } from '../registry/events.js';
-import { formatBytes, type Reporter } from './progress.js';
+import { createReporter, type LogEntry, type Reporter } from './progress.js';
+import { count, formatBytes } from '../words.js';
+import type { GlobalOptions } from './main.js';
 
 export interface NetworkLog {
   /** The progress listener to hand the operation: retries are counted and printed, the rest drawn. */
@@ -35,25 +37,40 @@ export function traceLine(e: Extract<RegistryEvent, { kind: 'http' }>): string {
 }
 
 /**
- * @param reporter draws the lines above its spinner when it draws progress
+ * @param reporter draws the lines above its spinner (or logs them as JSON) when it draws progress
  * @param opts `retryLines`: print retries (not with --quiet); `trace`: --debug; `drawn`: the
  *   reporter draws progress (else lines go to `stream` directly, as with --json)
  */
 export function networkLog(reporter: Reporter, opts: { retryLines: boolean; trace: boolean; drawn: boolean; stream?: NodeJS.WritableStream }): NetworkLog {
   const stream = opts.stream ?? process.stderr;
-  const say = (line: string): void => (opts.drawn ? reporter.info(line) : void stream.write(`${line}\n`));
+  const say = (entry: LogEntry, line: string): void => (opts.drawn ? reporter.record(entry, line) : void stream.write(`${line}\n`));
   let retries = 0;
   const retried = (what: string, attempt: number, attempts: number, reason: string): void => {
     retries++;
-    if (opts.retryLines) say(retryLine(what, attempt, attempts, reason));
+    if (opts.retryLines) say({ event: 'retry', what, attempt, attempts, reason }, retryLine(what, attempt, attempts, reason));
   };
   return {
     listener: (e: ProgressEvent) => (e.kind === 'retry' ? retried(e.what, e.attempt, e.attempts, e.reason) : reporter.listener(e)),
     network: (e: RegistryEvent) => {
       if (e.kind === 'retry') retried(`${e.method} ${e.url.replace(/^([^/]+)\/v2\//, '$1/')}`, e.attempt, e.attempts, e.reason);
-      else if (opts.trace) say(traceLine(e));
+      else if (opts.trace) {
+        const { kind: _, ...http } = e;
+        say({ event: 'http', ...http }, traceLine(e));
+      }
     },
     retries: () => retries,
-    summary: () => (retries === 0 ? [] : [`  ${retries} ${retries === 1 ? 'retry' : 'retries'} after network faults`]),
+    summary: () => (retries === 0 ? [] : [`  ${count(retries, 'retry', 'retries')} after network faults`]),
   };
+}
+
+/**
+ * The progress and network lines of a command, as the global options ask: a spinner or plain
+ * lines, JSON lines with `--log-format json` (even with --json: stdout keeps its one document),
+ * nothing but retries and traces with --json, nothing at all with --quiet.
+ */
+export async function commandProgress(g: GlobalOptions): Promise<{ reporter: Reporter; net: NetworkLog }> {
+  const logJson = g.logFormat === 'json';
+  const reporter = await createReporter({ quiet: g.quiet || (g.json && !logJson), logFormat: g.logFormat, wide: g.wide });
+  const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !g.quiet && (logJson || !g.json) });
+  return { reporter, net };
 }

@@ -10,7 +10,8 @@
 import { cleanText } from '../redact.js';
 import type { CommandContext } from './main.js';
 import type { TransferCounts } from '../copy/transfer.js';
-import { formatBytes } from './progress.js';
+import { count, digestCell, formatBytes } from '../words.js';
+import type { BundleContents } from '../bundle/manifest.js';
 
 /** Characters JSON may carry raw that a terminal would act on: DEL, C1 controls, line separators, bidi controls. */
 const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
@@ -39,12 +40,20 @@ export function table(rows: string[][], indent = '  '): string[] {
   return clean.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
 }
 
-/** `1 image`, `2 images`: a count and its noun, singular or plural. */
-export function count(n: number, noun: string, plural = `${noun}s`): string {
-  return `${n} ${n === 1 ? noun : plural}`;
-}
-
 /** `  13 distinct blobs; per repository 13 uploaded (19.4 MiB), 5 mounted, 0 already there; 6 manifests` (import, copy). */
 export function transferLine(b: TransferCounts, manifests: number): string {
   return `  ${count(b.distinct, 'distinct blob')}; per repository ${b.uploaded} uploaded (${formatBytes(b.uploadedBytes)}), ${b.mounted} mounted, ${b.present} already there; ${count(manifests, 'manifest')}`;
+}
+
+/** `4 images, 6 manifests, 13 blobs, 256 KiB` */
+export function contentsLine(c: BundleContents): string {
+  return `${count(c.images, 'image')}, ${count(c.manifests, 'manifest')}, ${count(c.blobs, 'blob')}, ${formatBytes(c.bytes)}`;
+}
+
+/** The images of a bundle, one row each: create's summary and inspect's listing. */
+export function imageTable(images: readonly { name: string; platforms: string[]; bytes?: number; digest: string }[], wide: boolean): string[] {
+  return table([
+    ['IMAGE', 'PLATFORMS', 'SIZE', 'DIGEST'],
+    ...images.map((i) => [i.name, i.platforms.join(',') || '-', i.bytes === undefined ? '?' : formatBytes(i.bytes), digestCell(i.digest, wide)]),
+  ]);
 }

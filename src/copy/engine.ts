@@ -22,7 +22,9 @@ import { AirlockError, isAirlockError } from '../errors.js';
 import { integrityError, type Expected } from '../digest/verify.js';
 import type { RawManifest } from '../oci/manifest.js';
 import type { SearchReport, Sink, TagJob } from '../transport/types.js';
-import { silent, type ProgressListener } from './progress.js';
+import { silent, type ProgressEvent, type ProgressListener } from './progress.js';
+import { ImageProgress, type TrackedImage } from './image-progress.js';
+import { count } from '../words.js';
 import { runLimited } from './run-limited.js';
 import { SMALL_REQUESTS_IN_FLIGHT } from './limits.js';
 import {
@@ -128,14 +130,17 @@ export async function copyPlanned(plan: CopyPlan, opts: CopyOptions): Promise<Co
 async function pushManifests(plan: CopyPlan, sink: Sink, progress: ProgressListener, signal: AbortSignal | undefined): Promise<number> {
   const byDigest = plan.repositories.map((repo) => ({ repo, manifests: repo.manifests.filter((m) => !storedByTag(repo, m)) }));
   const total = byDigest.reduce((n, r) => n + r.manifests.length, 0);
-  progress({ kind: 'phase', phase: 'pushing manifests', items: total });
+  const all = plan.repositories.reduce((n, r) => n + r.manifests.length, 0);
+  // The others go with their tags (one request each): the count says so, so that it adds up.
+  const byTag = all - total;
+  progress({ kind: 'phase', phase: 'pushing manifests', items: total, noun: 'manifest', ...(byTag === 0 ? {} : { detail: `${byTag} more with their tags` }) });
   await runLimited(byDigest, SMALL_REQUESTS_IN_FLIGHT, signal, async ({ repo, manifests }, jobSignal) => {
     for (const m of manifests) {
       await sink.putManifest(repo.repository, m, undefined, { signal: jobSignal });
       progress({ kind: 'blob', digest: m.digest, size: m.bytes.length });
     }
   });
-  return plan.repositories.reduce((n, r) => n + r.manifests.length, 0);
+  return all;
 }
 
 /** True when `m` is tagged in `repo` and no index of `repo` refers to it (so no push must precede). */
@@ -151,6 +156,8 @@ export interface InOrderOptions {
   onProgress?: ProgressListener | undefined;
   /** Hears, before anything is copied, what the sink already held (when it held anything). */
   onHeld?: ((held: HeldContent) => void) | undefined;
+  /** The images the items make up: each is reported complete (`image-done`) when its last item is in. */
+  images?: readonly TrackedImage[] | undefined;
 }
 
 /** What an in-order sink already held: a prefix of the items, and maybe the start of the next. */
@@ -186,7 +193,20 @@ export async function copyInOrder(items: readonly PlannedBlob[], sink: Sink, opt
   if (held > 0 || part > 0)
     opts.onHeld?.({ items: held, bytes: heldBytes, ...(next === undefined || part === 0 ? {} : { part: { item: next, bytes: part } }) });
   const total = items.reduce((n, b) => n + b.desc.size, 0);
-  progress({ kind: 'phase', phase: 'copying blobs', total: total - heldBytes, items: items.length - held });
+  const manifests = items.slice(held).filter((b) => b.manifest !== undefined).length;
+  progress({
+    kind: 'phase',
+    phase: 'copying blobs',
+    total: total - heldBytes,
+    items: items.length - held - manifests,
+    noun: 'blob',
+    detail: count(manifests, 'manifest'),
+  });
+  const tracker = new ImageProgress(opts.images ?? [], new Set(items.map((b) => b.desc.digest)));
+  const landed = (item: PlannedBlob): void => {
+    for (const image of tracker.landed(item.desc.digest)) progress(imageDone(image));
+  };
+  for (const image of tracker.alreadyComplete()) progress(imageDone(image));
   const onBytes = (n: number): void => progress({ kind: 'bytes', bytes: n });
   const offsets = new Map(next === undefined || part === 0 ? [] : [[next, part] as const]);
   const feed = new BlobFeed(
@@ -200,19 +220,24 @@ export async function copyInOrder(items: readonly PlannedBlob[], sink: Sink, opt
   try {
     for (const [i, item] of items.entries()) {
       opts.signal?.throwIfAborted();
+      const image = tracker.imageOf(item.desc.digest);
+      const started = { kind: 'blob', digest: item.desc.digest, size: item.desc.size, ...(image === undefined ? {} : { image }) } as const;
       if (i < held) {
-        progress({ kind: 'blob', digest: item.desc.digest, size: item.desc.size, skipped: true });
+        progress({ ...started, skipped: true });
+        landed(item);
         continue;
       }
-      progress({ kind: 'blob', digest: item.desc.digest, size: item.desc.size });
+      progress(started);
       if (item.manifest !== undefined) {
         await sink.putManifest(item.repository, item.manifest, undefined, call);
         onBytes(item.desc.size);
+        landed(item);
         continue;
       }
       if (item.bytes !== undefined) {
         await sink.putBlob(item.repository, item.desc, Readable.from([item.bytes]), call);
         onBytes(item.desc.size);
+        landed(item);
         continue;
       }
       const opened = await feed.next();
@@ -224,12 +249,23 @@ export async function copyInOrder(items: readonly PlannedBlob[], sink: Sink, opt
       } finally {
         opened.body.destroy();
       }
+      landed(item);
     }
   } catch (err) {
     await feed.close();
     throw err;
   }
   return { held, heldBytes };
+}
+
+function imageDone(image: TrackedImage): ProgressEvent {
+  return {
+    kind: 'image-done',
+    name: image.name,
+    action: 'stored',
+    ...(image.detail === undefined ? {} : { detail: image.detail }),
+    ...(image.bytes === undefined ? {} : { bytes: image.bytes }),
+  };
 }
 
 /** A sink's refusal of content (INTEGRITY, the body itself fine), restated naming where it came from. */

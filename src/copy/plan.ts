@@ -17,6 +17,7 @@ import { CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION } from '../layout/paths
 import type { Source } from '../transport/types.js';
 import { conflictingSizes, type ResolvedImage } from './resolve.js';
 import type { DeliveredSet } from './since.js';
+import type { TrackedImage } from './image-progress.js';
 
 export interface PlannedBlob {
   desc: Descriptor;
@@ -168,4 +169,19 @@ function splitDelivered(all: PlannedBlob[], delivered: DeliveredSet | undefined)
 /** Only what identifies content: annotations, URLs and platforms belong to the referrer. */
 function plainDescriptor(d: Descriptor): Descriptor {
   return { mediaType: d.mediaType, digest: d.digest, size: d.size };
+}
+
+/**
+ * The images of a bundle as its progress tracks them: each with every digest it needs, its
+ * platforms and its size (from `plan`, which lists each name once).
+ */
+export function trackedImages(resolved: readonly ResolvedImage[], plan: BundlePlan): TrackedImage[] {
+  const byName = new Map<string, ResolvedImage>();
+  for (const r of resolved) if (!byName.has(r.name)) byName.set(r.name, r);
+  return plan.images.flatMap((image) => {
+    const r = byName.get(image.name);
+    if (r === undefined) return [];
+    const digests = [...r.manifests.map((m) => m.digest), ...r.blobs.map((b) => b.digest)];
+    return [{ name: image.name, digests, bytes: image.bytes, ...(image.platforms.length === 0 ? {} : { detail: image.platforms.join(',') }) }];
+  });
 }

@@ -46,10 +46,15 @@ export async function applyTags(plan: CopyPlan, opts: TagPhaseOptions): Promise<
     ...repo.tags.map((t) => ({ repository: repo.repository, manifest: t.manifest, reference: t.tag })),
     ...(layout ? repo.untagged.map((u) => ({ repository: repo.repository, manifest: u.manifest, reference: u.manifest.digest as string })) : []),
   ]);
-  progress({ kind: 'phase', phase: 'tagging', items: jobs.length });
+  progress({ kind: 'phase', phase: 'tagging', items: jobs.length, noun: layout ? 'name' : 'tag' });
   const sink = opts.sink;
+  const tagged = (job: TagJob): void => progress({ kind: 'image-done', name: opts.nameOf(job), action: 'tagged' });
   // All names in one write: index.json lists them in the same order every run.
-  if (naming !== undefined) return naming.putTags(jobs, opts.signal === undefined ? {} : { signal: opts.signal });
+  if (naming !== undefined) {
+    await naming.putTags(jobs, opts.signal === undefined ? {} : { signal: opts.signal });
+    for (const job of jobs) tagged(job);
+    return;
+  }
 
   const moved = new Set<TagJob>();
   let failure: { err: unknown } | undefined;
@@ -61,6 +66,7 @@ export async function applyTags(plan: CopyPlan, opts: TagPhaseOptions): Promise<
       opts.signal?.throwIfAborted();
       await sink.putManifest(job.repository, job.manifest, job.reference, opts.signal === undefined ? {} : { signal: opts.signal });
       moved.add(job);
+      tagged(job);
     } catch (err) {
       failure ??= { err };
     }

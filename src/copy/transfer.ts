@@ -147,7 +147,7 @@ export interface CheckBlobsOptions {
 export async function checkBlobs(units: readonly BlobUnit[], opts: CheckBlobsOptions): Promise<CheckedBlob[]> {
   const { sink, progress } = opts;
   const perRepository = sink.mounting !== undefined;
-  progress({ kind: 'phase', phase: 'checking target', items: units.length });
+  progress({ kind: 'phase', phase: 'checking target', items: units.length, noun: 'blob' });
   const checked = new Map<BlobUnit, CheckedBlob>();
   await runLimited(units, CHECK_CONCURRENCY, opts.signal, async (unit, signal) => {
     const repos = perRepository ? unit.repositories : unit.repositories.slice(0, 1);
@@ -160,7 +160,7 @@ export async function checkBlobs(units: readonly BlobUnit[], opts: CheckBlobsOpt
   const search = opts.search;
   const lost = all.filter((c) => c.unit.from === undefined && c.from === undefined);
   if (search !== undefined && lost.length > 0 && perRepository) {
-    progress({ kind: 'phase', phase: 'searching the target for blobs the bundle does not carry', items: lost.length });
+    progress({ kind: 'phase', phase: 'searching the target for blobs the bundle does not carry', items: lost.length, noun: 'blob' });
     await runLimited(lost, CHECK_CONCURRENCY, opts.signal, async (c) => {
       c.from = await search.locate(c.unit.desc, c.unit.repositories, c.unit.repositories[0] ?? '');
     });
@@ -192,7 +192,7 @@ export async function transferBlobs(checked: readonly CheckedBlob[], opts: Trans
   for (const c of checked) for (const repository of c.present) record(c.unit, repository, 'present');
 
   const mountable = checked.filter((c) => c.from !== undefined && c.missing.length > 0);
-  if (mountable.length > 0) progress({ kind: 'phase', phase: 'mounting blobs', items: mountable.length });
+  if (mountable.length > 0) progress({ kind: 'phase', phase: 'mounting blobs', items: mountable.length, noun: 'blob' });
   // Mounted where possible; what the sink declined to mount is uploaded with the rest.
   const declined = new Map<CheckedBlob, string[]>();
   await runLimited(mountable, CHECK_CONCURRENCY, opts.signal, async (c, signal) => {
@@ -216,13 +216,14 @@ export async function transferBlobs(checked: readonly CheckedBlob[], opts: Trans
     );
   }
   const total = todo.reduce((n, c) => n + c.unit.desc.size, 0);
-  progress({ kind: 'phase', phase: 'uploading blobs', total, items: todo.length });
+  progress({ kind: 'phase', phase: 'uploading blobs', total, items: todo.length, noun: 'blob' });
   // Large uploads are bounded by `concurrency` (the sink's ingest is the limit); small ones,
   // bound by round trips, run more at once.
   const large = new Semaphore(opts.concurrency);
   await runLimited(todo, Math.max(opts.concurrency, SMALL_REQUESTS_IN_FLIGHT), opts.signal, async ({ unit, missing }, signal) => {
     const [first, ...rest] = missing as [string, ...string[]];
     const release = unit.desc.size >= LARGE_BLOB_BYTES ? await large.acquire(signal) : () => undefined;
+    progress({ kind: 'blob', digest: unit.desc.digest, size: unit.desc.size, image: unit.image });
     try {
       await uploadWithRetry(unit, first, opts, retry, signal);
     } finally {

@@ -72,7 +72,7 @@ export async function copyImages(opts: CopyImagesOptions): Promise<CopyResult> {
   const signal = opts.signal === undefined ? {} : { signal: opts.signal };
   // Before anything is fetched: a target that does not answer or refuses the credentials.
   await opts.sink.reachability?.ping(signal);
-  progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length });
+  progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length, noun: 'image' });
   const resolved = await resolveAll(opts.images, {
     ...signal,
     onResolved: (r) => progress({ kind: 'image', name: r.name, digest: r.top.digest, detail: r.platforms.join(',') || undefined }),

@@ -28,11 +28,11 @@ import { basename } from 'node:path';
 import { AirlockError } from '../errors.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { ArchiveSink, type ArchiveContent } from '../bundle/archive-sink.js';
-import { serializeBundleManifest, type BundleParent } from '../bundle/manifest.js';
+import { bundleContents, serializeBundleManifest, type BundleContents, type BundleParent } from '../bundle/manifest.js';
 import { readHead } from '../bundle/read-head.js';
 import { signBundle, type SigningKey, type TrustedKey } from '../bundle/signing.js';
 import { resolveAll, type ImageToResolve } from '../copy/resolve.js';
-import { planBundle, type BundlePlan, type PlannedImage } from '../copy/plan.js';
+import { planBundle, trackedImages, type BundlePlan, type PlannedImage } from '../copy/plan.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { copyInOrder } from '../copy/engine.js';
 import { loadSince } from '../copy/since.js';
@@ -96,6 +96,8 @@ export interface CreateResult {
   keyId?: string;
   images: PlannedImage[];
   totals: BundlePlan['totals'];
+  /** What it carries, in the words the command prints. */
+  contents: BundleContents;
   archiveBytes: number;
   sha256: string;
   /** The bundle's `created`, `sequence` and `expires` as written in bundle.json. */
@@ -139,7 +141,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   // checked when the head is made (a rerun that continues OUT.partial keeps its own sequence).
   chooseSequence({ ...sequencing, recorded: 0 }, opts.now?.() ?? new Date());
 
-  progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length });
+  progress({ kind: 'phase', phase: 'resolving manifests', items: opts.images.length, noun: 'image' });
   const resolved = await resolveAll(opts.images, {
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     onResolved: (r) => progress({ kind: 'image', name: r.name, digest: r.top.digest, detail: r.platforms.join(',') || undefined }),
@@ -154,6 +156,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
       openAhead: opts.openAhead,
       signal: opts.signal,
       onProgress: progress,
+      images: trackedImages(resolved, plan),
       onHeld: (h) => {
         const mib = (n: number): string => (n / 2 ** 20).toFixed(1);
         const inside = h.part === undefined ? '' : `, and ${mib(h.part.bytes)} of the ${mib(h.part.item.desc.size)} MiB of the next one`;
@@ -181,6 +184,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     ...(stamp.expires === undefined ? {} : { expires: stamp.expires }),
     images: plan.images,
     totals: plan.totals,
+    contents: bundleContents(
+      plan.images.length,
+      plan.blobs.map((b) => b.desc),
+    ),
     archiveBytes: result.bytes,
     sha256: result.sha256,
     reusedBlobs: held.held,

@@ -6,7 +6,7 @@
  */
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { readHead } from '../bundle/read-head.js';
-import { parseBundleManifest, type BundleManifest } from '../bundle/manifest.js';
+import { bundleContents, parseBundleManifest, type BundleContents, type BundleManifest } from '../bundle/manifest.js';
 import { signatureKeyId } from '../bundle/signing.js';
 
 export interface InspectResult {
@@ -14,6 +14,8 @@ export interface InspectResult {
   signed: boolean;
   keyId?: string;
   manifest: BundleManifest;
+  /** What it carries, in the words the command prints. */
+  contents: BundleContents;
   bundleJson: Buffer;
   /** The exact bytes of bundle.json.sig, when signed. */
   signature?: Buffer;
@@ -26,11 +28,13 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
   const manifest = parseBundleManifest(head.bundleJson, path);
   const bundleId = sha256Digest(head.bundleJson);
   const keyId = head.signature === undefined ? undefined : signatureKeyId(head.signature);
+  const contents = bundleContents(manifest.images.length, manifest.blobs);
   return {
     bundleId,
     signed: head.signature !== undefined,
     ...(keyId === undefined ? {} : { keyId }),
     manifest,
+    contents,
     bundleJson: head.bundleJson,
     ...(head.signature === undefined ? {} : { signature: head.signature }),
     json: {
@@ -42,6 +46,7 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
       expires: manifest.expires ?? null,
       creator: manifest.creator,
       images: manifest.images,
+      contents,
       ...(manifest.parents === undefined
         ? {}
         : { delta: { parents: manifest.parents, externalBlobs: manifest.external?.length ?? 0, externalBytes: manifest.totals.externalBytes ?? 0 } }),

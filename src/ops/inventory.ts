@@ -224,7 +224,7 @@ async function listRegistry(target: Extract<InventoryTarget, { kind: 'registry' 
   }
   // airlock's own import records (rollback/import-state.ts) are bookkeeping, not images the target holds.
   const repositories = [...catalog.repositories].filter((r) => !isStateRepository(r)).sort();
-  progress({ kind: 'phase', phase: 'listing tags', items: repositories.length });
+  progress({ kind: 'phase', phase: 'listing tags', items: repositories.length, noun: 'repository' });
   const tagged: Array<{ repository: string; tag: string }> = [];
   await runLimited(repositories, concurrency, opts.signal, async (repository, signal) => {
     let tags: string[];
@@ -236,7 +236,7 @@ async function listRegistry(target: Extract<InventoryTarget, { kind: 'registry' 
     }
     for (const tag of [...tags].sort()) tagged.push({ repository, tag });
   });
-  progress({ kind: 'phase', phase: 'reading manifests', items: tagged.length });
+  progress({ kind: 'phase', phase: 'reading manifests', items: tagged.length, noun: 'tag' });
   const walker = new ManifestWalker(target.registry, collected, progress);
   const tops = new Map<Digest, Promise<void>>();
   await runLimited(tagged, concurrency, opts.signal, async ({ repository, tag }, signal) => {
@@ -282,7 +282,7 @@ async function listLayout(dir: string, collected: Collector, opts: InventoryOpti
   const progress = opts.onProgress ?? silent;
   const index = await readIndex(dir);
   const layout = new Layout(dir);
-  progress({ kind: 'phase', phase: `reading the manifests of oci:${dir}`, items: index.manifests.length });
+  progress({ kind: 'phase', phase: `reading the manifests of oci:${dir}`, items: index.manifests.length, noun: 'manifest' });
   const walker = new LayoutWalker(layout, collected, progress);
   const walked = new Set<Digest>();
   for (const entry of index.manifests) {

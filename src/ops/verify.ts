@@ -14,6 +14,7 @@
  * A delta bundle is checked the same way for everything it carries; the blobs it does not carry
  * (`external`) cannot be checked here and are returned as `expects`: the target must hold them.
  */
+import { count } from '../words.js';
 import { createHash } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -29,7 +30,15 @@ import { BUNDLE_JSON, BUNDLE_SIG, INDEX_JSON, OCI_LAYOUT } from '../bundle/forma
 import { readHead, type BundleHead } from '../bundle/read-head.js';
 import { streamEntries } from '../bundle/entry-stream.js';
 import { ArchiveReader } from '../bundle/archive-reader.js';
-import { isExpired, parseBundleManifest, type BundleManifest, type BundleParent, type ExternalBlob } from '../bundle/manifest.js';
+import {
+  bundleContents,
+  isExpired,
+  parseBundleManifest,
+  type BundleContents,
+  type BundleManifest,
+  type BundleParent,
+  type ExternalBlob,
+} from '../bundle/manifest.js';
 import { checkSignature, type TrustedKey } from '../bundle/signing.js';
 import { silent, type ProgressListener } from '../copy/progress.js';
 import { hashFileInWorker } from '../fs/file-hash.js';
@@ -55,8 +64,11 @@ export interface VerifyResult {
   bundleId: Digest;
   keyId?: string;
   images: number;
+  /** Files under `blobs/`, manifests included (as bundle.json's totals count them). */
   blobs: number;
   bytes: number;
+  /** What it carries, in the words the command prints. */
+  contents: BundleContents;
   checksumFile?: string;
   manifest: BundleManifest;
   /** Delta only: the bundles (and inventories) it was made against. */
@@ -123,7 +135,10 @@ async function verifyContent(
     [INDEX_JSON, manifest.layout['index.json']],
   ]);
   for (const b of manifest.blobs) expected.set(blobPath(b.digest as Digest), b);
-  progress({ kind: 'phase', phase: 'verifying', total: manifest.totals.bytes, items: expected.size });
+  const contents = bundleContents(manifest.images.length, manifest.blobs);
+  // The total counts every byte hashed, the layout's two files included, so the share ends at 100 %.
+  const total = [...expected.values()].reduce((n, e) => n + e.size, 0);
+  progress({ kind: 'phase', phase: 'verifying', total, items: contents.blobs, noun: 'blob', detail: count(contents.manifests, 'manifest') });
   const pass: Pass = { path: opts.path, head, expected, problems, progress, found: new Set(), kept: new Map(), sawSignature: false, signal: opts.signal };
   let read = true;
   let reader: ArchiveReader | undefined;
@@ -178,6 +193,7 @@ async function verifyContent(
     images: manifest.images.length,
     blobs: manifest.blobs.length,
     bytes: manifest.totals.bytes,
+    contents,
     ...(fileHash === undefined ? {} : { checksumFile: sidecar }),
     manifest,
     ...(manifest.parents === undefined ? {} : { parents: manifest.parents }),

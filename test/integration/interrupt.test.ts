@@ -19,6 +19,7 @@ import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { seedRegistry } from '../support/seed.js';
 import { startSlowProxy, type SlowProxy } from '../support/slow-proxy.js';
 import { makeTempDir, type TempDir } from '../support/tmp.js';
+import { shellQuote } from '../support/pty.js';
 
 const MiB = 1024 * 1024;
 /** While a run is to be interrupted the proxy passes 6 MiB/s: the 20 MiB copy takes ~3.5 s. */
@@ -77,9 +78,6 @@ const importArgs = (prefix: string, ...extra: string[]): string[] => [
   '--plain-http',
   ...extra,
 ];
-
-/** Quote for `sh -c`. */
-const shellQuote = (args: string[]): string => args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
 
 interface Stopped {
   code: number | null;

@@ -2,22 +2,9 @@
  * Progress without a spinner (a log, a pipe, a pty that reports no size): the phases, then a
  * progress line at most once per interval while bytes flow, and never a cursor movement.
  */
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createReporter, DEFAULT_PROGRESS_INTERVAL_MS, progressIntervalMs } from '../../src/cli/progress.js';
-
-/** A stderr stand-in that is not a terminal (or one that reports 0 columns) and keeps what it got. */
-function fakeStream(tty: boolean): NodeJS.WriteStream & { text: () => string } {
-  const chunks: string[] = [];
-  const w = new Writable({
-    write(chunk, _enc, done) {
-      chunks.push(String(chunk));
-      done();
-    },
-  }) as unknown as NodeJS.WriteStream & { text: () => string };
-  Object.assign(w, { isTTY: tty, columns: 0, text: () => chunks.join('') });
-  return w;
-}
+import { fakeStream } from '../support/fake-stream.js';
 
 afterEach(() => {
   vi.useRealTimers();

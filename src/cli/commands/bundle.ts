@@ -8,11 +8,10 @@ import type { DiffResult } from '../../ops/diff.js';
 import type { BundleParent } from '../../bundle/manifest.js';
 import { loadSigningKey, loadPublicKeys } from '../../bundle/keys.js';
 import { addRegistryOptions, endpointsFrom, type RegistryFlags } from '../registry-options.js';
-import { createReporter } from '../progress.js';
-import { networkLog } from '../network-log.js';
+import { commandProgress } from '../network-log.js';
 import type { CommandContext } from '../main.js';
-import { count, printResult, table } from '../output.js';
-import { formatBytes } from '../progress.js';
+import { contentsLine, imageTable, printResult, table } from '../output.js';
+import { count, digestCell, formatBytes } from '../../words.js';
 import { AirlockError } from '../../errors.js';
 import { checkOutputFile } from '../../fs/output-location.js';
 import { checkOutputFree, PARTIAL_SUFFIX } from '../../fs/output-file.js';
@@ -143,8 +142,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     const listed = await listedImages(refs, flags.file ?? [], flags.platform ?? []);
     const hosts = listed.flatMap((e) => (e.ref.kind === 'registry' ? [e.ref.ref.registry] : []));
     const g = ctx.globals();
-    const reporter = await createReporter({ quiet: g.quiet || g.json });
-    const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
+    const { reporter, net } = await commandProgress(g);
     const endpoints = await endpointsFrom(flags, { hosts, sources: hosts, signal: ctx.signal, debug: g.debug, onEvent: net.network });
     try {
       const images = await expandImages(listed, endpoints, { signal: ctx.signal, onProgress: reporter.listener });
@@ -169,7 +167,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       const saved = result.totals.referencedBytes - result.totals.bytes - (delta?.externalBytes ?? 0);
       printResult(ctx, { ...result, retries: net.retries() }, [
         `wrote ${result.path} (${formatBytes(result.archiveBytes)}) and ${result.checksumFile}`,
-        `  ${count(result.totals.images, 'image')}, ${count(result.totals.blobs, 'blob')}, ${formatBytes(result.totals.bytes)} of content${saved > 0 && delta === undefined ? ` (${formatBytes(saved)} saved by storing shared blobs once)` : ''}`,
+        `  ${contentsLine(result.contents)} of content${saved > 0 && delta === undefined ? ` (${formatBytes(saved)} saved by storing shared blobs once)` : ''}`,
         ...(delta === undefined
           ? []
           : [
@@ -180,6 +178,8 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         `  ${stampLine(result)}`,
         result.signed ? `  signed with key ${result.keyId}` : '  UNSIGNED: verify and import will refuse it without --allow-unsigned',
         ...net.summary(),
+        '',
+        ...imageTable(result.images, g.wide),
       ]);
     } catch (err) {
       reporter.stop(false);
@@ -202,7 +202,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     .action(async (file: string, flags: { trust?: string[]; allowUnsigned: boolean; allowExpired: boolean }) => {
       const trusted = await loadPublicKeys(flags.trust ?? []);
       const { verifyBundle } = await import('../../ops/verify.js');
-      const reporter = await createReporter({ quiet: ctx.globals().quiet || ctx.globals().json });
+      const { reporter } = await commandProgress(ctx.globals());
       try {
         const result = await verifyBundle({
           path: file,
@@ -215,7 +215,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         reporter.stop(true);
         printResult(ctx, result, [
           `${file}: OK${result.expired ? ' but EXPIRED (accepted because of --allow-expired)' : ''}`,
-          `  ${count(result.images, 'image')}, ${count(result.blobs, 'blob')}, ${formatBytes(result.bytes)} verified`,
+          `  ${contentsLine(result.contents)} verified`,
           `  ${stampLine(result.manifest, new Date())}`,
           ...(result.parents === undefined
             ? []
@@ -258,7 +258,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         `bundle ${result.bundleId}`,
         `  created ${m.created} by ${m.creator}, ${result.signed ? `signed by key ${result.keyId ?? '?'} (not checked: run verify)` : 'UNSIGNED'}`,
         `  ${stampLine(m, new Date())}`,
-        `  ${count(m.totals.images, 'image')}, ${count(m.totals.blobs, 'blob')}, ${formatBytes(m.totals.bytes)} stored${dedupSaving(m.totals, m.external !== undefined)}`,
+        `  ${contentsLine(result.contents)} stored${dedupSaving(m.totals, m.external !== undefined)}`,
         ...(m.parents === undefined
           ? []
           : [
@@ -266,10 +266,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
               `  carries ${count(m.totals.blobs, 'blob')} (${formatBytes(m.totals.bytes)}); expects ${count(m.external?.length ?? 0, 'blob')} (${formatBytes(m.totals.externalBytes ?? 0)}) already at the target`,
             ]),
         '',
-        ...table([
-          ['IMAGE', 'DIGEST', 'SIZE', 'PLATFORMS'],
-          ...m.images.map((img) => [img.name, img.digest, img.bytes === undefined ? '?' : formatBytes(img.bytes), img.platforms.join(',') || '-']),
-        ]),
+        ...imageTable(m.images, ctx.globals().wide),
       ];
       printResult(ctx, result.json, lines);
     });
@@ -281,13 +278,13 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     .action(async (a: string, b: string) => {
       const { diffBundles } = await import('../../ops/diff.js');
       const result = await diffBundles(a, b);
-      printResult(ctx, result, diffLines(result));
+      printResult(ctx, result, diffLines(result, ctx.globals().wide));
     });
 
   registerImportCommand(bundle, ctx);
 }
 
-function diffLines(d: DiffResult): string[] {
+function diffLines(d: DiffResult, wide: boolean): string[] {
   const related = { same: ' (the same bundle)', 'b-builds-on-a': ' (B is a delta of A)', 'a-builds-on-b': ' (A is a delta of B)', unrelated: '' }[d.relation];
   const carried = d.newBlobs.filter((x) => x.carried);
   return [
@@ -297,9 +294,9 @@ function diffLines(d: DiffResult): string[] {
     `  blobs new in B: ${d.newBlobs.length} (${formatBytes(d.newBytes)}), ${carried.length} of them carried by B; ${d.droppedBlobs} of A's (${formatBytes(d.droppedBytes)}) no longer needed`,
     ...(d.added.length + d.removed.length + d.retagged.length === 0 ? [] : ['']),
     ...table([
-      ...d.added.map((i) => ['+', i.name, i.digest]),
-      ...d.removed.map((i) => ['-', i.name, i.digest]),
-      ...d.retagged.map((i) => ['~', i.name, `${i.from} -> ${i.to}`]),
+      ...d.added.map((i) => ['+', i.name, digestCell(i.digest, wide)]),
+      ...d.removed.map((i) => ['-', i.name, digestCell(i.digest, wide)]),
+      ...d.retagged.map((i) => ['~', i.name, `${digestCell(i.from, wide)} -> ${digestCell(i.to, wide)}`]),
     ]),
   ];
 }

@@ -5,14 +5,14 @@
  * with tag filters and platforms); the destination is what `bundle import --to` takes
  * (`HOST[:PORT][/PREFIX]` or `oci:DIR`), with the same name mapping.
  */
+import { count, digestCell } from '../../words.js';
 import { Option, type Command } from 'commander';
 import { AirlockError } from '../../errors.js';
 import { checkOutputDirectory } from '../../fs/output-location.js';
 import { DEFAULT_IMPORT_CONCURRENCY, SMALL_REQUESTS_IN_FLIGHT } from '../../copy/limits.js';
 import { parseImportTarget } from '../../names/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
-import { createReporter } from '../progress.js';
-import { networkLog } from '../network-log.js';
+import { commandProgress } from '../network-log.js';
 import { printResult, table, transferLine } from '../output.js';
 import type { CommandContext } from '../main.js';
 
@@ -68,8 +68,7 @@ export function registerCopyCommand(program: Command, ctx: CommandContext): void
     const sources = listed.flatMap((e) => (e.ref.kind === 'registry' ? [e.ref.ref.registry] : []));
     const hosts = [...sources, ...(target.kind === 'registry' ? [target.host] : [])];
     const g = ctx.globals();
-    const reporter = await createReporter({ quiet: g.quiet || g.json });
-    const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
+    const { reporter, net } = await commandProgress(g);
     // The clients must allow the small requests the engine runs at once; the engine bounds large uploads.
     const endpoints = await endpointsFrom(
       { ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) },
@@ -89,11 +88,11 @@ export function registerCopyCommand(program: Command, ctx: CommandContext): void
       });
       reporter.stop(true);
       printResult(ctx, { ...result, retries: net.retries() }, [
-        `copied ${result.images.length} image${result.images.length === 1 ? '' : 's'} into ${result.target}`,
+        `copied ${count(result.images.length, 'image')} into ${result.target}`,
         transferLine(result.blobs, result.manifests),
         ...net.summary(),
         '',
-        ...table([['SOURCE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.source, i.reference, i.digest])]),
+        ...table([['SOURCE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.source, i.reference, digestCell(i.digest, g.wide)])]),
       ]);
     } catch (err) {
       reporter.stop(false);

@@ -2,6 +2,7 @@
  * `airlock bundle import FILE --to HOST[:PORT][/PREFIX] | oci:DIR`: a thin layer over `ops/import.ts`,
  * loaded when the command runs (see commands/bundle.ts).
  */
+import { digestCell } from '../../words.js';
 import { Option, type Command } from 'commander';
 import { checkOutputDirectory } from '../../fs/output-location.js';
 import { loadPublicKeys } from '../../bundle/keys.js';
@@ -11,8 +12,7 @@ import { AirlockError } from '../../errors.js';
 import type { MirrorConfigResult } from '../../ops/mirror-config.js';
 import { mirrorConfigLines } from './mirror-config.js';
 import { addRegistryOptions, endpointsFrom, plainHttpFor, parseConcurrency, type RegistryFlags } from '../registry-options.js';
-import { createReporter } from '../progress.js';
-import { networkLog } from '../network-log.js';
+import { commandProgress } from '../network-log.js';
 import { printResult, table, transferLine } from '../output.js';
 import type { CommandContext } from '../main.js';
 import { withExamples } from '../examples.js';
@@ -70,8 +70,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
     const policy = flags.policy === undefined ? undefined : await (await import('../../policy/load.js')).loadPolicy(flags.policy);
     // The client must allow the small requests the engine runs at once; the engine bounds large uploads.
     const g = ctx.globals();
-    const reporter = await createReporter({ quiet: g.quiet || g.json });
-    const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
+    const { reporter, net } = await commandProgress(g);
     const endpoints = await endpointsFrom(
       { ...flags, concurrency: String(Math.max(uploads, SMALL_REQUESTS_IN_FLIGHT)) },
       { hosts: target.kind === 'registry' ? [target.host] : [], debug: g.debug, onEvent: net.network },
@@ -101,7 +100,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         transferLine(result.blobs, result.manifests),
         ...net.summary(),
         '',
-        ...table([['IMAGE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.name, i.reference, i.digest])]),
+        ...table([['IMAGE', 'TARGET', 'DIGEST'], ...result.images.map((i) => [i.name, i.reference, digestCell(i.digest, g.wide)])]),
         ...(mirror === undefined ? [] : ['', ...mirrorConfigLines(mirror)]),
       ]);
     } catch (err) {

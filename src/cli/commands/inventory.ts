@@ -10,9 +10,9 @@ import { loadSigningKey } from '../../bundle/keys.js';
 import { DEFAULT_INVENTORY_CONCURRENCY, makeInventory, type InventoryResult, type InventoryTarget } from '../../ops/inventory.js';
 import { parseImportTarget } from '../../names/import-names.js';
 import { addRegistryOptions, endpointsFrom, parseConcurrency, type RegistryFlags } from '../registry-options.js';
-import { createReporter, formatBytes } from '../progress.js';
-import { networkLog } from '../network-log.js';
-import { count, printResult } from '../output.js';
+import { count, formatBytes } from '../../words.js';
+import { commandProgress } from '../network-log.js';
+import { printResult } from '../output.js';
 import type { CommandContext } from '../main.js';
 import { withExamples } from '../examples.js';
 
@@ -59,8 +59,7 @@ export function registerInventoryCommand(program: Command, ctx: CommandContext):
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const requests = parseConcurrency(flags.concurrency ?? String(DEFAULT_INVENTORY_CONCURRENCY));
     const g = ctx.globals();
-    const reporter = await createReporter({ quiet: g.quiet || g.json });
-    const net = networkLog(reporter, { retryLines: !g.quiet, trace: g.debug, drawn: !(g.quiet || g.json) });
+    const { reporter, net } = await commandProgress(g);
     const endpoints = await endpointsFrom(
       { ...flags, concurrency: String(requests) },
       { hosts: parsed === undefined ? [] : [parsed.host], debug: g.debug, onEvent: net.network },

@@ -22,7 +22,8 @@ const SPECS = [
   { schema: 'bundle.schema.json', name: 'bundle-validate', options: { allErrors: true } },
   // verbose: errors carry the offending data and schema, used to word the message.
   { schema: 'images.schema.json', name: 'images-validate', options: { allErrors: false, verbose: true } },
-  { schema: 'policy.schema.json', name: 'policy-validate', options: { allErrors: false } },
+  // allErrors: every problem of a policy file is reported in one run.
+  { schema: 'policy.schema.json', name: 'policy-validate', options: { allErrors: true } },
 ];
 
 const DTS = `import type { ValidateFunction } from 'ajv/dist/2020.js';

@@ -129,6 +129,14 @@ function checkSchema(data: unknown, file: FileLocator): { problems: AirlockError
     problems.push(file.fail(at, problem, { hint }));
     const index = at[0] === 'images' && typeof at[1] === 'number' ? at[1] : undefined;
     const images = (doc as { images?: unknown } | null)?.images;
+    const top = at[0];
+    if (index === undefined && typeof top === 'string' && top !== 'images' && Array.isArray(images)) {
+      // A problem in another top-level field (a bad default platform, an unknown field, a wrong
+      // version): reported, then set aside so the rest of the file is checked as well.
+      const { [top]: _, ...rest } = doc as Record<string, unknown>;
+      doc = top === 'version' ? { ...rest, version: 1 } : rest;
+      continue;
+    }
     if (index === undefined || !Array.isArray(images)) return { problems, bad, entriesOnly: false };
     bad.add(index);
     // A placeholder no other entry can equal (uniqueItems) takes the bad entry's place.

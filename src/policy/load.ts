@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import validatePolicy from '../generated/policy-validate.js';
 import { parse as parseYaml } from 'yaml';
 import { AirlockError } from '../errors.js';
+import { combinedProblems } from '../imagelist/image-list.js';
 import { readSmallFile } from '../fs/small-file.js';
 import { loadPublicKey, type TrustedKey } from '../bundle/keys.js';
 import { compilePattern, type PatternSpec } from './pattern.js';
@@ -73,10 +74,16 @@ export async function loadPolicy(path: string): Promise<ImportPolicy> {
   }
   const validate = validatePolicy;
   if (!validate(data)) {
-    const e = validate.errors?.[0];
-    const where = e === undefined || e.instancePath === '' ? '' : `${e.instancePath.slice(1).replaceAll('/', '.')}: `;
-    const extra = e?.keyword === 'additionalProperties' ? ` "${String(e.params['additionalProperty'])}"` : '';
-    throw invalid(path, `${where}${e?.message ?? 'does not match the policy schema'}${extra}`);
+    // Every problem at once (the validator collects them all), each once, in the schema's order.
+    const said = (validate.errors ?? [])
+      .filter((e) => e.keyword !== 'if')
+      .map((e) => {
+        const where = e.instancePath === '' ? '' : `${e.instancePath.slice(1).replaceAll('/', '.')}: `;
+        const extra = e.keyword === 'additionalProperties' ? ` "${String(e.params['additionalProperty'])}"` : '';
+        return `${where}${e.message ?? 'does not match the policy schema'}${extra}`;
+      });
+    const problems = [...new Set(said)].map((problem) => invalid(path, problem));
+    throw problems.length === 0 ? invalid(path, 'does not match the policy schema') : combinedProblems(problems);
   }
   const raw = data as RawPolicy;
   const policy: ImportPolicy = {

@@ -25,7 +25,7 @@ async function load(text: string | Buffer, name = `images-${++counter}.yaml`): P
 }
 
 /** Write `text`, load it, and return the error (path prefix replaced by "F"). */
-async function loadError(text: string | Buffer): Promise<{ code: string; message: string; hint?: string | undefined }> {
+async function loadError(text: string | Buffer): Promise<{ code: string; message: string; hint?: string | undefined; problems?: string[] }> {
   const path = join(dir, `bad-${++counter}.yaml`);
   await writeFile(path, text);
   try {
@@ -33,7 +33,8 @@ async function loadError(text: string | Buffer): Promise<{ code: string; message
   } catch (err) {
     if (!isAirlockError(err)) throw err;
     const e = err as AirlockError;
-    return { code: e.code, message: e.message.replaceAll(path, 'F'), hint: e.hint };
+    const problems = (e.details?.['problems'] as Array<{ message: string }> | undefined)?.map((p) => p.message.replaceAll(path, 'F'));
+    return { code: e.code, message: e.message.replaceAll(path, 'F'), hint: e.hint, ...(problems === undefined ? {} : { problems }) };
   }
   throw new Error('expected an error');
 }
@@ -342,10 +343,19 @@ describe('every problem in one report', () => {
     expect((err as AirlockError).message).toMatch(/\(and 3 more\)$/);
   });
 
-  it('keeps one problem as it was, and stops at a problem outside the entries', async () => {
+  it('keeps one problem as it was; problems outside the entries are named with the entries', async () => {
     expect((await loadError('version: 1\nimages:\n  - ref: 12\n')).message).toBe('F:3: images[0].ref: must be a string, not number 12');
-    const err = await loadError('version: 2\nimages:\n  - ref: 12\n');
-    expect(err.message).toBe('F:1: version: unsupported version 2');
+    const err = await loadError('version: 2\nplatforms: [linux/amd64, 7]\nextra: yes\nimages:\n  - ref: 12\n  - "bad ref!"\n');
+    expect(err.message).toBe('F:1: version: unsupported version 2 (and 4 more)');
+    expect(err.problems).toEqual([
+      'F:1: version: unsupported version 2',
+      'F:2: platforms[1]: must be a string, not number 7',
+      'F:3: extra: unknown field "extra"',
+      'F:5: images[0].ref: must be a string, not number 12',
+      'F:6: images[1]: invalid reference "bad ref!": contains white space',
+    ]);
+    // Without an images list there is nothing more to check.
+    expect((await loadError('version: 2\n')).message).toMatch(/^F:1: /);
   });
 
   it('names every bad reference given on the command line', () => {

@@ -107,6 +107,14 @@ describe('loadPolicy', () => {
     expect(err.message).toMatch(message);
   });
 
+  it('names every schema problem of a policy in one run', async () => {
+    const err = await failure(loadPolicy(await policyFile('version: 1\nregistries: 5\nsigners: [3]\nbogus: true\n')));
+    expect(err.code).toBe('INPUT_INVALID');
+    const problems = (err.details!['problems'] as Array<{ message: string }>).map((p) => p.message.replace(/^\S+: /, ''));
+    expect(problems).toEqual(['must NOT have additional properties "bogus"', 'registries: must be object', 'signers: must be object']);
+    expect(err.message).toMatch(/\(and 2 more\)$/);
+  });
+
   it('refuses a missing file and a signer key that is not a public key', async () => {
     expect((await failure(loadPolicy(join(dir.path, 'nope.yaml')))).code).toBe('INPUT_INVALID');
     await generateKeyPair(join(dir.path, 'k'));

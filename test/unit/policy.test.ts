@@ -1,3 +1,4 @@
+import { failure } from '../support/failure.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,15 +21,6 @@ async function policyFile(text: string, name = 'policy.yaml'): Promise<string> {
   const path = join(dir.path, name);
   await writeFile(path, text);
   return path;
-}
-
-async function failure(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(isAirlockError(err), String(err)).toBe(true);
-  return err as Error & { code?: string };
 }
 
 const image = (name: string, registry: string | undefined, repository: string): PolicySubject => ({ name, registry, repository });

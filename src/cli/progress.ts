@@ -75,6 +75,11 @@ class PhaseState {
     this.image = undefined;
   }
 
+  /** A blob is begun: its image is the one in flight (one already there is not being copied). */
+  blobBegun(e: Extract<ProgressEvent, { kind: 'blob' }>): void {
+    if (e.image !== undefined && e.skipped !== true) this.image = e.image;
+  }
+
   seconds(now = Date.now()): number {
     return Math.max((now - this.started) / 1000, 0.001);
   }
@@ -205,7 +210,7 @@ export async function createReporter(opts: ReporterOptions): Promise<Reporter> {
         info(`warning: ${e.message}`);
         break;
       case 'blob':
-        if (e.image !== undefined && e.skipped !== true) state.image = e.image;
+        state.blobBegun(e);
         break;
       case 'retry':
         break;
@@ -292,7 +297,7 @@ function jsonReporter(stream: NodeJS.WriteStream): Reporter {
         write({ event: 'warning', message: e.message });
         break;
       case 'blob':
-        if (e.image !== undefined && e.skipped !== true) state.image = e.image;
+        state.blobBegun(e);
         break;
       case 'retry':
         break;

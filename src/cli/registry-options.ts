@@ -12,7 +12,8 @@ import type { RegistryClient, RegistryOptions } from '../registry/client.js';
 import type { RegistriesConfOptions } from '../registry/registries-conf.js';
 import type { RegistryListener } from '../registry/events.js';
 import { VERSION } from '../version.js';
-import { DEFAULT_MAX_CONCURRENT_BLOBS } from '../registry/limits.js';
+import { credsByHost, HOST_RE, readStdinPassword } from './creds-flags.js';
+import { DEFAULT_CONCURRENCY, parseChunkSize, parseConcurrency, parseTimeout } from './flag-values.js';
 
 export interface RegistryFlags {
   creds?: string[];
@@ -33,9 +34,6 @@ export interface RegistryFlags {
   /** `--proxy URL`: replaces HTTPS_PROXY/HTTP_PROXY; `''` turns proxying off (registry/proxy.ts). */
   proxy?: string;
 }
-
-/** Blobs in flight per registry by default: the registry client's own default (see registry/limits.ts). */
-export const DEFAULT_CONCURRENCY = DEFAULT_MAX_CONCURRENT_BLOBS;
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -102,112 +100,6 @@ export function addRegistryOptions(cmd: Command, concurrency = { what: 'blobs tr
     );
 }
 
-interface Creds {
-  host?: string;
-  username: string;
-  password: string;
-}
-
-/** A registry host as written in references: `name[:port]` or `[ipv6][:port]`. */
-const HOST_RE = /^(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::\d+)?$/i;
-
-/**
- * Parse `[host=]user:password`. The text before the first `=` is a host when it looks like one
- * (`registry.lan`, `127.0.0.1:5000`); the password may contain `:` and `=`.
- */
-export function parseCreds(text: string): Creds {
-  return splitCreds(text, false) as Creds;
-}
-
-/**
- * {@link parseCreds}, and with `passwordless` (`--password-stdin`) also `[host=]user`, whose password
- * is then undefined. `HOST:PORT=USER` is only read so then: without it `user:1=x` is USER:PASSWORD.
- */
-function splitCreds(text: string, passwordless: boolean): Omit<Creds, 'password'> & { password?: string } {
-  const eq = text.indexOf('=');
-  const maybeHost = eq > 0 ? text.slice(0, eq) : undefined;
-  const after = text.slice(eq + 1);
-  const hostForm = maybeHost !== undefined && HOST_RE.test(maybeHost) && (text.indexOf(':', eq) > eq || (passwordless && !after.includes(':')));
-  const host = hostForm ? maybeHost.toLowerCase() : undefined;
-  const rest = host === undefined ? text : after;
-  const sep = rest.indexOf(':');
-  const where = host === undefined ? {} : { host };
-  if (sep === -1 && passwordless && rest !== '') return { ...where, username: rest };
-  if (sep <= 0) {
-    throw new AirlockError('USAGE', '--creds must be USER:PASSWORD or HOST=USER:PASSWORD', {
-      hint: 'for example --creds registry.lan=mirror:s3cret, or --creds registry.lan=mirror --password-stdin with the password on stdin',
-    });
-  }
-  return { ...where, username: rest.slice(0, sep), password: rest.slice(sep + 1) };
-}
-
-/**
- * `--creds` values by the host they are for. A value without `HOST=` belongs to the one registry
- * host the run involves (`hosts`); with none or several, which one is meant is a guess, and a
- * wrong guess hands the password to another registry: that is a usage error naming the hosts.
- * `HOST=` values win over a bare one for their host.
- *
- * @param hosts the registry hosts the command will talk to (duplicates allowed)
- * @param stdinPassword with `--password-stdin`: the password of the one value given without one
- */
-export function credsByHost(texts: readonly string[], hosts: readonly string[], stdinPassword?: string): Map<string, Creds> {
-  const split = texts.map((t) => splitCreds(t, stdinPassword !== undefined));
-  if (stdinPassword !== undefined) {
-    const waiting = split.filter((c) => c.password === undefined).length;
-    if (waiting !== 1) {
-      throw new AirlockError('USAGE', `--password-stdin is the password of one --creds USER (or HOST=USER); ${waiting} are given without a password`, {
-        hint: 'for example: printf %s "$PASSWORD" | airlock ... --creds registry.lan=mirror --password-stdin',
-      });
-    }
-  }
-  const parsed = split.map((c): Creds => ({ ...c, password: c.password ?? (stdinPassword as string) }));
-  const byHost = new Map<string, Creds>();
-  for (const c of parsed) if (c.host !== undefined && !byHost.has(c.host)) byHost.set(c.host, c);
-  const bare = parsed.filter((c) => c.host === undefined);
-  if (bare.length === 0) return byHost;
-  const hint = 'name the registry the credentials are for: --creds HOST=USER:PASSWORD (repeatable, one per registry)';
-  if (bare.length > 1) throw new AirlockError('USAGE', `--creds without HOST= is given ${bare.length} times`, { hint });
-  const involved = [...new Set(hosts.map((h) => h.toLowerCase()))];
-  if (involved.length !== 1) {
-    const which = involved.length === 0 ? 'none' : `${involved.length}: ${involved.join(', ')}`;
-    throw new AirlockError('USAGE', `--creds without HOST= needs exactly one registry in the run; registries involved: ${which}`, { hint });
-  }
-  const only = involved[0] as string;
-  if (!byHost.has(only)) byHost.set(only, bare[0] as Creds);
-  return byHost;
-}
-
-/** Longest password `--password-stdin` takes: a token is a few KiB; more is a wrong file. */
-export const MAX_STDIN_PASSWORD_BYTES = 64 * 1024;
-
-/**
- * The password piped to `--password-stdin`: all of stdin, less one line end (as `docker login
- * --password-stdin` reads it). A terminal is refused: there would be no prompt, the password would
- * echo, and a long run would sit waiting without a word.
- */
-export async function readStdinPassword(stdin: NodeJS.ReadableStream & { isTTY?: boolean } = process.stdin): Promise<string> {
-  if (stdin.isTTY === true) {
-    throw new AirlockError('USAGE', '--password-stdin reads the password from a pipe or a file, and stdin is a terminal', {
-      hint: 'for example: printf %s "$PASSWORD" | airlock ... --password-stdin, or ... --password-stdin < password.txt',
-    });
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stdin) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-    size += buf.length;
-    if (size > MAX_STDIN_PASSWORD_BYTES) {
-      throw new AirlockError('USAGE', `--password-stdin: stdin holds more than ${MAX_STDIN_PASSWORD_BYTES} bytes, not a password`);
-    }
-    chunks.push(buf);
-  }
-  const password = Buffer.concat(chunks)
-    .toString('utf8')
-    .replace(/\r?\n$/, '');
-  if (password === '') throw new AirlockError('USAGE', '--password-stdin: stdin is empty', { hint: 'pipe the password in' });
-  return password;
-}
-
 /**
  * Which hosts a per-host flag covers: `every` for a bare flag or `true`, else the named hosts.
  *
@@ -253,27 +145,6 @@ async function checkAuthFile(path: string): Promise<void> {
   }
 }
 
-export function parseConcurrency(text: string | undefined, defaultValue = DEFAULT_CONCURRENCY): number {
-  if (text === undefined) return defaultValue;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 64) {
-    throw new AirlockError('USAGE', `--concurrency ${text}: must be a whole number from 1 to 64`);
-  }
-  return n;
-}
-
-/** `--chunk-size MIB` in bytes; undefined when not given (one PATCH per blob). */
-export function parseChunkSize(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const mib = Number(text);
-  if (!Number.isInteger(mib) || mib < 1 || mib > 1_048_576) {
-    throw new AirlockError('USAGE', `--chunk-size ${text}: must be a whole number of MiB from 1 to 1048576`, {
-      hint: 'for example --chunk-size 64 behind a proxy that refuses request bodies over 100 MB',
-    });
-  }
-  return mib * 1024 * 1024;
-}
-
 /** What the endpoint factory needs besides the flags. */
 export interface EndpointContext {
   /** Every registry host the command will talk to: decides where a `--creds` without `HOST=` goes. */
@@ -298,24 +169,6 @@ export interface EndpointContext {
 /** A `--debug` line on stderr; registry text in it is cleaned like any other. */
 function debugLine(line: string): void {
   process.stderr.write(`airlock: debug: ${cleanText(line)}\n`);
-}
-
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/**
- * `--timeout DURATION` in ms, undefined when not given: `90` (seconds), `90s`, `2m`, `500ms`, from
- * 100 ms to 1 h.
- */
-export function parseTimeout(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  const ms = m === null ? NaN : Math.round(Number(m[1]) * (DURATION_UNITS[m[2] ?? 's'] ?? NaN));
-  if (!(ms >= 100 && ms <= 3_600_000)) {
-    throw new AirlockError('USAGE', `--timeout ${text}: must be a duration from 100ms to 1h`, {
-      hint: 'for example --timeout 30s, --timeout 5m, or --timeout 90 (seconds)',
-    });
-  }
-  return ms;
 }
 
 /**

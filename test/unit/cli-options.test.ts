@@ -1,19 +1,9 @@
 import { Readable } from 'node:stream';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import {
-  addRegistryOptions,
-  bindPerHostFlags,
-  credsByHost,
-  EVERY_REGISTRY,
-  MAX_STDIN_PASSWORD_BYTES,
-  parseChunkSize,
-  parseConcurrency,
-  parseCreds,
-  parseTimeout,
-  perHostSetting,
-  readStdinPassword,
-} from '../../src/cli/registry-options.js';
+import { addRegistryOptions, bindPerHostFlags, EVERY_REGISTRY, perHostSetting } from '../../src/cli/registry-options.js';
+import { credsByHost, MAX_STDIN_PASSWORD_BYTES, parseCreds, readStdinPassword } from '../../src/cli/creds-flags.js';
+import { parseChunkSize, parseConcurrency, parseTimeout } from '../../src/cli/flag-values.js';
 import { isAirlockError } from '../../src/errors.js';
 
 describe('parseCreds', () => {

@@ -11,7 +11,8 @@ import { describeTarget, parseImportTarget, type ImportTarget } from '../../name
 import { AirlockError } from '../../errors.js';
 import type { MirrorConfigResult } from '../../ops/mirror-config.js';
 import { mirrorConfigLines } from './mirror-config.js';
-import { addRegistryOptions, endpointsFrom, plainHttpFor, parseConcurrency, type RegistryFlags } from '../registry-options.js';
+import { addRegistryOptions, endpointsFrom, plainHttpFor, type RegistryFlags } from '../registry-options.js';
+import { parseConcurrency } from '../flag-values.js';
 import { commandProgress } from '../network-log.js';
 import { printResult, table, transferLine } from '../output.js';
 import type { CommandContext } from '../main.js';

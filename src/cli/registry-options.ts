@@ -202,11 +202,21 @@ async function insecureSchemes(
   answers: (host: string, scheme: Scheme) => Promise<boolean>,
 ): Promise<Map<string, Scheme>> {
   const schemes = new Map<string, Scheme>();
-  const sources = [...new Set((context.sources ?? []).map((h) => h.toLowerCase()))].filter((h) => !flagged(h));
-  if (sources.length === 0) return schemes;
+  const read = [...new Set((context.sources ?? []).map((h) => h.toLowerCase()))];
+  if (read.length === 0) return schemes;
   const { loadRegistriesConf, registryEntryFor } = await import('../registry/registries-conf.js');
   const entries = await loadRegistriesConf(context.registriesConf);
-  for (const host of sources) {
+  // Whatever the flags say: the operator's tools refuse these, and so does airlock.
+  for (const host of read) {
+    const entry = registryEntryFor(entries, host);
+    if (entry?.blocked === true) {
+      throw new AirlockError('POLICY', `${host} is blocked in ${entry.file} (blocked = true for prefix ${entry.prefix}): nothing is read from it`, {
+        subject: host,
+        hint: `take ${host} out of the image list, or remove "blocked = true" from its entry in ${entry.file} if reading from it is allowed`,
+      });
+    }
+  }
+  for (const host of read.filter((h) => !flagged(h))) {
     const entry = registryEntryFor(entries, host);
     if (entry?.insecure !== true) continue;
     const https: Scheme = { plainHttp: false, insecureSkipTlsVerify: true };

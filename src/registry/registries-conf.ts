@@ -1,8 +1,9 @@
 /**
  * The operator's `registries.conf` (containers-registries.conf(5), read by podman, skopeo, CRI-O),
- * for one setting: `insecure = true`, which lets those tools talk to a registry over plain HTTP or
- * over TLS without verifying its certificate. airlock honours it for the registries it reads from,
- * so a registry an operator already marked there needs no flag.
+ * for two settings of the registries airlock reads from: `insecure = true`, which lets those tools
+ * talk to a registry over plain HTTP or over TLS without verifying its certificate (honoured, so a
+ * registry an operator already marked there needs no flag), and `blocked = true`, which makes them
+ * refuse to pull from it (honoured: airlock refuses too, before any request).
  *
  * Files, as containers/image finds them: `$CONTAINERS_REGISTRIES_CONF`, else
  * `$HOME/.config/containers/registries.conf` when it exists (with only the drop-ins of
@@ -38,6 +39,8 @@ export interface RegistryConfEntry {
   /** `registry.lan:5000` or `*.lan`. */
   prefix: string;
   insecure: boolean;
+  /** Pulling from it is refused (`blocked = true`, or v1 `[registries.block]`). */
+  blocked: boolean;
   /** The file it came from, for messages. */
   file: string;
 }
@@ -89,7 +92,7 @@ export async function loadRegistriesConf(opts: RegistriesConfOptions = {}): Prom
  * The entry that decides for `host` (`host[:port]`), or undefined.
  *
  * @example
- * registryEntryFor(entries, 'registry.lan:5000') // → { prefix: 'registry.lan:5000', insecure: true, file: '…' }
+ * registryEntryFor(entries, 'registry.lan:5000') // → { prefix: 'registry.lan:5000', insecure: true, blocked: false, file: '…' }
  */
 export function registryEntryFor(entries: readonly RegistryConfEntry[], host: string): RegistryConfEntry | undefined {
   const wanted = host.toLowerCase();
@@ -113,13 +116,18 @@ function entriesOf(doc: TomlTable, file: string): RegistryConfEntry[] {
       if (typeof where !== 'string' || where === '') continue;
       const prefix = where.replace(/\/+$/, '');
       if (prefix.includes('/')) continue; // a namespace: see the module comment
-      out.push({ prefix, insecure: item.insecure === true, file });
+      out.push({ prefix, insecure: item.insecure === true, blocked: item.blocked === true, file });
     }
   }
-  const v1 = isTable(doc.registries) && isTable(doc.registries.insecure) ? doc.registries.insecure.registries : undefined;
-  if (Array.isArray(v1)) {
-    for (const host of v1) if (typeof host === 'string' && host !== '' && !host.includes('/')) out.push({ prefix: host, insecure: true, file });
-  }
+  // v1: `[registries.insecure] registries = [...]` and `[registries.block] registries = [...]`.
+  const v1 = (list: string): string[] => {
+    const table = isTable(doc.registries) ? doc.registries[list] : undefined;
+    const hosts = isTable(table) ? table.registries : undefined;
+    return Array.isArray(hosts) ? hosts.filter((h): h is string => typeof h === 'string' && h !== '' && !h.includes('/')) : [];
+  };
+  const insecure = new Set(v1('insecure'));
+  const blocked = new Set(v1('block'));
+  for (const prefix of new Set([...insecure, ...blocked])) out.push({ prefix, insecure: insecure.has(prefix), blocked: blocked.has(prefix), file });
   return out;
 }
 

@@ -4,6 +4,7 @@
  * podman-style auth.json, `--password-stdin`, `docker://` references, and `airlock tags` with the
  * image list's filters.
  */
+import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -221,6 +222,16 @@ describe("the operator's registries.conf", () => {
     const debug = await run(['--debug', 'tags', `${plain.host}/coreos/etcd`], { CONTAINERS_REGISTRIES_CONF: conf });
     expect(debug.code).toBe(0);
     expect(debug.stderr).toContain(`${conf} marks ${plain.host} insecure (prefix ${plain.host}): plain HTTP`);
+  });
+
+  it('blocked = true refuses the source before any request, whatever the flags (exit 14)', async () => {
+    const conf = join(work.path, 'blocked.conf');
+    await writeFile(conf, `[[registry]]\nlocation = "${plain.host}"\nblocked = true\n`);
+    const out = join(work.path, 'blocked.tar.zst');
+    const r = await run(['bundle', 'create', ref(PLAIN_IMAGES[1]!), '-o', out, '--unsigned', '--plain-http'], { CONTAINERS_REGISTRIES_CONF: conf });
+    expect(r.code).toBe(14);
+    expect(r.stderr).toContain(`airlock: error: ${plain.host} is blocked in ${conf} (blocked = true for prefix ${plain.host})`);
+    expect(existsSync(`${out}.partial`) || existsSync(out)).toBe(false);
   });
 
   it('a flag still decides over the file, and a broken file is named', async () => {

@@ -202,14 +202,29 @@ describe('registries.conf', () => {
   it('reads the v1 format', async () => {
     const main = await write(
       join(tmp.path, 'v1', 'main.conf'),
-      "[registries.search]\nregistries = ['docker.io']\n[registries.insecure]\nregistries = ['old.lan:5000']\n",
+      "[registries.search]\nregistries = ['docker.io']\n[registries.insecure]\nregistries = ['old.lan:5000', 'both.lan']\n[registries.block]\nregistries = ['banned.lan', 'both.lan']\n",
     );
     const entries = await loadRegistriesConf({
       env: { CONTAINERS_REGISTRIES_CONF: main },
       homeDir: join(tmp.path, 'nohome'),
       systemDir: join(tmp.path, 'none'),
     });
-    expect(registryEntryFor(entries, 'old.lan:5000')?.insecure).toBe(true);
+    expect(registryEntryFor(entries, 'old.lan:5000')).toMatchObject({ insecure: true, blocked: false });
+    expect(registryEntryFor(entries, 'banned.lan')).toMatchObject({ insecure: false, blocked: true });
+    expect(registryEntryFor(entries, 'both.lan')).toMatchObject({ insecure: true, blocked: true });
+  });
+
+  it('reads blocked = true, and a later file can lift it', async () => {
+    const root = join(tmp.path, 'blocked');
+    const main = await write(
+      join(root, 'main.conf'),
+      '[[registry]]\nprefix = "*.banned"\nblocked = true\n[[registry]]\nlocation = "lifted.lan"\nblocked = true\n',
+    );
+    await write(join(root, 'd', '50-lift.conf'), '[[registry]]\nlocation = "lifted.lan"\nblocked = false\n');
+    const entries = await loadRegistriesConf({ env: { CONTAINERS_REGISTRIES_CONF: main }, homeDir: join(root, 'nohome'), systemDir: join(root, 'd') });
+    expect(registryEntryFor(entries, 'reg.banned:5000')?.blocked).toBe(true);
+    expect(registryEntryFor(entries, 'lifted.lan')?.blocked).toBe(false);
+    expect(registryEntryFor(entries, 'quay.io')).toBeUndefined();
   });
 
   it('refuses a huge file and broken TOML, naming the file; a missing one is none', async () => {

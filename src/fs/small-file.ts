@@ -94,3 +94,17 @@ function kindOf(info: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDe
   if (info.isSocket()) return 'a socket';
   return 'a special file';
 }
+
+/**
+ * {@link readSmallFile}, or undefined when nothing is at `path`: for files that are looked for in
+ * several places and may be missing from most (auth files, per-host certificates).
+ */
+export async function readOptionalSmallFile(path: string, opts: SmallFileOptions): Promise<Buffer | undefined> {
+  try {
+    return await readSmallFile(path, opts);
+  } catch (err) {
+    const code = ((err as { cause?: unknown }).cause as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}

@@ -9,11 +9,11 @@
  * found under `https://index.docker.io/v1/`, `index.docker.io`, `registry-1.docker.io` or `docker.io`.
  * Environment, home directory and helper runner are injectable for tests.
  */
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { AirlockError, fromFsError } from '../errors.js';
+import { AirlockError } from '../errors.js';
 import { registerCredentials } from '../redact.js';
+import { readOptionalSmallFile } from '../fs/small-file.js';
 import { runCredentialHelper, type HelperRunner } from './credential-helper.js';
 
 /** Credentials for one registry. `source` names where they came from, never the secret. */
@@ -89,15 +89,17 @@ interface AuthFile {
   credsStore?: string;
 }
 
+/** An auth file holds a login per registry: a few KiB; a thousand logins fit in far less than this. */
+export const MAX_AUTH_FILE_BYTES = 4 * 1024 * 1024;
+
 async function readAuthFile(path: string): Promise<AuthFile | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw fromFsError(err, path, 'reading');
-  }
+  const bytes = await readOptionalSmallFile(path, {
+    maxBytes: MAX_AUTH_FILE_BYTES,
+    what: 'auth file',
+    hint: 'an auth file is the JSON that podman login or docker login writes',
+  });
+  if (bytes === undefined) return undefined;
+  const text = bytes.toString('utf8');
   try {
     const doc = JSON.parse(text) as unknown;
     if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('not an object');

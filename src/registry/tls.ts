@@ -7,10 +7,11 @@
  * Extra CAs are added to Node's bundled roots, not put in their place, so public registries keep
  * working when a private CA is configured.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rootCertificates, type ConnectionOptions } from 'node:tls';
 import { AirlockError, fromFsError } from '../errors.js';
+import { readSmallFile } from '../fs/small-file.js';
 
 /** Where docker and podman look for per-registry certificates. */
 export const DEFAULT_CERTS_DIRS: readonly string[] = ['/etc/docker/certs.d', '/etc/containers/certs.d'];
@@ -28,12 +29,12 @@ export interface TlsSettings {
 /** The TLS part of undici's `connect` options. */
 export type TlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'>;
 
+/** A CA bundle: the system's whole bundle (about 200 KiB on Debian) fits many times over. */
+export const MAX_PEM_BYTES = 4 * 1024 * 1024;
+
 async function readPem(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw fromFsError(err, path, 'reading');
-  }
+  const hint = "pass a PEM file (-----BEGIN CERTIFICATE----- …), such as the registry CA's ca.crt";
+  return (await readSmallFile(path, { maxBytes: MAX_PEM_BYTES, what: 'PEM file', hint })).toString('utf8');
 }
 
 /** Names in a directory; a missing directory is empty (most hosts have no certs.d entry). */

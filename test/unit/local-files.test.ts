@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AirlockError, fromFsError } from '../../src/errors.js';
 import { readSmallFile } from '../../src/fs/small-file.js';
+import { MAX_AUTH_FILE_BYTES, resolveCredentials } from '../../src/registry/credentials.js';
+import { loadTlsOptions } from '../../src/registry/tls.js';
 import { checkOutputDirectory, checkOutputFile, makeDirectory } from '../../src/fs/output-location.js';
 import { Layout } from '../../src/layout/layout.js';
 import { hashFileInWorker } from '../../src/fs/file-hash.js';
@@ -46,6 +48,27 @@ describe('readSmallFile', () => {
     const status = await readSmallFile('/proc/self/status', { maxBytes: 64 << 10, what: 'status' });
     expect(status.toString()).toContain('Name:');
     await expect(readSmallFile('/proc/self/status', { maxBytes: 10, what: 'status' })).rejects.toMatchObject({ code: 'INPUT_INVALID' });
+  });
+});
+
+describe('auth files and CA files', () => {
+  it('a missing auth file is none; a FIFO, a directory or a huge one is refused naming it', async () => {
+    const missing = join(dir, 'no-auth.json');
+    expect(await resolveCredentials('quay.io', 'a', { authFiles: [missing] })).toBeUndefined();
+    const fifo = join(dir, 'auth-fifo');
+    execFileSync('mkfifo', [fifo]);
+    await expect(resolveCredentials('quay.io', 'a', { authFiles: [fifo] })).rejects.toMatchObject({ code: 'INPUT_INVALID', subject: fifo });
+    await expect(resolveCredentials('quay.io', 'a', { authFiles: [dir] })).rejects.toMatchObject({ code: 'INPUT_INVALID', subject: dir });
+    const huge = join(dir, 'huge-auth.json');
+    await writeFile(huge, Buffer.alloc(MAX_AUTH_FILE_BYTES + 1, 0x20));
+    await expect(resolveCredentials('quay.io', 'a', { authFiles: [huge] })).rejects.toMatchObject({ code: 'INPUT_INVALID', subject: huge });
+  });
+
+  it('a --ca-file that is a FIFO or /dev/zero is refused at once, naming it', async () => {
+    const fifo = join(dir, 'ca-fifo');
+    execFileSync('mkfifo', [fifo]);
+    await expect(loadTlsOptions('registry.lan', { caFiles: [fifo], certsDirs: [] })).rejects.toMatchObject({ code: 'INPUT_INVALID', subject: fifo });
+    await expect(loadTlsOptions('registry.lan', { caFiles: ['/dev/zero'], certsDirs: [] })).rejects.toMatchObject({ code: 'INPUT_INVALID' });
   });
 });
 

@@ -15,7 +15,7 @@ import { renderError } from './render-error.js';
 import { toJson } from './output.js';
 import { logLine, type LogFormat } from './progress.js';
 import { watchSignals } from './interrupt.js';
-import { VERSION } from '../version.js';
+import { COMMIT, VERSION } from '../version.js';
 
 export interface GlobalOptions {
   json: boolean;
@@ -40,7 +40,7 @@ export interface CommandContext {
 export function buildProgram(signal: AbortSignal = new AbortController().signal, onInterruptHint: (hint: string) => void = () => undefined): Command {
   const program = new Command('airlock')
     .description('Move container images across an air gap in one signed, deduplicated OCI bundle')
-    .version(VERSION, '-V, --version')
+    .option('-V, --version', 'print the version and the commit airlock was built from')
     .option('--json', 'print the result (or the error) as JSON on stdout', false)
     .option('-q, --quiet', 'print no progress', false)
     .option('--debug', 'print an HTTP trace (method, URL, status, bytes, time; secrets redacted) and stack traces for internal errors', false)
@@ -53,6 +53,11 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal,
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ showGlobalOptions: true })
     .exitOverride();
+  // Not commander's .version(): main() prints the line, which names the commit too, or with --json
+  // a JSON document (commander may meet --version before it has parsed --json).
+  program.on('option:version', () => {
+    throw new CommanderError(0, 'commander.version', VERSION);
+  });
   const ctx: CommandContext = { signal, globals: () => program.opts<GlobalOptions>(), onInterruptHint };
   registerKeyCommands(program, ctx);
   registerBundleCommands(program, ctx);
@@ -78,6 +83,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version are "errors" in commander's exitOverride mode.
+      if (err.code === 'commander.version') {
+        const json = program.opts<GlobalOptions>().json || argv.includes('--json');
+        process.stdout.write(json ? `${toJson({ version: VERSION, commit: COMMIT })}\n` : `airlock ${VERSION} (commit ${COMMIT})\n`);
+        return 0;
+      }
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
       // commander printed the message on stderr; with --json, stdout still holds one JSON document.
       // The option may not have been parsed yet when the error came first, hence argv too.

@@ -3,13 +3,14 @@
  *
  * - The sources import the validators that scripts/compile-schemas.mjs generates into
  *   src/generated/ (a build output, not committed). They are generated here when missing or older
- *   than a schema, so that the unit tests run on a fresh clone without `npm run build`.
+ *   than a schema, so that the unit tests run on a fresh clone without `npm run build`; so is the
+ *   version and commit module scripts/build-info.mjs writes there, when missing.
  * - A unit check that runs a system tool (zstd, openssl) is skipped where the tool is missing; this
  *   says so, loudly, at the start of the run. The integration suite (and so `npm test`) cannot start
  *   without the tools, so there every such check runs.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installLine, missingTools, REQUIRED_TOOLS } from './tools.js';
@@ -42,6 +43,8 @@ function schemasStale(): boolean {
 
 export default function setup(): void {
   if (schemasStale()) execFileSync(process.execPath, [join(ROOT, 'scripts', 'compile-schemas.mjs')], { stdio: 'inherit' });
+  if (!existsSync(join(ROOT, 'src', 'generated', 'build-info.ts')))
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-info.mjs')], { stdio: 'inherit' });
   const missing = missingTools(UNIT_TOOLS);
   if (missing.length > 0) {
     process.stderr.write(

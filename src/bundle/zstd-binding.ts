@@ -5,6 +5,9 @@
  *
  * Decompression goes through zstd-decode.ts only: it holds the one rule for when a frame is
  * finished and when output is still pending inside libzstd.
+ *
+ * In the single executable, scripts/package.mjs bundles src/sea/zstd-napi-binding.ts in place of
+ * `zstd-napi/binding.js`: the same binding, loaded from the addon carried inside the executable.
  */
 import binding from 'zstd-napi/binding.js';
 

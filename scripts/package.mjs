@@ -6,7 +6,9 @@
  * with airlock injected into it. esbuild bundles dist/sea/main.js and everything it imports into the
  * one CommonJS script a SEA runs; zstd-napi's native addon (compiled by `npm ci` on this machine)
  * goes in as an asset with its sha256, and src/sea/native-addon.ts loads it at start. postject
- * injects the SEA blob. The executable needs what node itself needs (glibc, libstdc++), nothing else.
+ * injects the SEA blob. The executable needs what node itself needs (glibc, libstdc++), nothing else,
+ * and a glibc at least as new as the addon was linked against (built on glibc 2.34 or later: 2.34).
+ * Like every build step it reads only local files: no network.
  *
  * Options: --out DIR (default release/). The architecture is this node's: build on an arm64 machine
  * for arm64.
@@ -91,10 +93,13 @@ try {
   const temp = join(work, name);
   copyFileSync(node, temp);
   chmodSync(temp, 0o755);
+  // postject (LIEF) warns "Can't find string offset for section name '.note...'" on node binaries
+  // with many ELF notes; harmless, the check below runs the result.
   await inject(temp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
 
   // It must run, and say what it is, before it takes the final name.
-  const said = execFileSync(temp, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } }).trim();
+  // HOME: its addon cache goes into the work directory, not into the builder's home.
+  const said = execFileSync(temp, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: work } }).trim();
   if (!said.startsWith(`airlock ${version} (commit `)) fail(`the executable says ${JSON.stringify(said)}, not airlock ${version}`);
 
   renameSync(temp, output);

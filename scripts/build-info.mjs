@@ -4,7 +4,7 @@
  * run time; the single executable (scripts/package.mjs) has no package.json beside it, so both are
  * fixed at build time instead, for the npm install and the executable alike.
  *
- * The commit is `git rev-parse --short HEAD`, with `-dirty` when tracked files differ from it, and
+ * The commit is `git rev-parse --short HEAD`, with `+dirty` when tracked files differ from it, and
  * "unknown" outside a git checkout (a tarball of the sources). A build output: not committed.
  */
 import { execFileSync } from 'node:child_process';
@@ -28,7 +28,7 @@ function commit() {
   if (head === undefined || !/^[0-9a-f]{4,40}$/.test(head)) return 'unknown';
   // Untracked files (build outputs, a scratch file) do not make a build dirty; edits to tracked ones do.
   const changed = git(['status', '--porcelain', '--untracked-files=no']);
-  return changed ? `${head}-dirty` : head;
+  return changed ? `${head}+dirty` : head;
 }
 
 const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8'));

@@ -188,7 +188,7 @@ describe.skipIf(problem !== undefined)('the single executable, inside the gap', 
 
   it('--version names the version and the commit, as the npm install does', async () => {
     const normal = await airlock(['--version']);
-    expect(normal.stdout).toMatch(new RegExp(`^airlock ${VERSION.replace(/\./g, '\\.')} \\(commit [0-9a-f]{4,}(-dirty)?\\)\\n$`));
+    expect(normal.stdout).toMatch(new RegExp(`^airlock ${VERSION.replace(/\./g, '\\.')} \\(commit [0-9a-f]{4,}(\\+dirty)?\\)\\n$`));
     expect(await inGap(['--version'])).toEqual({ code: 0, stdout: normal.stdout, stderr: '' });
     const json = await inGap(['--version', '--json']);
     expect(JSON.parse(json.stdout)).toEqual(JSON.parse((await airlock(['--version', '--json'])).stdout));

@@ -10,8 +10,12 @@
  * and a glibc at least as new as the addon was linked against (built on glibc 2.34 or later: 2.34).
  * Like every build step it reads only local files: no network.
  *
- * Options: --out DIR (default release/). The architecture is this node's: build on an arm64 machine
- * for arm64.
+ * Options: --out DIR (default release/). By default the executable is for this machine: this node,
+ * the addon `npm ci` compiled here. For another architecture (README: arm64 from x86-64), give
+ * --node, the same Node version's binary for it, and --addon, zstd-napi's binding.node compiled for
+ * it; the architecture is read from the node binary. Such a file cannot be started here, so the
+ * check that it runs is left to the target (or qemu-user), and it carries no V8 code cache (that is
+ * made by this node, for this architecture).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -37,21 +41,41 @@ function sha256(path) {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-const { values } = parseArgs({ options: { out: { type: 'string' } } });
+/** ELF e_machine values of the architectures Node publishes Linux builds for. */
+const ELF_MACHINES = new Map([
+  [0x3e, 'x64'],
+  [0xb7, 'arm64'],
+]);
+
+/** The architecture of an ELF executable or shared object, by its header. */
+function elfArch(path) {
+  const head = readFileSync(path).subarray(0, 20);
+  if (head.length < 20 || head.readUInt32BE(0) !== 0x7f454c46) fail(`${path} is not an ELF file`);
+  const arch = ELF_MACHINES.get(head.readUInt16LE(18));
+  if (arch === undefined) fail(`${path}: unsupported architecture (ELF machine ${head.readUInt16LE(18)})`);
+  return arch;
+}
+
+if (process.platform !== 'linux') fail('only Linux executables are made (the addon asset and the ELF checks are Linux-specific)');
+const { values } = parseArgs({ options: { out: { type: 'string' }, node: { type: 'string' }, addon: { type: 'string' } } });
+if ((values.node === undefined) !== (values.addon === undefined)) fail('--node and --addon go together (both for the target architecture)');
 const outDir = resolve(values.out ?? join(ROOT, 'release'));
 const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-const name = `airlock-${version}-${process.platform}-${process.arch}`;
-const output = join(outDir, name);
 
 const entry = join(ROOT, 'dist', 'sea', 'main.js');
 if (!existsSync(entry)) fail(`${entry} is missing: run npm run build first (npm run package does)`);
-const node = process.execPath;
+const node = resolve(values.node ?? process.execPath);
 if (!readFileSync(node).includes(SEA_FUSE)) fail(`${node} cannot make single executables (no SEA fuse): use an official Node.js 20 build`);
 
 // zstd-napi/binding.js loads build/<configuration>/binding.node beside itself: the same file here.
 const bindingJs = createRequire(join(ROOT, 'package.json')).resolve('zstd-napi/binding.js');
-const addon = join(dirname(bindingJs), 'build', process.config.target_defaults?.default_configuration ?? 'Release', 'binding.node');
+const addon = resolve(values.addon ?? join(dirname(bindingJs), 'build', process.config.target_defaults?.default_configuration ?? 'Release', 'binding.node'));
 if (!existsSync(addon)) fail(`${addon} is missing: run npm ci (it compiles zstd-napi)`);
+const arch = elfArch(node);
+if (elfArch(addon) !== arch) fail(`${addon} is for ${elfArch(addon)}, ${node} for ${arch}`);
+const native = arch === process.arch;
+const name = `airlock-${version}-linux-${arch}`;
+const output = join(outDir, name);
 
 const work = join(outDir, `.package-${process.pid}`);
 rmSync(work, { recursive: true, force: true });
@@ -84,11 +108,13 @@ try {
     // The warning would go to stderr on every run; the feature's state is a build concern.
     disableExperimentalSEAWarning: true,
     // V8's compiled code for the script, made here: start-up does not parse and compile ~2 MB again.
-    useCodeCache: true,
+    useCodeCache: native,
     assets: { [ADDON_ASSET]: addon, [`${ADDON_ASSET}.sha256`]: join(work, `${ADDON_ASSET}.sha256`) },
   };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
-  execFileSync(node, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // Made by this node: the blob holds the script and the assets, the same for every architecture
+  // of this Node version once it carries no code cache.
+  execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
 
   const temp = join(work, name);
   copyFileSync(node, temp);
@@ -97,10 +123,12 @@ try {
   // with many ELF notes; harmless, the check below runs the result.
   await inject(temp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
 
-  // It must run, and say what it is, before it takes the final name.
+  // It must run, and say what it is, before it takes the final name (where it can run here).
   // HOME: its addon cache goes into the work directory, not into the builder's home.
-  const said = execFileSync(temp, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: work } }).trim();
-  if (!said.startsWith(`airlock ${version} (commit `)) fail(`the executable says ${JSON.stringify(said)}, not airlock ${version}`);
+  const said = native
+    ? execFileSync(temp, ['--version'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: work } }).trim()
+    : `not started: built for ${arch} on ${process.arch}`;
+  if (native && !said.startsWith(`airlock ${version} (commit `)) fail(`the executable says ${JSON.stringify(said)}, not airlock ${version}`);
 
   renameSync(temp, output);
   // sha256sum's format, the file's name without a directory: `sha256sum -c` beside the file checks it.

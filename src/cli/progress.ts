@@ -56,6 +56,8 @@ export interface ReporterOptions {
   /** Whole digests in progress lines (--wide). */
   wide?: boolean;
   stream?: NodeJS.WriteStream;
+  /** The environment (`CI`, `TERM`, `AIRLOCK_PROGRESS_INTERVAL`); `process.env` by default. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Where the current phase stands: what every drawing of progress reads. */
@@ -122,22 +124,31 @@ function imageDoneLine(e: Extract<ProgressEvent, { kind: 'image-done' }>): strin
 }
 
 /**
+ * Whether a spinner is drawn on `stream`: a terminal that reports its size, and is not a CI
+ * runner's (`CI` set: its log keeps every frame) or a dumb one (`TERM=dumb`), as ora's own rule
+ * has it. A terminal that reports 0 columns (a pty nobody sized) gets lines: ora would clear
+ * without end.
+ */
+export function drawsSpinner(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv): boolean {
+  return stream.isTTY === true && (stream.columns ?? 0) > 0 && !('CI' in env) && env['TERM'] !== 'dumb';
+}
+
+/**
  * The reporter for one command. ora (and its dependencies, ~50 ms to load) is loaded only when a
  * spinner will be drawn: not with --quiet, --json or a JSON log, not when stderr is not a terminal.
  */
 export async function createReporter(opts: ReporterOptions): Promise<Reporter> {
   const stream = opts.stream ?? process.stderr;
   if (opts.quiet) return { listener: () => undefined, info: () => undefined, record: () => undefined, stop: () => undefined };
-  if (opts.logFormat === 'json') return jsonReporter(stream);
-  // A terminal that reports 0 columns (a pty nobody sized) gets lines: ora would clear without end.
+  if (opts.logFormat === 'json') return jsonReporter(stream, opts.env ?? process.env);
   const columns = (): number => stream.columns ?? 0;
-  const tty = stream.isTTY === true && columns() > 0;
+  const tty = drawsSpinner(stream, opts.env ?? process.env);
   const ora = tty ? (await import('ora')).default : undefined;
   const wide = opts.wide === true;
   const state = new PhaseState();
   let spinner: Ora | undefined;
   let lastDraw = 0;
-  const lineEvery = progressIntervalMs();
+  const lineEvery = progressIntervalMs(opts.env);
   let lastLine = Date.now();
 
   const finishPhase = (): void => {
@@ -189,7 +200,8 @@ export async function createReporter(opts: ReporterOptions): Promise<Reporter> {
         lastLine = state.started;
         if (ora !== undefined) {
           // discardStdin: false, or ora puts the terminal in raw mode and Ctrl-C sends no SIGINT.
-          spinner = ora({ text: cleanText(phaseLine(e)), stream, discardStdin: false }).start();
+          // isEnabled: the rule above decided (ora's own would read process.env, not opts.env).
+          spinner = ora({ text: cleanText(phaseLine(e)), stream, discardStdin: false, isEnabled: true }).start();
           if (e.total !== undefined) draw(true);
         } else {
           stream.write(`${cleanText(phaseLine(e))}\n`);
@@ -233,9 +245,9 @@ export async function createReporter(opts: ReporterOptions): Promise<Reporter> {
  * `--log-format json`: one object per line, `time` and `event` first, for log shippers. Byte
  * counts are summed into a `progress` entry at most once per interval, as the plain lines are.
  */
-function jsonReporter(stream: NodeJS.WriteStream): Reporter {
+function jsonReporter(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv): Reporter {
   const state = new PhaseState();
-  const lineEvery = progressIntervalMs();
+  const lineEvery = progressIntervalMs(env);
   let lastLine = Date.now();
   const write = (entry: LogEntry): void => {
     stream.write(`${logLine(entry)}\n`);

@@ -99,6 +99,9 @@ async function interrupt(args: string[], ready: () => boolean, how: 'ctrl-c' | N
         spawn('script', ['-qfec', `stty cols 120 rows 40; exec ${shellQuote([process.execPath, AIRLOCK_BIN, ...args])}`, '/dev/null'], {
           stdio: ['pipe', 'pipe', 'pipe'],
           detached: true,
+          // Without CI (which CI sets): in a CI runner's terminal airlock draws no spinner, and
+          // the spinner (ora, which could take the terminal's Ctrl-C) is what this case is about.
+          env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'CI')),
         })
       : spawn(process.execPath, [AIRLOCK_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -21,8 +21,11 @@ import { makeTempDir, type TempDir } from '../support/tmp.js';
 const MiB = 1024 * 1024;
 /** 12 MiB of layers at 4 MiB/s: about 3 s of copying each run. */
 const RATE = 4 * MiB;
-/** Progress lines every half second, so a 3 s run has several. */
-const ENV = { AIRLOCK_PROGRESS_INTERVAL: '0.5' };
+/**
+ * Progress lines every half second, so a 3 s run has several; no `CI` (CI sets it, and a terminal
+ * under it is treated as a log: see the last pty case).
+ */
+const ENV = { AIRLOCK_PROGRESS_INTERVAL: '0.5', CI: undefined };
 /** 200 KB a minute, and room for the final summary. */
 const boundFor = (ms: number): number => (200_000 * Math.max(ms, 1000)) / 60_000 + 4096;
 const ESC = '\u001b';
@@ -93,6 +96,15 @@ describe('bundle create in a terminal, a pipe and a log', () => {
     for (const l of drawn) expect(l.length, l).toBeLessThanOrEqual(120);
     expect(r.output.match(/ {2}stored \S+term\/app:v[12] /g)).toHaveLength(2);
     expect(r.output.length).toBeLessThan(boundFor(r.ms));
+  });
+
+  it('in a 40×120 pty of a CI runner (CI set) or a dumb terminal: plain lines, as in a log', async () => {
+    for (const env of [{ CI: 'true' }, { TERM: 'dumb' }]) {
+      const r = await airlockInPty(createArgs(), { rows: 40, cols: 120 }, { ...ENV, ...env });
+      expect(r.code, r.output).toBe(0);
+      expect(r.output, JSON.stringify(env)).not.toContain(ESC);
+      expect(r.output).toMatch(/^copying blobs: .* \(\d+%\), .*\/s/m);
+    }
   });
 
   it('piped with --log-format json: one JSON object per line, progress at the interval with the image in flight', async () => {

@@ -24,7 +24,9 @@ export function airlockInPty(args: string[], size: { rows: number; cols: number 
   const command = `stty rows ${size.rows} cols ${size.cols}; exec ${shellQuote([process.execPath, AIRLOCK_BIN, ...args])}`;
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...env } });
+    // A variable given as undefined is removed (CI, say, which turns a terminal into a log).
+    const childEnv = Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined));
+    const child = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: childEnv });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));

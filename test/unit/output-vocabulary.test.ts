@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createReporter, logLine } from '../../src/cli/progress.js';
+import { createReporter, drawsSpinner, logLine } from '../../src/cli/progress.js';
 import { contentsLine, imageTable } from '../../src/cli/output.js';
 import { bundleContents } from '../../src/bundle/manifest.js';
 import { ImageProgress } from '../../src/copy/image-progress.js';
@@ -134,9 +134,18 @@ describe('text progress', () => {
     expect(stream.text()).toBe(`  x ${D('b')} linux/amd64\n`);
   });
 
+  it("draws a spinner only on a sized terminal that is not a CI runner's or a dumb one", () => {
+    expect(drawsSpinner(fakeStream(true, 80), {})).toBe(true);
+    expect(drawsSpinner(fakeStream(true, 0), {})).toBe(false);
+    expect(drawsSpinner(fakeStream(false, 80), {})).toBe(false);
+    expect(drawsSpinner(fakeStream(true, 80), { CI: 'true' })).toBe(false);
+    expect(drawsSpinner(fakeStream(true, 80), { CI: '' })).toBe(false);
+    expect(drawsSpinner(fakeStream(true, 80), { TERM: 'dumb' })).toBe(false);
+  });
+
   it('on a sized terminal, cuts the spinner line to the width so it never wraps', async () => {
     const stream = fakeStream(true, 80);
-    const r = await createReporter({ quiet: false, stream });
+    const r = await createReporter({ quiet: false, stream, env: {} });
     r.listener({ kind: 'phase', phase: 'copying blobs', total: 1 << 30, items: 3, noun: 'blob' });
     r.listener({ kind: 'blob', digest: D('1'), size: 1, image: `registry.example.com/${'very-long-name/'.repeat(6)}app:v1` });
     r.listener({ kind: 'bytes', bytes: 1 << 20 });

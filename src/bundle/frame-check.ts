@@ -9,11 +9,10 @@
  * frame is larger) and 6 bytes per further frame, not the content: damage inside the content is
  * found by the reader that streams it (entry-reader.ts).
  */
-import type { FileHandle } from 'node:fs/promises';
 import { AirlockError } from '../errors.js';
 import type { LocatedEntry } from './airlock-index.js';
 import { tarHeaderMismatch } from './entry-reader.js';
-import { readExactly } from './file-read.js';
+import { readExactly, type RandomAccessFile } from './file-read.js';
 import { TAR_BLOCK, ZSTD_FRAME_MAGIC } from './format.js';
 import type { SeekFrame } from './seek-table.js';
 import { decodePrefix, ZstdDecoder } from './zstd-decode.js';
@@ -36,7 +35,7 @@ const SKIPPABLE_MAGIC_HIGH = 0x184d2a5;
  * @throws INTEGRITY naming the entry and what is wrong
  */
 export async function checkFrames(
-  fh: FileHandle,
+  fh: RandomAccessFile,
   path: string,
   entries: readonly LocatedEntry[],
   frames: readonly SeekFrame[],
@@ -100,7 +99,7 @@ function rawHeaderBlock(start: Buffer): Buffer | undefined {
 }
 
 /** `start`, then the rest of the frame's first `limit` bytes, read only if the decoder asks. */
-async function* firstBlockInput(fh: FileHandle, path: string, start: Buffer, offset: number, limit: number): AsyncGenerator<Buffer> {
+async function* firstBlockInput(fh: RandomAccessFile, path: string, start: Buffer, offset: number, limit: number): AsyncGenerator<Buffer> {
   yield start;
   if (limit > start.length) yield await readExactly(fh, limit - start.length, offset + start.length, path);
 }

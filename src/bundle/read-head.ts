@@ -4,9 +4,9 @@
  * table nor the rest of the file, so it works on the first megabytes of a bundle too (a partial
  * copy, or the head fetched on its own to decide whether the rest is worth moving).
  */
-import type { FileHandle } from 'node:fs/promises';
 import { AirlockError, fromFsError } from '../errors.js';
-import { openForReading, READ_CHUNK } from './file-read.js';
+import { openForReading, READ_CHUNK, type RandomAccessFile } from './file-read.js';
+import { locationName, type ArchiveLocation } from './split-set.js';
 import { BUNDLE_JSON, BUNDLE_SIG, TAR_BLOCK } from './format.js';
 import { decodeTarHeader, tarPadding } from './tar-entry.js';
 import { ZstdDecoder, ZstdDecodeError } from './zstd-decode.js';
@@ -32,8 +32,9 @@ export interface BundleHead {
  * @throws INTEGRITY when the file does not start with bundle.json, an entry is too large, or the
  *   file ends before the head is complete
  */
-export async function readHead(path: string, maxBytes = MAX_BUNDLE_JSON_BYTES): Promise<BundleHead> {
-  const fh = await openForReading(path);
+export async function readHead(loc: ArchiveLocation, maxBytes = MAX_BUNDLE_JSON_BYTES): Promise<BundleHead> {
+  const path = locationName(loc);
+  const fh = await openForReading(loc);
   try {
     return await decodeHead(fh, path, maxBytes);
   } finally {
@@ -41,7 +42,7 @@ export async function readHead(path: string, maxBytes = MAX_BUNDLE_JSON_BYTES): 
   }
 }
 
-async function decodeHead(fh: FileHandle, path: string, maxBytes: number): Promise<BundleHead> {
+async function decodeHead(fh: RandomAccessFile, path: string, maxBytes: number): Promise<BundleHead> {
   // Decoded one step at a time and stopped as soon as the head is complete: a hostile file
   // cannot make us inflate more than one step past what we need.
   const decoder = new ZstdDecoder();

@@ -34,6 +34,7 @@ interface CreateFlags extends RegistryFlags {
   maxInventoryAge?: string;
   sequence?: string;
   expires?: string;
+  split?: string;
 }
 
 /**
@@ -109,7 +110,8 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       .addOption(new Option('--trust <key.pub>', 'with --since INVENTORY: public key whose inventory signatures are accepted; repeatable').argParser(collect))
       .option('--max-inventory-age <days>', 'with --since INVENTORY: oldest inventory accepted, in days (default 30)')
       .option('--expires <duration>', 'the bundle expires this long after it is made (30d, 12h, 1w, 1d12h): verify and import then refuse it')
-      .option('--sequence <n>', "this bundle's sequence instead of the next one (must be above the last one of the key, kept in KEY.sequence)"),
+      .option('--sequence <n>', "this bundle's sequence instead of the next one (must be above the last one of the key, kept in KEY.sequence)")
+      .option('--split <size>', 'write parts of this size (4GiB, 4.7GB, 700MB): OUT.part-001, … (cat them in order to join)'),
   ).action(async (refs: string[], flags: CreateFlags) => {
     if (flags.signKey !== undefined && flags.unsigned) {
       throw new AirlockError('USAGE', '--sign-key and --unsigned exclude each other');
@@ -128,10 +130,11 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     }
     const { parseDuration } = await import('../../rollback/sequence.js');
     const expiresInMs = flags.expires === undefined ? undefined : parseDuration(flags.expires);
+    const split = flags.split === undefined ? undefined : (await import('../../bundle/split-size.js')).parseSplitSize(flags.split);
     // Before any network work: an hour of copying must not end at an output that cannot be written.
     await checkOutputFile(flags.output, '-o');
     await checkOutputFree(flags.output, flags.force);
-    ctx.onInterruptHint(`run the same command again to continue from ${flags.output}${PARTIAL_SUFFIX} (kept)`);
+    ctx.onInterruptHint(`run the same command again to continue from ${flags.output}${PARTIAL_SUFFIX}${flags.split === undefined ? '' : '.part-*'} (kept)`);
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const inventoryTrust = await loadPublicKeys(flags.trust ?? []);
     const [{ listedImages }, { expandImages }, { createBundle }] = await Promise.all([
@@ -159,6 +162,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         ...(maxAgeDays === undefined ? {} : { maxInventoryAgeMs: maxAgeDays * 86_400_000 }),
         ...(sequence === undefined ? {} : { sequence }),
         ...(expiresInMs === undefined ? {} : { expiresInMs }),
+        ...(split === undefined ? {} : { split }),
         signal: ctx.signal,
         onProgress: net.listener,
       });
@@ -166,7 +170,9 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       const delta = result.delta;
       const saved = result.totals.referencedBytes - result.totals.bytes - (delta?.externalBytes ?? 0);
       printResult(ctx, { ...result, retries: net.retries() }, [
-        `wrote ${result.path} (${formatBytes(result.archiveBytes)}) and ${result.checksumFile}`,
+        result.parts === undefined
+          ? `wrote ${result.path} (${formatBytes(result.archiveBytes)}) and ${result.checksumFile}`
+          : `wrote ${result.path} as ${count(result.parts.length, 'part')} (${result.parts[0]!.path} …, ${formatBytes(result.archiveBytes)}) and ${result.checksumFile}`,
         `  ${contentsLine(result.contents)} of content${saved > 0 && delta === undefined ? ` (${formatBytes(saved)} saved by storing shared blobs once)` : ''}`,
         ...(delta === undefined
           ? []

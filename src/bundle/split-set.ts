@@ -127,7 +127,11 @@ async function sizeOf(path: string): Promise<number> {
 export async function resolveSplitSet(path: string, explicit?: readonly string[]): Promise<SplitSet | undefined> {
   if (explicit !== undefined && explicit.length > 1) return checkedSet(await explicitParts(explicit));
   const named = parsePartName(path);
-  if (named !== undefined) return checkedSet(named.base, await findParts(named.base));
+  if (named !== undefined) {
+    const parts = await findParts(named.base);
+    // No part at all: the single-file reader says that `path` does not exist.
+    return parts.length === 0 ? undefined : checkedSet(named.base, parts);
+  }
   try {
     await stat(path);
     return undefined;

@@ -201,17 +201,19 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     'airlock bundle verify mirror-2026-11-28.tar.zst --trust mirror.pub --json > verified.json',
   )
     .description('check a bundle offline: signature, schema, every digest and size, completeness')
-    .argument('<file>', 'bundle archive (.tar.zst)')
+    .argument('<file...>', 'bundle archive (.tar.zst); of a split one, its first part (NAME.part-001) or every part')
     .addOption(new Option('--trust <key.pub>', 'public key whose signatures are trusted; repeatable').argParser(collect))
     .option('--allow-unsigned', 'accept a bundle without a (trusted) signature', false)
     .option('--allow-expired', 'report an expired bundle as a warning instead of failing', false)
-    .action(async (file: string, flags: { trust?: string[]; allowUnsigned: boolean; allowExpired: boolean }) => {
+    .action(async (files: string[], flags: { trust?: string[]; allowUnsigned: boolean; allowExpired: boolean }) => {
+      const file = files[0]!;
       const trusted = await loadPublicKeys(flags.trust ?? []);
       const { verifyBundle } = await import('../../ops/verify.js');
       const { reporter } = await commandProgress(ctx.globals());
       try {
         const result = await verifyBundle({
           path: file,
+          ...(files.length > 1 ? { parts: files } : {}),
           trusted,
           allowUnsigned: flags.allowUnsigned,
           allowExpired: flags.allowExpired,
@@ -229,7 +231,9 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
                 `  delta: expects ${count(result.expects.length, 'blob')} (${formatBytes(result.expects.reduce((n, b) => n + b.size, 0))}) already at the target, from ${count(result.parents.length, 'parent')} (--json lists them)`,
               ]),
           result.keyId === undefined ? '  unsigned (accepted because of --allow-unsigned)' : `  signed by trusted key ${result.keyId}`,
-          ...(result.checksumFile === undefined ? [] : [`  ${result.checksumFile} matches`]),
+          ...(result.checksumFile === undefined
+            ? []
+            : [`  ${result.checksumFile} matches${result.parts === undefined ? '' : ` (${count(result.parts.length, 'part')})`}`]),
         ]);
       } catch (err) {
         reporter.stop(false);
@@ -243,13 +247,14 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     'airlock bundle inspect --manifest mirror-2026-11-28.tar.zst > bundle.json   # for a later --since',
   )
     .description('show the images, platforms and sizes of a bundle from its head (reads only the first frames)')
-    .argument('<file>', 'bundle archive (.tar.zst), or just its first megabytes')
+    .argument('<file...>', 'bundle archive (.tar.zst), or just its first megabytes; of a split one, its first part or every part')
     .option('--manifest', 'print the signed bundle manifest (bundle.json) exactly as stored', false)
     .option('--signature', 'print its signature (bundle.json.sig) exactly as stored: keep it as MANIFEST.sig beside an exported manifest', false)
-    .action(async (file: string, flags: { manifest: boolean; signature: boolean }) => {
+    .action(async (files: string[], flags: { manifest: boolean; signature: boolean }) => {
+      const file = files[0]!;
       if (flags.manifest && flags.signature) throw new AirlockError('USAGE', '--manifest and --signature exclude each other');
       const { inspectBundle } = await import('../../ops/inspect.js');
-      const result = await inspectBundle(file);
+      const result = await inspectBundle(file, files.length > 1 ? files : undefined);
       if (flags.manifest) {
         process.stdout.write(result.bundleJson);
         return;

@@ -240,7 +240,7 @@ describe('an interrupted create --split', () => {
     const rerun = await airlock([...args.slice(0, -1), '--json']);
     expect(rerun.stderr).toBe('');
     expect(rerun.code).toBe(0);
-    const result = JSON.parse(rerun.stdout) as { reusedBytes: number; sha256: string; parts: Array<{ path: string }> };
+    const result = JSON.parse(rerun.stdout) as { reusedBytes: number; sha256: string; parts: Array<{ path: string; sha256: string }> };
     expect(result.reusedBytes).toBeGreaterThan(MiB);
     expect(statSync(`${out}.part-001`).mtimeMs).toBe(kept); // renamed, not written again
     expect(readdirSync(tmp.path).some((n) => n.startsWith('killed.tar.zst.partial'))).toBe(false);
@@ -261,7 +261,7 @@ describe('an interrupted create --split', () => {
         split: MiB,
       });
       expect(direct.sha256).toBe(result.sha256);
-      expect(direct.parts!.map((p) => p.sha256)).toEqual((result.parts as Array<{ sha256: string }>).map((p) => p.sha256));
+      expect(direct.parts!.map((p) => p.sha256)).toEqual(result.parts.map((p) => p.sha256));
     } finally {
       await endpoints.close();
     }

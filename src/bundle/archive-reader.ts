@@ -9,7 +9,8 @@ import { decodeIndex, locateEntries, MAX_INDEX_BYTES, type IndexEntry, type Loca
 import { EntryReadable, isZeros } from './entry-reader.js';
 import { checkFrames } from './frame-check.js';
 import { openForReading, readExactly, type RandomAccessFile } from './file-read.js';
-import { locationName, type ArchiveLocation } from './split-set.js';
+import { explainSetEnd, locationName, type ArchiveLocation } from './split-set.js';
+import { PartedFile } from './parted-file.js';
 import { INDEX_BYTES_PER_ENTRY, type ArchiveLimits } from './archive-limits.js';
 import { AIRLOCK_INDEX_MAGIC, notABundle, TAR_END_SIZE, ZSTD_FRAME_MAGIC } from './format.js';
 
@@ -102,7 +103,7 @@ export class ArchiveReader {
       return new ArchiveReader(path, size, fh, frames, entries, endFrameAt);
     } catch (err) {
       await fh.close().catch(() => undefined);
-      throw err;
+      throw fh instanceof PartedFile ? explainSetEnd(fh.set, err) : err;
     }
   }
 

@@ -245,6 +245,8 @@ export class ArchiveSink implements Sink, InOrderWriting {
     if (written.parts !== undefined) return this.#publishParts(output, written, checksumFile);
     const { sha256 } = written;
     try {
+      // The parts of a split set of this name would no longer match the sidecar (create checked that they may go).
+      await removeParts(output, 0);
       await writeFileAtomic(checksumFile, Buffer.from(`${sha256}  ${basename(output)}\n`));
       await rename(this.path, output);
     } catch (err) {

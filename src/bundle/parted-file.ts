@@ -3,10 +3,12 @@
  * that holds them, so no reader needs to know about parts. A read stops at the end of a part (the
  * callers loop until they have what they asked for, as they do for short reads of one file).
  *
- * Parts are opened when first read and stay open until {@link PartedFile.close}.
+ * Parts are opened when first read; at most {@link MAX_OPEN_PARTS} stay open (the least recently
+ * used idle one is closed to open another), so a set of thousands of small parts needs no more
+ * file handles than a few.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { fromFsError } from '../errors.js';
+import { AirlockError, fromFsError } from '../errors.js';
 import { openRegularFile } from '../fs/small-file.js';
 import type { SplitSet } from './split-set.js';
 
@@ -18,11 +20,22 @@ export interface RandomAccessFile {
   close(): Promise<void>;
 }
 
+/** Parts kept open at once, at most: 16 (readers work on one or two places of the file at a time). */
+export const MAX_OPEN_PARTS = 16;
+
+interface OpenPart {
+  handle: Promise<FileHandle>;
+  /** Reads in flight on it: it is not closed while there are any. */
+  users: number;
+  lastUse: number;
+}
+
 export class PartedFile implements RandomAccessFile {
   readonly set: SplitSet;
   /** Offset of each part's first byte in the joined archive, and the total at the end. */
   readonly #starts: number[];
-  readonly #open = new Map<number, Promise<FileHandle>>();
+  readonly #open = new Map<number, OpenPart>();
+  #uses = 0;
   /** Where a read with a null position continues. */
   #pos = 0;
   #closed = false;
@@ -53,12 +66,14 @@ export class PartedFile implements RandomAccessFile {
     const part = this.set.parts[i]!;
     const within = at - this.#starts[i]!;
     const n = Math.min(length, part.size - within);
-    const fh = await this.#handle(i);
+    const open = this.#use(i);
     let bytesRead: number;
     try {
-      ({ bytesRead } = await fh.read(buffer, offset, n, within));
+      ({ bytesRead } = await (await open.handle).read(buffer, offset, n, within));
     } catch (err) {
       throw fromFsError(err, part.path, 'reading');
+    } finally {
+      open.users -= 1;
     }
     if (position === null) this.#pos = at + bytesRead;
     return { bytesRead };
@@ -72,17 +87,36 @@ export class PartedFile implements RandomAccessFile {
     this.#closed = true;
     const open = [...this.#open.values()];
     this.#open.clear();
-    await Promise.all(open.map(async (h) => (await h.catch(() => undefined))?.close().catch(() => undefined)));
+    await Promise.all(open.map((p) => closeQuietly(p.handle)));
   }
 
-  #handle(i: number): Promise<FileHandle> {
-    let h = this.#open.get(i);
-    if (h === undefined) {
-      if (this.#closed) return Promise.reject(new Error('read after close'));
-      h = openRegularFile(this.set.parts[i]!.path, 'bundle part');
-      h.catch(() => undefined);
-      this.#open.set(i, h);
+  /** Part `i` open, counted as in use until the caller is done with it. */
+  #use(i: number): OpenPart {
+    let open = this.#open.get(i);
+    if (open === undefined) {
+      if (this.#closed) throw new AirlockError('IO', `${this.set.path}: read after the bundle was closed`);
+      this.#evict();
+      const handle = openRegularFile(this.set.parts[i]!.path, 'bundle part');
+      handle.catch(() => undefined);
+      open = { handle, users: 0, lastUse: 0 };
+      this.#open.set(i, open);
     }
-    return h;
+    open.users += 1;
+    open.lastUse = ++this.#uses;
+    return open;
   }
+
+  /** Close idle parts, least recently used first, until there is room for one more. */
+  #evict(): void {
+    const idle = [...this.#open.entries()].filter(([, p]) => p.users === 0).sort((a, b) => a[1].lastUse - b[1].lastUse);
+    for (const [i, p] of idle) {
+      if (this.#open.size < MAX_OPEN_PARTS) return;
+      this.#open.delete(i);
+      void closeQuietly(p.handle);
+    }
+  }
+}
+
+async function closeQuietly(handle: Promise<FileHandle>): Promise<void> {
+  await (await handle.catch(() => undefined))?.close().catch(() => undefined);
 }

@@ -208,6 +208,22 @@ export function checkParts(base: string, parts: readonly SplitPart[], expected?:
   return { path: base, parts: ordered, size: ordered.reduce((n, p) => n + p.size, 0) };
 }
 
+/**
+ * `err` (the archive's tail could not be read) for a set without a sidecar to count its parts:
+ * the last part found may not be the last one. With a sidecar the count is known and checked, and
+ * `err` is returned as it is.
+ */
+export function explainSetEnd(set: SplitSet, err: unknown): unknown {
+  if (!(err instanceof AirlockError) || err.code !== 'INTEGRITY' || (set.expected?.parts.length ?? 0) > 0) return err;
+  const last = set.parts[set.parts.length - 1]!;
+  return new AirlockError('INTEGRITY', `${err.message} (the last part found, ${basename(last.path)}, does not end the archive)`, {
+    subject: last.path,
+    details: { ...err.details, part: last.index + 1, file: basename(partName(set.path, last.index + 1)) },
+    hint: `a part after ${basename(last.path)} is missing, or that part is truncated: copy the parts again, with their ${basename(set.path)}.sha256 sidecar (which lists every part)`,
+    cause: err,
+  });
+}
+
 /** An error about part `index` of `count`: "part 3 of 7 (NAME.part-003) is damaged: copy it again". */
 export function partError(index: number, count: number, file: string, what: string, opts: { hint?: string; cause?: unknown } = {}): AirlockError {
   return new AirlockError('INTEGRITY', `part ${index} of ${count} (${file}) ${what}`, {

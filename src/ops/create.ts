@@ -135,7 +135,8 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   }
   await checkOutputFile(opts.output, 'output');
   await checkOutputFree(opts.output, opts.force === true);
-  if (opts.split !== undefined && opts.force !== true) {
+  if (opts.force !== true) {
+    // A split set under the name (its sidecar would be replaced), or a set where the single file goes.
     const old = await findParts(opts.output);
     if (old.length > 0) await checkOutputFree(old[0]!.path, false);
   }

@@ -158,6 +158,12 @@ describe('writing a split set', () => {
     await readBack(join(dir.path, 'full.tar.zst'));
   });
 
+  it('reads a set of many small parts with a few files open at a time', async () => {
+    const { base } = await writeSplit('many.tar.zst', 8_000);
+    expect((await readdir(dir.path)).filter((n) => n.startsWith('many.tar.zst.part-')).length).toBeGreaterThan(60);
+    await readBack(partName(base, 1));
+  });
+
   it('lists the files of a bundle with their sha256 for a receipt', async () => {
     const { base } = await writeSplit('files.tar.zst', 200_000);
     const files = await archiveFiles(partName(base, 1));
@@ -189,6 +195,16 @@ describe('a set that is not whole', () => {
     const last = await writeSplit('missing-last.tar.zst', 150_000);
     await rm(partName(last.base, 4));
     expect((await failure(ArchiveReader.open(last.base))).message).toBe('part 4 of 4 (missing-last.tar.zst.part-004) is missing: copy it again');
+  });
+
+  it('without a sidecar, says that a part after the last one found may be missing', async () => {
+    const { base } = await writeSplit('nosidecar.tar.zst', 150_000);
+    await rm(`${base}.sha256`);
+    await rm(partName(base, 4));
+    const err = await failure(ArchiveReader.open(partName(base, 1)));
+    expect(err.code).toBe('INTEGRITY');
+    expect(err.message).toMatch(/the last part found, nosidecar\.tar\.zst\.part-003, does not end the archive/);
+    expect(err.details).toMatchObject({ part: 4, file: 'nosidecar.tar.zst.part-004' });
   });
 
   it('names a truncated part, and an extra one', async () => {

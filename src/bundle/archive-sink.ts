@@ -259,8 +259,8 @@ export class ArchiveSink implements Sink, InOrderWriting {
   /**
    * Publish a completed split set: any older set under the output's name is removed (the caller
    * checked it may be replaced), the sidecar is written, then the parts are renamed to
-   * `OUTPUT.part-NNN` (as many digits as the count needs, at least three). If that fails, the
-   * parts still under their written names are removed (a rerun makes them again).
+   * `OUTPUT.part-NNN` (as many digits as the count needs, at least three). If that fails, every
+   * part and the sidecar are removed (they were complete: a rerun makes them again).
    */
   async #publishParts(output: string, written: WrittenFile, checksumFile: string): Promise<string> {
     const parts = written.parts!;
@@ -272,7 +272,10 @@ export class ArchiveSink implements Sink, InOrderWriting {
       await writeFileAtomic(checksumFile, Buffer.from(splitSidecar(output, named, written.sha256)));
       for (const p of named) await rename(p.from, p.path);
     } catch (err) {
-      for (const p of await findParts(this.path).catch(() => [])) await rm(p.path, { force: true }).catch(() => undefined);
+      // Neither half a set under the final names nor a sidecar for it: the rerun writes it again.
+      for (const p of [...named.map((n) => n.path), checksumFile, ...(await findParts(this.path).catch(() => [])).map((q) => q.path)]) {
+        await rm(p, { force: true }).catch(() => undefined);
+      }
       throw fromFsError(err, output, 'writing');
     }
     return checksumFile;

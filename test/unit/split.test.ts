@@ -11,6 +11,8 @@ import { ArchiveReader } from '../../src/bundle/archive-reader.js';
 import { resumeArchive, type PlannedEntry } from '../../src/bundle/archive-resume.js';
 import { ArchiveWriter } from '../../src/bundle/archive-writer.js';
 import { readHead } from '../../src/bundle/read-head.js';
+import { streamEntries } from '../../src/bundle/entry-stream.js';
+import { scanFrames } from '../../src/bundle/frame-scan.js';
 import { parseSplitSize } from '../../src/bundle/split-size.js';
 import { archiveFiles, damagedParts, hashFilesInWorker, namePartDamage } from '../../src/bundle/split-check.js';
 import { parseSidecar, partName, resolveSplitSet, splitSidecar } from '../../src/bundle/split-set.js';
@@ -151,6 +153,16 @@ describe('writing a split set', () => {
     await readBack(partName(base, 2));
     await readBack(base);
     expect((await readHead(partName(base, 1))).bundleJson.equals(INPUTS[0]!.data)).toBe(true);
+    // The sequential pass (verify's diagnosis) and the resume scan read across it too.
+    const seen: string[] = [];
+    await streamEntries(partName(base, 1), async (entry, body) => {
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(c as Buffer);
+      expect(sha256Digest(Buffer.concat(chunks))).toBe(INPUTS.find((e) => e.path === entry.path)!.digest);
+      seen.push(entry.path);
+    });
+    expect(seen).toEqual(INPUTS.map((e) => e.path));
+    expect((await scanFrames(base)).entries.map((e) => e.path)).toEqual(INPUTS.map((e) => e.path));
   });
 
   it('checks the frames of a Raw-block entry of several frames (the unsplit archive too)', async () => {

@@ -4,11 +4,9 @@
  * The signature is reported, not checked: that is `verify`'s job. A delta bundle shows its parents
  * and what it carries against what it expects the target to hold.
  */
-import { stat } from 'node:fs/promises';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { readHead } from '../bundle/read-head.js';
-import { parsePartName, resolveSplitSet, type ArchiveLocation } from '../bundle/split-set.js';
-import { isAirlockError } from '../errors.js';
+import { resolveSplitSet } from '../bundle/split-set.js';
 import { bundleContents, parseBundleManifest, type BundleContents, type BundleManifest } from '../bundle/manifest.js';
 import { signatureKeyId } from '../bundle/signing.js';
 
@@ -28,7 +26,8 @@ export interface InspectResult {
 
 /** `parts`: every part of a split set, given one by one (else `path` may name the set: split-set.ts). */
 export async function inspectBundle(path: string, parts?: readonly string[]): Promise<InspectResult> {
-  const head = await readHead(await headSource(path, parts));
+  // A first part alone will do (read-head.ts); parts given one by one must make a whole set.
+  const head = await readHead(parts === undefined ? path : ((await resolveSplitSet(path, parts)) ?? path));
   const manifest = parseBundleManifest(head.bundleJson, path);
   const bundleId = sha256Digest(head.bundleJson);
   const keyId = head.signature === undefined ? undefined : signatureKeyId(head.signature);
@@ -57,19 +56,4 @@ export async function inspectBundle(path: string, parts?: readonly string[]): Pr
       totals: { ...manifest.totals, savedBytes: manifest.totals.referencedBytes - manifest.totals.bytes - (manifest.totals.externalBytes ?? 0) },
     },
   };
-}
-
-/**
- * What to read the head from: the file, or the split set `path` names. The head is in the first
- * part, so that part alone will do when the others are missing (not copied yet, say), as the
- * first megabytes of a single file do.
- */
-async function headSource(path: string, parts: readonly string[] | undefined): Promise<ArchiveLocation> {
-  try {
-    return (await resolveSplitSet(path, parts)) ?? path;
-  } catch (err) {
-    if (!isAirlockError(err, 'INTEGRITY') || parts !== undefined || parsePartName(path)?.index !== 1) throw err;
-    const { size } = await stat(path);
-    return { path, parts: [{ index: 1, path, size }], size };
-  }
 }

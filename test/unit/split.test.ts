@@ -200,7 +200,10 @@ describe('a set that is not whole', () => {
   it('names a missing part, the last one included (the sidecar knows how many there are)', async () => {
     const { base } = await writeSplit('missing.tar.zst', 150_000);
     await rm(partName(base, 2));
-    const err = await failure(readHead(partName(base, 1)));
+    // The head alone is in the first part: it can be read from there (inspect, --since).
+    expect((await readHead(partName(base, 1))).bundleJson.equals(INPUTS[0]!.data)).toBe(true);
+    expect((await failure(readHead(base))).message).toBe('part 2 of 4 (missing.tar.zst.part-002) is missing: copy it again');
+    const err = await failure(ArchiveReader.open(partName(base, 1)));
     expect(err.code).toBe('INTEGRITY');
     expect(err.message).toBe('part 2 of 4 (missing.tar.zst.part-002) is missing: copy it again');
     expect(err.details).toMatchObject({ part: 2, parts: 4 });

@@ -111,6 +111,14 @@ describe('a split bundle on the secure side', () => {
     expect(result.parts.length).toBeGreaterThan(5);
   });
 
+  it('does not replace the parts of a set without --force', async () => {
+    for (const extra of [['--split', PART], []]) {
+      const r = await create(out(), ...extra);
+      expect(r.code).toBe(EXIT_CODES.USAGE);
+      expect(r.stderr).toContain('mirror.tar.zst.part-001 already exists');
+    }
+  });
+
   it('sha256sum -c checks every part; the joined archive is checked by the comment line', async () => {
     const { stdout } = await run('sha256sum', ['-c', 'mirror.tar.zst.sha256'], { cwd: tmp.path });
     const parts = partsOf(tmp.path, 'mirror.tar.zst');

@@ -15,7 +15,7 @@ import { streamEntries } from '../../src/bundle/entry-stream.js';
 import { scanFrames } from '../../src/bundle/frame-scan.js';
 import { parseSplitSize } from '../../src/bundle/split-size.js';
 import { archiveFiles, damagedParts, hashFilesInWorker, namePartDamage } from '../../src/bundle/split-check.js';
-import { parseSidecar, partName, resolveSplitSet, splitSidecar } from '../../src/bundle/split-set.js';
+import { parsePartName, parseSidecar, partName, partWidth, resolveSplitSet, splitSidecar } from '../../src/bundle/split-set.js';
 import { TAR_BLOCK } from '../../src/bundle/format.js';
 import { sha256Digest } from '../../src/digest/digest.js';
 import { AirlockError, isAirlockError } from '../../src/errors.js';
@@ -113,6 +113,17 @@ describe('parseSplitSize', () => {
     }
     expect(isAirlockError(err, 'USAGE')).toBe(true);
     expect((err as Error).message).toContain('--split');
+  });
+});
+
+describe('part names', () => {
+  it('have three digits, more when a set has over 999 parts (all of them then, so that name order is part order)', () => {
+    expect(partName('/x/m.tar.zst', 7)).toBe('/x/m.tar.zst.part-007');
+    expect(partWidth(999)).toBe(3);
+    expect(partWidth(1000)).toBe(4);
+    expect(partName('m.tar.zst', 7, partWidth(1200))).toBe('m.tar.zst.part-0007');
+    expect(parsePartName('/x/m.tar.zst.part-0012')).toEqual({ base: '/x/m.tar.zst', index: 12 });
+    expect(parsePartName('/x/m.tar.zst.part-12')).toBeUndefined();
   });
 });
 

@@ -3,13 +3,14 @@
  * checked against each other and the file size, then any entry can be streamed on its own by
  * reading only its frames. Several entries may be read at once (positional reads share the file).
  */
-import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { AirlockError } from '../errors.js';
 import { decodeIndex, locateEntries, MAX_INDEX_BYTES, type IndexEntry, type LocatedEntry } from './airlock-index.js';
 import { EntryReadable, isZeros } from './entry-reader.js';
 import { checkFrames } from './frame-check.js';
-import { openForReading, readExactly } from './file-read.js';
+import { openForReading, readExactly, type RandomAccessFile } from './file-read.js';
+import { explainSetEnd, locationName, type ArchiveLocation } from './split-set.js';
+import { PartedFile } from './parted-file.js';
 import { INDEX_BYTES_PER_ENTRY, type ArchiveLimits } from './archive-limits.js';
 import { AIRLOCK_INDEX_MAGIC, notABundle, TAR_END_SIZE, ZSTD_FRAME_MAGIC } from './format.js';
 
@@ -45,14 +46,14 @@ export class ArchiveReader {
   readonly path: string;
   /** Size of the bundle file in bytes. */
   readonly size: number;
-  readonly #fh: FileHandle;
+  readonly #fh: RandomAccessFile;
   readonly #frames: readonly SeekFrame[];
   readonly #entries: readonly LocatedEntry[];
   readonly #byPath: ReadonlyMap<string, LocatedEntry>;
 
   readonly #endFrameAt: number;
 
-  private constructor(path: string, size: number, fh: FileHandle, frames: SeekFrame[], entries: LocatedEntry[], endFrameAt: number) {
+  private constructor(path: string, size: number, fh: RandomAccessFile, frames: SeekFrame[], entries: LocatedEntry[], endFrameAt: number) {
     this.#endFrameAt = endFrameAt;
     this.path = path;
     this.size = size;
@@ -70,8 +71,9 @@ export class ArchiveReader {
    * const reader = await ArchiveReader.open('images.tar.zst');
    * try { await pipeline(reader.openEntry('index.json'), verifier, sink); } finally { await reader.close(); }
    */
-  static async open(path: string, limits?: ArchiveLimits): Promise<ArchiveReader> {
-    const fh = await openForReading(path);
+  static async open(loc: ArchiveLocation, limits?: ArchiveLimits): Promise<ArchiveReader> {
+    const path = locationName(loc);
+    const fh = await openForReading(loc);
     try {
       const { size } = await fh.stat();
       if (size < SEEK_FOOTER_SIZE) throw notABundle(path, 'file too small');
@@ -101,7 +103,7 @@ export class ArchiveReader {
       return new ArchiveReader(path, size, fh, frames, entries, endFrameAt);
     } catch (err) {
       await fh.close().catch(() => undefined);
-      throw err;
+      throw fh instanceof PartedFile ? explainSetEnd(fh.set, err) : err;
     }
   }
 

@@ -20,12 +20,12 @@
  * zstd-compressed entries start again (a compressor's state cannot be restored).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
 import type { Digest } from '../digest/digest.js';
-import { fromFsError, isAirlockError } from '../errors.js';
+import { isAirlockError } from '../errors.js';
 import type { EntryEncoding, IndexEntry } from './airlock-index.js';
 import { ArchiveWriter, type ArchiveWriterOptions, type PartialEntry } from './archive-writer.js';
-import { READ_CHUNK, readExactly } from './file-read.js';
+import { openForReading, READ_CHUNK, readExactly, type RandomAccessFile } from './file-read.js';
+import { keptParts } from './parted-output.js';
 import { scanFrames, type ScannedEntry } from './frame-scan.js';
 import { MAX_FRAME_CONTENT, TAR_BLOCK } from './format.js';
 import type { SeekFrame } from './seek-table.js';
@@ -92,13 +92,10 @@ export interface ResumedArchive {
  * @throws IO when the file cannot be read or written; damage only shortens the prefix
  */
 export async function resumeArchive(path: string, opts: ResumeOptions): Promise<ResumedArchive> {
-  const scan = await scanFrames(path, { signal: opts.signal });
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    throw fromFsError(err, path, 'opening');
-  }
+  // A split set is read back as one file: the parts that make a contiguous start of it.
+  const source = opts.split === undefined ? path : await keptParts(path, opts.split);
+  const scan = await scanFrames(source, { signal: opts.signal });
+  const fh = await openForReading(source);
   const kept: IndexEntry[] = [];
   let keptBytes = 0;
   let reusedBytes = 0;
@@ -153,13 +150,13 @@ function withoutFrames(e: ScannedEntry): IndexEntry {
 
 /** Reads entries back, checking them against the plan; see the module comment. */
 class EntryChecker {
-  readonly #fh: FileHandle;
+  readonly #fh: RandomAccessFile;
   readonly #path: string;
   readonly #opts: ResumeOptions;
   readonly #buf = Buffer.allocUnsafe(READ_CHUNK);
   #zstd: FrameDecoder | undefined;
 
-  constructor(fh: FileHandle, path: string, opts: ResumeOptions) {
+  constructor(fh: RandomAccessFile, path: string, opts: ResumeOptions) {
     this.#fh = fh;
     this.#path = path;
     this.#opts = opts;

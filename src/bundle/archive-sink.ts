@@ -14,6 +14,11 @@
  * `OUT.partial` and renamed only by {@link publish}. {@link resume} continues a `.partial` an
  * interrupted run left: the entries found intact are held (`hasBlob` says so), and a blob cut
  * part-way is continued from the offset {@link ArchiveSink.heldBytes} gives.
+ *
+ * With `split` the file is a split set (split-set.ts): `OUT.partial.part-001`, … while it is
+ * written, renamed to `OUT.part-001`, … by {@link publish}, with a sidecar that lists every part
+ * and the joined archive. Resume works the same way over the parts (full parts are kept as they
+ * are, the unfinished one is continued or cut back).
  */
 import { rename, rm, truncate } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -29,6 +34,9 @@ import { writeFileAtomic } from '../layout/atomic.js';
 import type { CallOptions, InOrderWriting, Sink } from '../transport/types.js';
 import { resumeArchive, type KeptPart, type PlannedEntry } from './archive-resume.js';
 import { ArchiveWriter } from './archive-writer.js';
+import type { WrittenFile } from './batch-output.js';
+import { cutParts, removeParts } from './parted-output.js';
+import { findParts, partName, partWidth, splitSidecar } from './split-set.js';
 import { BUNDLE_JSON, BUNDLE_SIG, INDEX_JSON, OCI_LAYOUT } from './format.js';
 
 /** What an archive holds, fixed before it is written: the signed head and the blobs in order. */
@@ -48,6 +56,8 @@ export interface ArchiveSinkOptions {
   mtime: Date;
   /** zstd level for compressed entries. */
   level?: number | undefined;
+  /** Write a split set of parts of this many bytes (see the module comment). */
+  split?: number | undefined;
 }
 
 /** The head entries, in order: bundle.json, bundle.json.sig (signed bundles), oci-layout, index.json. */
@@ -91,9 +101,12 @@ export class ArchiveSink implements Sink, InOrderWriting {
   /** Set once the first blob after the resumed prefix was begun: only that one continues the kept part. */
   #started = false;
   #continuing = false;
+  /** Part size of a split set. */
+  readonly #split: number | undefined;
 
-  private constructor(path: string, writer: ArchiveWriter, content: ArchiveContent, held: number, part: KeptPart | undefined) {
+  private constructor(path: string, writer: ArchiveWriter, content: ArchiveContent, held: number, part: KeptPart | undefined, split: number | undefined) {
     this.path = path;
+    this.#split = split;
     this.description = path;
     this.#writer = writer;
     this.#blobs = content.blobs;
@@ -103,8 +116,8 @@ export class ArchiveSink implements Sink, InOrderWriting {
 
   /** Start a new archive at `path` (replacing any file there) and write its head. */
   static async create(path: string, content: ArchiveContent, opts: ArchiveSinkOptions): Promise<ArchiveSink> {
-    const writer = await ArchiveWriter.create(path, { mtime: opts.mtime, level: opts.level });
-    return ArchiveSink.#withHead(path, writer, content, 0, 0, undefined);
+    const writer = await ArchiveWriter.create(path, { mtime: opts.mtime, level: opts.level, split: opts.split });
+    return ArchiveSink.#withHead(path, writer, content, 0, 0, undefined, opts.split);
   }
 
   /**
@@ -124,12 +137,13 @@ export class ArchiveSink implements Sink, InOrderWriting {
     const r = await resumeArchive(path, {
       mtime: opts.mtime,
       level: opts.level,
+      split: opts.split,
       planned: plannedEntries(content),
       signal: opts.signal,
       onBytes: opts.onBytes,
       continuePartial: true,
     });
-    return ArchiveSink.#withHead(path, r.writer, content, Math.min(r.kept, heads), Math.max(0, r.kept - heads), r.part);
+    return ArchiveSink.#withHead(path, r.writer, content, Math.min(r.kept, heads), Math.max(0, r.kept - heads), r.part, opts.split);
   }
 
   static async #withHead(
@@ -139,6 +153,7 @@ export class ArchiveSink implements Sink, InOrderWriting {
     headsKept: number,
     blobsKept: number,
     part: KeptPart | undefined,
+    split: number | undefined,
   ): Promise<ArchiveSink> {
     try {
       for (const e of headEntries(content).slice(headsKept)) await writer.addBuffer(e.path, e.bytes, { compress: true });
@@ -146,7 +161,7 @@ export class ArchiveSink implements Sink, InOrderWriting {
       await writer.abort({ flush: true });
       throw err;
     }
-    return new ArchiveSink(path, writer, content, blobsKept, part);
+    return new ArchiveSink(path, writer, content, blobsKept, part, split);
   }
 
   /**
@@ -214,7 +229,7 @@ export class ArchiveSink implements Sink, InOrderWriting {
   }
 
   /** Complete the archive: the tar end, the index and the seek table; the file is synced and closed. */
-  async complete(): Promise<{ sha256: string; bytes: number }> {
+  async complete(): Promise<WrittenFile> {
     if (this.#next !== this.#blobs.length)
       throw new AirlockError('INTERNAL', `archive ${this.path}: ${this.#blobs.length - this.#next} planned blobs were not written`);
     return this.#writer.finish();
@@ -225,13 +240,42 @@ export class ArchiveSink implements Sink, InOrderWriting {
    * rename the file. If either fails the `.partial` file is removed (it was complete: a rerun makes
    * it again rather than continue it).
    */
-  async publish(output: string, sha256: string): Promise<string> {
+  async publish(output: string, written: WrittenFile): Promise<string> {
     const checksumFile = `${output}.sha256`;
+    if (written.parts !== undefined) return this.#publishParts(output, written, checksumFile);
+    const { sha256 } = written;
     try {
+      // The parts of a split set of this name would no longer match the sidecar (create checked that they may go).
+      await removeParts(output, 0);
       await writeFileAtomic(checksumFile, Buffer.from(`${sha256}  ${basename(output)}\n`));
       await rename(this.path, output);
     } catch (err) {
       await rm(this.path, { force: true }).catch(() => undefined);
+      throw fromFsError(err, output, 'writing');
+    }
+    return checksumFile;
+  }
+
+  /**
+   * Publish a completed split set: any older set under the output's name is removed (the caller
+   * checked it may be replaced), the sidecar is written, then the parts are renamed to
+   * `OUTPUT.part-NNN` (as many digits as the count needs, at least three). If that fails, every
+   * part and the sidecar are removed (they were complete: a rerun makes them again).
+   */
+  async #publishParts(output: string, written: WrittenFile, checksumFile: string): Promise<string> {
+    const parts = written.parts!;
+    const width = partWidth(parts.length);
+    const named = parts.map((p, i) => ({ from: p.path, path: partName(output, i + 1, width), sha256: p.sha256 }));
+    try {
+      await removeParts(output, 0);
+      await rm(output, { force: true });
+      await writeFileAtomic(checksumFile, Buffer.from(splitSidecar(output, named, written.sha256)));
+      for (const p of named) await rename(p.from, p.path);
+    } catch (err) {
+      // Neither half a set under the final names nor a sidecar for it: the rerun writes it again.
+      for (const p of [...named.map((n) => n.path), checksumFile, ...(await findParts(this.path).catch(() => [])).map((q) => q.path)]) {
+        await rm(p, { force: true }).catch(() => undefined);
+      }
       throw fromFsError(err, output, 'writing');
     }
     return checksumFile;
@@ -244,6 +288,9 @@ export class ArchiveSink implements Sink, InOrderWriting {
    */
   async abort(err: unknown): Promise<void> {
     await this.#writer.abort({ flush: true });
-    if (this.#continuing && this.#part !== undefined && isAirlockError(err, 'INTEGRITY')) await truncate(this.path, this.#part.offset).catch(() => undefined);
+    if (this.#continuing && this.#part !== undefined && isAirlockError(err, 'INTEGRITY')) {
+      const offset = this.#part.offset;
+      await (this.#split === undefined ? truncate(this.path, offset) : cutParts(this.path, this.#split, offset)).catch(() => undefined);
+    }
   }
 }

@@ -8,7 +8,7 @@
  */
 import { AirlockError } from '../errors.js';
 import { encodeIndex, type EntryEncoding, type IndexEntry } from './airlock-index.js';
-import { BatchOutput } from './batch-output.js';
+import { BatchOutput, type WrittenFile } from './batch-output.js';
 import { AIRLOCK_INDEX_MAGIC, MAX_FRAME_CONTENT, TAR_BLOCK, TAR_END_SIZE } from './format.js';
 import { DEFAULT_LEVEL, DEFAULT_WORKERS, RawFrameEncoder, ZstdFrameEncoder, type FrameEncoder } from './frame-encoders.js';
 import { encodeSeekTable, type SeekFrame } from './seek-table.js';
@@ -25,6 +25,11 @@ export interface ArchiveWriterOptions {
   workers?: number | undefined;
   /** Largest decompressed frame; default (and maximum) {@link MAX_FRAME_CONTENT}. Tests use small values. */
   maxFrameContent?: number | undefined;
+  /**
+   * Write a split set of parts of this many bytes (`PATH.part-001`, …: parted-output.ts) instead
+   * of one file. The bytes are the same; only where they land differs.
+   */
+  split?: number | undefined;
 }
 
 /** The complete entries already in a file that {@link ArchiveWriter.append} continues. */
@@ -103,7 +108,7 @@ export class ArchiveWriter {
    * const { sha256, bytes } = await w.finish();
    */
   static async create(path: string, opts: ArchiveWriterOptions): Promise<ArchiveWriter> {
-    return ArchiveWriter.#over(await BatchOutput.create(path), opts);
+    return ArchiveWriter.#over(await BatchOutput.create(path, opts.split), opts);
   }
 
   /**
@@ -124,7 +129,7 @@ export class ArchiveWriter {
     if (stored !== prefix.bytes || framed !== prefix.frames.length || !partOk) {
       throw new AirlockError('INTERNAL', `archive prefix of ${prefix.bytes} bytes does not match its frames`);
     }
-    const w = await ArchiveWriter.#over(await BatchOutput.append(path, prefix.bytes), opts);
+    const w = await ArchiveWriter.#over(await BatchOutput.append(path, prefix.bytes, opts.split), opts);
     for (const e of prefix.entries) {
       w.#entries.push({ ...e });
       w.#names.add(e.path);
@@ -193,7 +198,7 @@ export class ArchiveWriter {
   }
 
   /** Write the tar end, the index and the seek table; fsync and close. */
-  async finish(): Promise<{ sha256: string; bytes: number }> {
+  async finish(): Promise<WrittenFile> {
     return this.#guard(async () => {
       if (this.#partial !== undefined) throw new AirlockError('INTERNAL', `entry ${this.#partial.entry.path} was left unfinished`);
       const end = this.#framed(this.#zstd);

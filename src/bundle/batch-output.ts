@@ -3,10 +3,21 @@
  * buffer is written with one positional write while the other buffer fills, and a worker thread
  * trailing the writes computes the whole file's sha256 for the `.sha256` sidecar. Memory stays at
  * two buffers whatever the producer does.
+ *
+ * With a part size the file is a split set (`BASE.part-001`, …; parted-output.ts): the same bytes
+ * at the same offsets, cut into parts as they are written, each part hashed on its own too.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { fromFsError } from '../errors.js';
-import { TrailingHasher } from './trailing-hasher.js';
+import { PartedOutput, type OutputFile } from './parted-output.js';
+import { TrailingHasher, type HashedPart } from './trailing-hasher.js';
+
+/** What {@link BatchOutput.close} reports: the whole file's sha256 and size, and each part's for a split set. */
+export interface WrittenFile {
+  sha256: string;
+  bytes: number;
+  parts?: HashedPart[];
+}
 
 /**
  * Size of each of the two output buffers: 4 MiB. Writes happen per buffer, so per-call overhead is
@@ -38,7 +49,7 @@ export const SYNC_EVERY = 64 << 20;
 /** The output file with its double buffer and trailing sha256. */
 export class BatchOutput {
   readonly path: string;
-  readonly #fh: FileHandle;
+  readonly #fh: OutputFile;
   readonly #hasher: TrailingHasher;
   #current: Buffer = Buffer.allocUnsafe(OUTPUT_BUFFER_SIZE);
   #spare: Buffer = Buffer.allocUnsafe(OUTPUT_BUFFER_SIZE);
@@ -51,16 +62,17 @@ export class BatchOutput {
   #synced = 0;
   #syncing: Promise<void> | undefined;
 
-  private constructor(path: string, fh: FileHandle, start = 0) {
+  private constructor(path: string, fh: OutputFile, start = 0, partSize?: number) {
     this.path = path;
     this.#fh = fh;
     this.#flushed = start;
-    this.#hasher = new TrailingHasher(path);
+    this.#hasher = new TrailingHasher(path, partSize);
     this.#hasher.advance(start);
   }
 
-  /** Create (or truncate) `path` for writing. */
-  static async create(path: string): Promise<BatchOutput> {
+  /** Create (or truncate) `path` for writing; with `partSize`, the split set `path.part-001`, … */
+  static async create(path: string, partSize?: number): Promise<BatchOutput> {
+    if (partSize !== undefined) return new BatchOutput(path, await PartedOutput.create(path, partSize), 0, partSize);
     try {
       return new BatchOutput(path, await open(path, 'w', 0o644));
     } catch (err) {
@@ -72,7 +84,8 @@ export class BatchOutput {
    * Continue an existing file: cut it to `start` bytes and append from there. {@link close} still
    * reports the whole file's sha256 (the hasher reads the kept part back).
    */
-  static async append(path: string, start: number): Promise<BatchOutput> {
+  static async append(path: string, start: number, partSize?: number): Promise<BatchOutput> {
+    if (partSize !== undefined) return new BatchOutput(path, await PartedOutput.append(path, partSize, start), start, partSize);
     let fh: FileHandle;
     try {
       fh = await open(path, 'r+');
@@ -150,7 +163,7 @@ export class BatchOutput {
   }
 
   /** Write everything, fsync and close. Returns the sha256 (hex) of all bytes written. */
-  async close(): Promise<{ sha256: string; bytes: number }> {
+  async close(): Promise<WrittenFile> {
     try {
       await this.flush();
       await this.#inFlight;
@@ -167,7 +180,8 @@ export class BatchOutput {
       await this.#hasher.abort();
       throw fromFsError(err, this.path, 'writing');
     }
-    return { sha256: await this.#hasher.finish(this.#flushed), bytes: this.#flushed };
+    const { sha256, parts } = await this.#hasher.finish(this.#flushed);
+    return { sha256, bytes: this.#flushed, ...(parts === undefined ? {} : { parts }) };
   }
 
   /**

@@ -7,11 +7,10 @@
  * The bytes are NOT verified here: the caller pipes them through a VerifyingStream holding the
  * digest and size from the signed bundle.json.
  */
-import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { AirlockError } from '../errors.js';
 import type { LocatedEntry } from './airlock-index.js';
-import { READ_CHUNK, readExactly } from './file-read.js';
+import { READ_CHUNK, readExactly, type RandomAccessFile } from './file-read.js';
 import { TAR_BLOCK, ZSTD_FRAME_MAGIC } from './format.js';
 import type { SeekFrame } from './seek-table.js';
 import { decodeTarHeader } from './tar-entry.js';
@@ -55,7 +54,7 @@ const PIECES_AHEAD = 8;
 
 /** The stream returned by `ArchiveReader.openEntry`: Buffers, in object mode (see PIECES_AHEAD). */
 export class EntryReadable extends Readable {
-  readonly #fh: FileHandle;
+  readonly #fh: RandomAccessFile;
   readonly #path: string;
   readonly #entry: LocatedEntry;
   readonly #frames: readonly SeekFrame[];
@@ -74,7 +73,7 @@ export class EntryReadable extends Readable {
 
   readonly #onBytes: ((n: number) => void) | undefined;
 
-  constructor(fh: FileHandle, path: string, entry: LocatedEntry, frames: readonly SeekFrame[], onBytes?: (n: number) => void) {
+  constructor(fh: RandomAccessFile, path: string, entry: LocatedEntry, frames: readonly SeekFrame[], onBytes?: (n: number) => void) {
     super({ objectMode: true, highWaterMark: PIECES_AHEAD });
     this.#onBytes = onBytes;
     this.#fh = fh;

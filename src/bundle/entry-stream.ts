@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
 import { AirlockError, fromFsError, isAirlockError } from '../errors.js';
 import { openForReading, READ_CHUNK } from './file-read.js';
+import { locationName, type ArchiveLocation } from './split-set.js';
 import { TAR_BLOCK } from './format.js';
 import { describeEntry, type StreamedEntry } from './entry-problems.js';
 import { decodeTarHeader } from './tar-entry.js';
@@ -32,10 +33,11 @@ export type OnEntry = (entry: StreamedEntry, body: Readable) => Promise<void>;
  * @throws INTEGRITY when the file is not a zstd-compressed tar, a frame or header is damaged, or
  *   the archive is truncated (cut inside a frame, header or data, or missing its end blocks)
  */
-export async function streamEntries(path: string, onEntry: OnEntry, opts: { signal?: AbortSignal } = {}): Promise<void> {
+export async function streamEntries(loc: ArchiveLocation, onEntry: OnEntry, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  const path = locationName(loc);
   const pass = new Pass(path, onEntry);
   try {
-    await pipeline(readReusing(path), decompressFrames, (decoded: AsyncIterable<Buffer>) => pass.feed(decoded), { signal: opts.signal });
+    await pipeline(readReusing(loc), decompressFrames, (decoded: AsyncIterable<Buffer>) => pass.feed(decoded), { signal: opts.signal });
   } catch (err) {
     const failure = classify(err, pass, path);
     pass.abandon(failure); // a callback still reading its body gets the error instead of waiting forever
@@ -50,8 +52,8 @@ export async function streamEntries(path: string, onEntry: OnEntry, opts: { sign
  * allocated per MiB, and with them the garbage collector's work (measured: GC was a quarter of the
  * CPU time of `bundle verify`).
  */
-async function* readReusing(path: string): AsyncGenerator<Buffer> {
-  const fh = await openForReading(path);
+async function* readReusing(loc: ArchiveLocation): AsyncGenerator<Buffer> {
+  const fh = await openForReading(loc);
   try {
     const buf = Buffer.allocUnsafe(READ_CHUNK);
     for (;;) {

@@ -1,7 +1,10 @@
 /** Positional reads of a bundle file that either return exactly what was asked or fail clearly. */
-import type { FileHandle } from 'node:fs/promises';
 import { AirlockError, fromFsError } from '../errors.js';
 import { openRegularFile } from '../fs/small-file.js';
+import { PartedFile, type RandomAccessFile } from './parted-file.js';
+import { resolveSplitSet, type ArchiveLocation } from './split-set.js';
+
+export type { RandomAccessFile } from './parted-file.js';
 
 /**
  * Size of each read from a bundle: 1 MiB. Per-call costs (syscall, promise, hash update) are paid
@@ -13,7 +16,7 @@ export const READ_CHUNK = 1 << 20;
  * Read `length` bytes at `position` into a new buffer (or `into`). A short file is INTEGRITY:
  * the bundle is truncated.
  */
-export async function readExactly(fh: FileHandle, length: number, position: number, path: string, into?: Buffer): Promise<Buffer> {
+export async function readExactly(fh: RandomAccessFile, length: number, position: number, path: string, into?: Buffer): Promise<Buffer> {
   const buf = into === undefined ? Buffer.allocUnsafe(length) : into.subarray(0, length);
   let done = 0;
   try {
@@ -35,8 +38,11 @@ export async function readExactly(fh: FileHandle, length: number, position: numb
 
 /**
  * Open a bundle file for reading; a missing or unreadable file, or one that is not a regular file
- * (a FIFO would block the open forever), is a clear error naming it.
+ * (a FIFO would block the open forever), is a clear error naming it. A split set (split-set.ts) is
+ * read as one file: `path` may be one of its parts, or the joined name when only the parts exist.
  */
-export function openForReading(path: string): Promise<FileHandle> {
-  return openRegularFile(path, 'bundle archive');
+export async function openForReading(loc: ArchiveLocation): Promise<RandomAccessFile> {
+  const set = typeof loc === 'string' ? await resolveSplitSet(loc) : loc;
+  if (set !== undefined) return new PartedFile(set);
+  return openRegularFile(loc as string, 'bundle archive');
 }

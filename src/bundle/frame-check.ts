@@ -6,14 +6,13 @@
  * first frame, is the one airlock writes for the path and size the index gives.
  *
  * It reads the start of each entry (up to 16 KiB, more only when the first block of a compressed
- * frame is larger) and 6 bytes per further frame, not the content: damage inside the content is
+ * frame is larger) and 6 bytes per further frame (10 of a Raw-block one), not the content: damage inside the content is
  * found by the reader that streams it (entry-reader.ts).
  */
-import type { FileHandle } from 'node:fs/promises';
 import { AirlockError } from '../errors.js';
 import type { LocatedEntry } from './airlock-index.js';
 import { tarHeaderMismatch } from './entry-reader.js';
-import { readExactly } from './file-read.js';
+import { readExactly, type RandomAccessFile } from './file-read.js';
 import { TAR_BLOCK, ZSTD_FRAME_MAGIC } from './format.js';
 import type { SeekFrame } from './seek-table.js';
 import { decodePrefix, ZstdDecoder } from './zstd-decode.js';
@@ -36,7 +35,7 @@ const SKIPPABLE_MAGIC_HIGH = 0x184d2a5;
  * @throws INTEGRITY naming the entry and what is wrong
  */
 export async function checkFrames(
-  fh: FileHandle,
+  fh: RandomAccessFile,
   path: string,
   entries: readonly LocatedEntry[],
   frames: readonly SeekFrame[],
@@ -56,7 +55,8 @@ export async function checkFrames(
       const first = i === entry.firstFrame;
       const want = first
         ? Math.min(frame.compressedSize, entry.encoding === 'raw' ? RAW_FRAME_HEADER_SIZE + BLOCK_HEADER_SIZE + TAR_BLOCK : HEADER_INPUT_FIRST)
-        : Math.min(frame.compressedSize, 6);
+        : // A Raw-block frame's header (10 bytes) holds the content size checked below; a zstd one's magic and descriptor 6.
+          Math.min(frame.compressedSize, entry.encoding === 'raw' ? RAW_FRAME_HEADER_SIZE : 6);
       const start = await readExactly(fh, want, offset, path);
       const why = frameProblem(start, frame, entry.encoding);
       if (why !== undefined) throw damaged(`frame ${i} ${why}`);
@@ -82,7 +82,11 @@ function frameProblem(start: Buffer, frame: SeekFrame, encoding: LocatedEntry['e
   const raw = isRawFrameHeader(start);
   if (encoding === 'zstd') return raw ? 'is a Raw-block frame, but the index says compressed' : undefined;
   if (!raw) return 'has another header than a Raw-block frame, but the index says Raw blocks';
-  if (rawFrameSize(frame.decompressedSize) !== frame.compressedSize || start.readUInt32LE(6) !== frame.decompressedSize) {
+  if (
+    start.length < RAW_FRAME_HEADER_SIZE ||
+    rawFrameSize(frame.decompressedSize) !== frame.compressedSize ||
+    start.readUInt32LE(6) !== frame.decompressedSize
+  ) {
     return 'has another size than its Raw-block header implies (data before or after it in its seek-table range?)';
   }
   if (start.length >= RAW_FRAME_HEADER_SIZE + BLOCK_HEADER_SIZE && ((start[RAW_FRAME_HEADER_SIZE]! >>> 1) & 3) !== 0) {
@@ -100,7 +104,7 @@ function rawHeaderBlock(start: Buffer): Buffer | undefined {
 }
 
 /** `start`, then the rest of the frame's first `limit` bytes, read only if the decoder asks. */
-async function* firstBlockInput(fh: FileHandle, path: string, start: Buffer, offset: number, limit: number): AsyncGenerator<Buffer> {
+async function* firstBlockInput(fh: RandomAccessFile, path: string, start: Buffer, offset: number, limit: number): AsyncGenerator<Buffer> {
   yield start;
   if (limit > start.length) yield await readExactly(fh, limit - start.length, offset + start.length, path);
 }

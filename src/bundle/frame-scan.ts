@@ -11,8 +11,8 @@
  * (their block headers sit every 128 KiB); the resume step reads every kept byte anyway and checks
  * blocks and content there (see `archive-resume.ts`).
  */
-import type { FileHandle } from 'node:fs/promises';
-import { openForReading } from './file-read.js';
+import { openForReading, type RandomAccessFile } from './file-read.js';
+import { locationName, type ArchiveLocation } from './split-set.js';
 import { fromFsError } from '../errors.js';
 import type { EntryEncoding, IndexEntry } from './airlock-index.js';
 import { MAX_FRAME_CONTENT, TAR_BLOCK, ZSTD_FRAME_MAGIC } from './format.js';
@@ -74,8 +74,9 @@ class Stop {
  *
  * @throws IO / INPUT_INVALID when the file cannot be opened or read (not for damage: damage ends the prefix)
  */
-export async function scanFrames(path: string, opts: { signal?: AbortSignal | undefined } = {}): Promise<FrameScan> {
-  const fh = await openForReading(path);
+export async function scanFrames(loc: ArchiveLocation, opts: { signal?: AbortSignal | undefined } = {}): Promise<FrameScan> {
+  const path = locationName(loc);
+  const fh = await openForReading(loc);
   try {
     const fileSize = (await fh.stat()).size;
     const cursor = new Cursor(fh, fileSize, path);
@@ -227,13 +228,13 @@ async function* cursorInput(cursor: Cursor, pos: number, n: number): AsyncGenera
 
 /** Positional reads with a small read-ahead window; `undefined` past the end of the file. */
 class Cursor {
-  readonly #fh: FileHandle;
+  readonly #fh: RandomAccessFile;
   readonly size: number;
   readonly #path: string;
   #buf = Buffer.alloc(0);
   #at = 0;
 
-  constructor(fh: FileHandle, size: number, path: string) {
+  constructor(fh: RandomAccessFile, size: number, path: string) {
     this.#fh = fh;
     this.size = size;
     this.#path = path;

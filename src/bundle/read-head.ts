@@ -4,9 +4,10 @@
  * table nor the rest of the file, so it works on the first megabytes of a bundle too (a partial
  * copy, or the head fetched on its own to decide whether the rest is worth moving).
  */
-import type { FileHandle } from 'node:fs/promises';
-import { AirlockError, fromFsError } from '../errors.js';
-import { openForReading, READ_CHUNK } from './file-read.js';
+import { AirlockError, fromFsError, isAirlockError } from '../errors.js';
+import { openForReading, READ_CHUNK, type RandomAccessFile } from './file-read.js';
+import { locationName, parsePartName, type ArchiveLocation } from './split-set.js';
+import { openRegularFile } from '../fs/small-file.js';
 import { BUNDLE_JSON, BUNDLE_SIG, TAR_BLOCK } from './format.js';
 import { decodeTarHeader, tarPadding } from './tar-entry.js';
 import { ZstdDecoder, ZstdDecodeError } from './zstd-decode.js';
@@ -32,8 +33,9 @@ export interface BundleHead {
  * @throws INTEGRITY when the file does not start with bundle.json, an entry is too large, or the
  *   file ends before the head is complete
  */
-export async function readHead(path: string, maxBytes = MAX_BUNDLE_JSON_BYTES): Promise<BundleHead> {
-  const fh = await openForReading(path);
+export async function readHead(loc: ArchiveLocation, maxBytes = MAX_BUNDLE_JSON_BYTES): Promise<BundleHead> {
+  const path = locationName(loc);
+  const fh = await openHead(loc);
   try {
     return await decodeHead(fh, path, maxBytes);
   } finally {
@@ -41,7 +43,21 @@ export async function readHead(path: string, maxBytes = MAX_BUNDLE_JSON_BYTES): 
   }
 }
 
-async function decodeHead(fh: FileHandle, path: string, maxBytes: number): Promise<BundleHead> {
+/**
+ * `loc` opened for its head. The head is in the first part of a split set, so a first part named
+ * on its own is enough when the set is not whole (the others not copied yet, or only the first
+ * part kept for a later `--since`), as the first megabytes of a single file are.
+ */
+async function openHead(loc: ArchiveLocation): Promise<RandomAccessFile> {
+  try {
+    return await openForReading(loc);
+  } catch (err) {
+    if (typeof loc !== 'string' || parsePartName(loc)?.index !== 1 || !isAirlockError(err, 'INTEGRITY')) throw err;
+    return openRegularFile(loc, 'bundle archive');
+  }
+}
+
+async function decodeHead(fh: RandomAccessFile, path: string, maxBytes: number): Promise<BundleHead> {
   // Decoded one step at a time and stopped as soon as the head is complete: a hostile file
   // cannot make us inflate more than one step past what we need.
   const decoder = new ZstdDecoder();

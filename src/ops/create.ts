@@ -15,6 +15,10 @@
  * not match, the file is cut back to the start of that blob so that the next run fetches it whole.
  * Anything else about the partial file means starting over.
  *
+ * With `split` the archive is written as a split set of parts of that size (`OUT.part-001`, …:
+ * bundle/split-set.ts), byte for byte the same archive; `OUT.partial.part-NNN` while written, and
+ * an interrupted run's parts are continued the same way.
+ *
  * With `since` (earlier bundles, their heads or manifests, or inventories of the target: see
  * `copy/since.ts`) the bundle is a delta: it carries every manifest but only the configs and
  * layers none of them delivered. The PREVs are read and checked before anything is fetched.
@@ -30,6 +34,10 @@ import { sha256Digest, type Digest } from '../digest/digest.js';
 import { ArchiveSink, type ArchiveContent } from '../bundle/archive-sink.js';
 import { bundleContents, serializeBundleManifest, type BundleContents, type BundleParent } from '../bundle/manifest.js';
 import { readHead } from '../bundle/read-head.js';
+import { keptParts } from '../bundle/parted-output.js';
+import type { WrittenFile } from '../bundle/batch-output.js';
+import { findParts, partName, partWidth, type ArchiveLocation } from '../bundle/split-set.js';
+import type { HashedPart } from '../bundle/trailing-hasher.js';
 import { signBundle, type SigningKey, type TrustedKey } from '../bundle/signing.js';
 import { resolveAll, type ImageToResolve } from '../copy/resolve.js';
 import { planBundle, trackedImages, type BundlePlan, type PlannedImage } from '../copy/plan.js';
@@ -85,6 +93,8 @@ export interface CreateOptions {
    * (no file for a key that was not loaded from one, nor for an unsigned bundle).
    */
   sequenceFile?: string;
+  /** `--split`: write parts of this many bytes (`OUT.part-001`, …) instead of one file. */
+  split?: number;
 }
 
 export interface CreateResult {
@@ -100,6 +110,8 @@ export interface CreateResult {
   contents: BundleContents;
   archiveBytes: number;
   sha256: string;
+  /** `--split`: every part as published (path, size, sha256), in order. */
+  parts?: HashedPart[];
   /** The bundle's `created`, `sequence` and `expires` as written in bundle.json. */
   created: string;
   sequence: number;
@@ -123,6 +135,11 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   }
   await checkOutputFile(opts.output, 'output');
   await checkOutputFree(opts.output, opts.force === true);
+  if (opts.force !== true) {
+    // A split set under the name (its sidecar would be replaced), or a set where the single file goes.
+    const old = await findParts(opts.output);
+    if (old.length > 0) await checkOutputFree(old[0]!.path, false);
+  }
   const delivered =
     opts.since === undefined || opts.since.length === 0
       ? undefined
@@ -148,9 +165,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   });
   const plan = planBundle(resolved, delivered === undefined ? {} : { delivered });
   const partial = opts.output + PARTIAL_SUFFIX;
+  const partialName = opts.split === undefined ? partial : `${partial}.part-*`;
   const { sink, head, signature, stamp } = await startArchive(plan, partial, opts, sequencing);
   let held: { held: number; heldBytes: number };
-  let result: { sha256: string; bytes: number };
+  let result: WrittenFile;
   try {
     held = await copyInOrder(plan.blobs, sink, {
       openAhead: opts.openAhead,
@@ -162,7 +180,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
         const inside = h.part === undefined ? '' : `, and ${mib(h.part.bytes)} of the ${mib(h.part.item.desc.size)} MiB of the next one`;
         progress({
           kind: 'warning',
-          message: `continuing ${partial}: ${h.items} of ${plan.blobs.length} blobs (${mib(h.bytes - (h.part?.bytes ?? 0))} MiB) are already there${inside}`,
+          message: `continuing ${partialName}: ${h.items} of ${plan.blobs.length} blobs (${mib(h.bytes - (h.part?.bytes ?? 0))} MiB) are already there${inside}`,
         });
       },
     });
@@ -170,9 +188,10 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
   } catch (err) {
     // Keep what was written: the next run continues from it (see the module comment).
     await sink.abort(err);
-    throw resumable(err, partial, opts.signal);
+    throw resumable(err, partialName, opts.signal);
   }
-  const checksumFile = await sink.publish(opts.output, result.sha256);
+  const checksumFile = await sink.publish(opts.output, result);
+  const parts = result.parts?.map((p, i) => ({ ...p, path: published(opts.output, i, result.parts!.length) }));
   return {
     path: opts.output,
     checksumFile,
@@ -190,6 +209,7 @@ export async function createBundle(opts: CreateOptions): Promise<CreateResult> {
     ),
     archiveBytes: result.bytes,
     sha256: result.sha256,
+    ...(parts === undefined ? {} : { parts }),
     reusedBlobs: held.held,
     reusedBytes: held.heldBytes,
     ...(plan.parents === undefined
@@ -260,19 +280,24 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
     const signature = key === undefined ? undefined : signBundle(made.head, key);
     let sink: ArchiveSink;
     try {
-      sink = await ArchiveSink.create(partial, archiveContent(plan, made.head, signature?.bytes), { mtime: created, level: opts.level });
+      sink = await ArchiveSink.create(partial, archiveContent(plan, made.head, signature?.bytes), {
+        mtime: created,
+        level: opts.level,
+        split: opts.split,
+      });
     } catch (err) {
       // The head could not be written (a full disk, say): what was is kept, as for a blob.
-      throw resumable(err, partial, opts.signal);
+      throw resumable(err, opts.split === undefined ? partial : `${partial}.part-*`, opts.signal);
     }
     return { sink, head: made.head, signature, stamp: writtenStamp(made.manifest) };
   };
-  if (opts.resume === false || !(await fileExists(partial))) return fresh();
+  const left = opts.resume === false ? undefined : await interrupted(partial, opts.split);
+  if (left === undefined) return fresh();
   const restart = (why: string): Promise<Started> => {
-    progress({ kind: 'warning', message: `not continuing ${partial}: ${why}; starting over` });
+    progress({ kind: 'warning', message: `not continuing ${opts.split === undefined ? partial : `${partial}.part-*`}: ${why}; starting over` });
     return fresh();
   };
-  const old = await reusableHead(plan, partial, opts);
+  const old = await reusableHead(plan, left, opts);
   if (typeof old === 'string') return restart(old);
   // The record may have been lost since the partial file was started: it is the key's last at least.
   const key = opts.signingKey;
@@ -290,11 +315,12 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
     );
   }
   try {
-    const size = (await stat(partial)).size;
-    progress({ kind: 'phase', phase: `checking ${basename(partial)} from an interrupted run`, total: size });
+    const size = typeof left === 'string' ? (await stat(left)).size : left.size;
+    progress({ kind: 'phase', phase: `checking ${basename(partial)}${typeof left === 'string' ? '' : '.part-*'} from an interrupted run`, total: size });
     const sink = await ArchiveSink.resume(partial, archiveContent(plan, old.head, old.signature?.bytes), {
       mtime: old.created,
       level: opts.level,
+      split: opts.split,
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
       onBytes: (n) => progress({ kind: 'bytes', bytes: n }),
     });
@@ -303,6 +329,18 @@ async function startArchive(plan: BundlePlan, partial: string, opts: CreateOptio
     if (opts.signal?.aborted === true) throw err;
     return restart((err as Error).message);
   }
+}
+
+/** What an interrupted run left to continue: `OUT.partial`, or the start of its split set; undefined when nothing. */
+async function interrupted(partial: string, split: number | undefined): Promise<ArchiveLocation | undefined> {
+  if (split === undefined) return (await fileExists(partial)) ? partial : undefined;
+  const set = await keptParts(partial, split);
+  return set.parts.length === 0 ? undefined : set;
+}
+
+/** Path of part `i` (0-based) of `count` as published (sink.publish). */
+function published(output: string, i: number, count: number): string {
+  return partName(output, i + 1, partWidth(count));
 }
 
 function writtenStamp(m: { created: string; sequence?: number; expires?: string }): WrittenStamp {
@@ -317,7 +355,7 @@ function writtenStamp(m: { created: string; sequence?: number; expires?: string 
  */
 async function reusableHead(
   plan: BundlePlan,
-  partial: string,
+  partial: ArchiveLocation,
   opts: CreateOptions,
 ): Promise<{ created: Date; head: Buffer; signature: { bytes: Buffer; keyId: string } | undefined; stamp: WrittenStamp } | string> {
   const key = opts.signingKey;

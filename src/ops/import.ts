@@ -26,6 +26,8 @@ import { AirlockError, isAirlockError } from '../errors.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import type { Sink } from '../transport/types.js';
 import { ArchiveReader } from '../bundle/archive-reader.js';
+import { resolveSplitSet } from '../bundle/split-set.js';
+import { namePartDamage } from '../bundle/split-check.js';
 import { archiveLimits } from '../bundle/archive-limits.js';
 import { BUNDLE_JSON, BUNDLE_SIG, INDEX_JSON, OCI_LAYOUT } from '../bundle/format.js';
 import { blobPath } from '../layout/paths.js';
@@ -46,6 +48,8 @@ import { checkExpiry, checkReservedNames, identityOf, RollbackGuard, tagMoves } 
 import { stateStoreFor, type ImportStateStore } from '../rollback/import-state.js';
 
 export interface ImportOptions {
+  /** Every part of a split set, when given one by one (else `path` names the set: split-set.ts). */
+  parts?: readonly string[];
   /** The bundle file. */
   path: string;
   target: ImportTarget;
@@ -143,7 +147,9 @@ function checkTrust(path: string, head: BundleHead, trust: EffectiveTrust, polic
 export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   const progress = opts.onProgress ?? silent;
   progress({ kind: 'phase', phase: 'checking bundle' });
-  const head = await readHead(opts.path);
+  // A split set is read as its parts (bundle/split-set.ts); damage found in it names the part.
+  const set = await resolveSplitSet(opts.path, opts.parts);
+  const head = await readHead(set ?? opts.path);
   const trust = effectiveTrust(opts.policy, opts.trusted, opts.allowUnsigned === true);
   const keyId = checkTrust(opts.path, head, trust, opts.policy);
   if (keyId === undefined) progress({ kind: 'warning', message: `${opts.path} is imported WITHOUT a trusted signature (--allow-unsigned)` });
@@ -157,7 +163,12 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   checkReservedNames(mappings, opts.target);
   if (opts.policy !== undefined) checkImagesAllowed(opts.policy, policySubjects(mappings));
 
-  const reader = await ArchiveReader.open(opts.path, archiveLimits(bundle));
+  let reader: ArchiveReader;
+  try {
+    reader = await ArchiveReader.open(set ?? opts.path, archiveLimits(bundle));
+  } catch (err) {
+    throw await namePartDamage(set, err, opts.signal);
+  }
   try {
     // Before anything is written: the structure verify checks, as far as it is cheap to see.
     checkNothingUnlisted(reader, bundle);
@@ -165,7 +176,7 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
     await reader.checkEnd();
     return await importContent(opts, reader, head, bundle, mappings, keyId);
   } catch (err) {
-    throw withRerunHint(err);
+    throw withRerunHint(await namePartDamage(set, err, opts.signal));
   } finally {
     await reader.close();
   }

@@ -6,6 +6,7 @@
  */
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { readHead } from '../bundle/read-head.js';
+import { resolveSplitSet } from '../bundle/split-set.js';
 import { bundleContents, parseBundleManifest, type BundleContents, type BundleManifest } from '../bundle/manifest.js';
 import { signatureKeyId } from '../bundle/signing.js';
 
@@ -23,8 +24,10 @@ export interface InspectResult {
   json: Record<string, unknown>;
 }
 
-export async function inspectBundle(path: string): Promise<InspectResult> {
-  const head = await readHead(path);
+/** `parts`: every part of a split set, given one by one (else `path` may name the set: split-set.ts). */
+export async function inspectBundle(path: string, parts?: readonly string[]): Promise<InspectResult> {
+  // A first part alone will do (read-head.ts); parts given one by one must make a whole set.
+  const head = await readHead(parts === undefined ? path : ((await resolveSplitSet(path, parts)) ?? path));
   const manifest = parseBundleManifest(head.bundleJson, path);
   const bundleId = sha256Digest(head.bundleJson);
   const keyId = head.signature === undefined ? undefined : signatureKeyId(head.signature);

@@ -13,6 +13,9 @@
  *
  * A delta bundle is checked the same way for everything it carries; the blobs it does not carry
  * (`external`) cannot be checked here and are returned as `expects`: the target must hold them.
+ *
+ * A split set (bundle/split-set.ts) is read as its parts; its sidecar's line for each part is
+ * checked, so that a damaged part is named ("part 3 of 7 … is damaged: copy it again").
  */
 import { count } from '../words.js';
 import { createHash } from 'node:crypto';
@@ -44,9 +47,13 @@ import { silent, type ProgressListener } from '../copy/progress.js';
 import { hashFileInWorker } from '../fs/file-hash.js';
 import { MAX_PROBLEMS, ProblemList, problemsError, type Problem } from '../bundle/problems.js';
 import { checkReferences } from '../bundle/verify-references.js';
+import { parseSidecar, resolveSplitSet, type ArchiveLocation, type SplitSet } from '../bundle/split-set.js';
+import { damagedParts, hashFilesInWorker, type ArchiveFile, type HashedFiles } from '../bundle/split-check.js';
 
 export interface VerifyOptions {
   path: string;
+  /** Every part of a split set, when given one by one (else `path` names the set: split-set.ts). */
+  parts?: readonly string[];
   trusted: TrustedKey[];
   allowUnsigned?: boolean;
   /** Report an expired bundle as a warning, not a problem. */
@@ -70,6 +77,8 @@ export interface VerifyResult {
   /** What it carries, in the words the command prints. */
   contents: BundleContents;
   checksumFile?: string;
+  /** A split set's parts, hashed and checked against the sidecar (when it had one). */
+  parts?: ArchiveFile[];
   manifest: BundleManifest;
   /** Delta only: the bundles (and inventories) it was made against. */
   parents?: BundleParent[];
@@ -90,7 +99,14 @@ interface Expected {
 }
 
 export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
-  const head = await readHead(opts.path);
+  const set = await resolveSplitSet(opts.path, opts.parts);
+  if (set !== undefined) return verifyLocation(opts, set);
+  return verifyLocation(opts, opts.path);
+}
+
+async function verifyLocation(opts: VerifyOptions, loc: ArchiveLocation): Promise<VerifyResult> {
+  const set = typeof loc === 'string' ? undefined : loc;
+  const head = await readHead(loc);
   const problems = new ProblemList();
   const { keyId, problems: sigProblems } = checkTrust(head.bundleJson, head.signature, opts);
   problems.add(...sigProblems);
@@ -102,16 +118,24 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
     if (opts.allowExpired === true) progress({ kind: 'warning', message: `${opts.path}: ${message}; accepted because of --allow-expired` });
     else problems.add({ code: 'POLICY', subject: opts.path, message });
   }
-  const sidecar = `${opts.path}.sha256`;
+  const sidecar = set?.sidecar ?? `${opts.path}.sha256`;
   // Read (and refuse a FIFO or device as) the sidecar now, not after the long pass.
-  const sidecarText = opts.checksum === false ? undefined : await readSidecar(sidecar);
+  const sidecarText = opts.checksum === false || (set !== undefined && set.sidecar === undefined) ? undefined : await readSidecar(sidecar);
   // The hash worker stops with the command: on Ctrl-C, and when the pass fails early.
   const stopHash = new AbortController();
   const hashSignal = opts.signal === undefined ? stopHash.signal : AbortSignal.any([opts.signal, stopHash.signal]);
-  const fileHash = sidecarText === undefined ? undefined : hashFileInWorker(opts.path, hashSignal);
+  const fileHash =
+    sidecarText === undefined
+      ? undefined
+      : set === undefined
+        ? hashFileInWorker(opts.path, hashSignal)
+        : hashFilesInWorker(
+            set.parts.map((p) => p.path),
+            hashSignal,
+          );
   fileHash?.catch(() => undefined);
   try {
-    return await verifyContent(opts, head, manifest, keyId, problems, sidecar, sidecarText, fileHash, expired);
+    return await verifyContent(opts, loc, head, manifest, keyId, problems, sidecar, sidecarText, fileHash, expired);
   } finally {
     stopHash.abort();
   }
@@ -120,13 +144,14 @@ export async function verifyBundle(opts: VerifyOptions): Promise<VerifyResult> {
 /** The pass over the entries and the checks after it; see {@link verifyBundle}. */
 async function verifyContent(
   opts: VerifyOptions,
+  loc: ArchiveLocation,
   head: BundleHead,
   manifest: BundleManifest,
   keyId: string | undefined,
   problems: ProblemList,
   sidecar: string,
   sidecarText: string | undefined,
-  fileHash: Promise<string> | undefined,
+  fileHash: Promise<string | HashedFiles> | undefined,
   expired: boolean,
 ): Promise<VerifyResult> {
   const progress = opts.onProgress ?? silent;
@@ -139,11 +164,11 @@ async function verifyContent(
   // The total counts every byte hashed, the layout's two files included, so the share ends at 100 %.
   const total = [...expected.values()].reduce((n, e) => n + e.size, 0);
   progress({ kind: 'phase', phase: 'verifying', total, items: contents.blobs, noun: 'blob', detail: count(contents.manifests, 'manifest') });
-  const pass: Pass = { path: opts.path, head, expected, problems, progress, found: new Set(), kept: new Map(), sawSignature: false, signal: opts.signal };
+  const pass: Pass = { path: opts.path, loc, head, expected, problems, progress, found: new Set(), kept: new Map(), sawSignature: false, signal: opts.signal };
   let read = true;
   let reader: ArchiveReader | undefined;
   try {
-    reader = await ArchiveReader.open(opts.path, archiveLimits(manifest));
+    reader = await ArchiveReader.open(loc, archiveLimits(manifest));
   } catch (err) {
     // Ctrl-C can surface as a broken read: stop, do not go on entry by entry.
     opts.signal?.throwIfAborted();
@@ -177,7 +202,15 @@ async function verifyContent(
     if (bytes !== undefined) manifests.set(b.digest, bytes);
   }
   problems.add(...checkReferences(manifest, pass.kept.get(INDEX_JSON), manifests));
-  if (fileHash !== undefined && sidecarText !== undefined) problems.add(...(await checkSidecarFile(opts.path, sidecar, sidecarText, fileHash)));
+  let parts: ArchiveFile[] | undefined;
+  if (fileHash !== undefined && sidecarText !== undefined) {
+    if (typeof loc === 'string') problems.add(...(await checkSidecarFile(opts.path, sidecar, sidecarText, fileHash as Promise<string>)));
+    else {
+      const hashed = (await fileHash) as HashedFiles;
+      parts = hashed.parts;
+      problems.add(...checkSplitSidecar(loc, sidecar, hashed));
+    }
+  }
 
   if (problems.count > 0) {
     const hint =
@@ -195,6 +228,7 @@ async function verifyContent(
     bytes: manifest.totals.bytes,
     contents,
     ...(fileHash === undefined ? {} : { checksumFile: sidecar }),
+    ...(parts === undefined ? {} : { parts }),
     manifest,
     ...(manifest.parents === undefined ? {} : { parents: manifest.parents }),
     expects: manifest.external ?? [],
@@ -208,6 +242,8 @@ async function verifyContent(
 /** State of one verification: what is expected, what was found. Everything in it is bounded by the signed manifest. */
 interface Pass {
   path: string;
+  /** The file or split set read. */
+  loc: ArchiveLocation;
   head: BundleHead;
   expected: Map<string, Expected>;
   problems: ProblemList;
@@ -295,7 +331,7 @@ async function diagnoseSequentially(pass: Pass): Promise<void> {
   let position = -1;
   try {
     await streamEntries(
-      pass.path,
+      pass.loc,
       async (entry, body) => {
         if (problems.full) throw new ListFull();
         position += 1;
@@ -414,9 +450,25 @@ async function checkSidecarFile(path: string, sidecar: string, sidecarText: stri
   const text = sidecarText.slice(0, 4096);
   const m = /^([a-f0-9]{64}) [ *](.+)$/m.exec(text);
   if (m === null) return [{ code: 'INTEGRITY', subject: sidecar, message: `${sidecar} is not in sha256sum format` }];
-  if (basename(m[2]!) !== basename(path)) {
-    return [{ code: 'INTEGRITY', subject: sidecar, message: `${sidecar} is for ${m[2]}, not ${basename(path)}` }];
+  // A split set's sidecar beside the joined file: its `# HASH  NAME` line is the joined archive's.
+  const whole = parseSidecar(sidecarText).whole;
+  const line = whole !== undefined && basename(whole.name) === basename(path) ? { sha256: whole.sha256, name: whole.name } : { sha256: m[1]!, name: m[2]! };
+  if (basename(line.name) !== basename(path)) {
+    return [{ code: 'INTEGRITY', subject: sidecar, message: `${sidecar} is for ${line.name}, not ${basename(path)}` }];
   }
   const actual = await fileHash;
-  return actual === m[1] ? [] : [{ code: 'INTEGRITY', subject: sidecar, message: `the file's sha256 ${actual} differs from ${sidecar}` }];
+  return actual === line.sha256 ? [] : [{ code: 'INTEGRITY', subject: sidecar, message: `the file's sha256 ${actual} differs from ${sidecar}` }];
+}
+
+/** A split set's parts (and the joined archive) against its sidecar: each damaged part named. */
+function checkSplitSidecar(set: SplitSet, sidecar: string, hashed: HashedFiles): Problem[] {
+  const expected = set.expected;
+  if (expected === undefined || expected.parts.length === 0) {
+    return [{ code: 'INTEGRITY', subject: sidecar, message: `${sidecar} lists no parts of ${basename(set.path)}` }];
+  }
+  const problems: Problem[] = damagedParts(set, hashed).map((e) => ({ code: 'INTEGRITY', subject: e.subject ?? sidecar, message: e.message }));
+  if (expected.whole !== undefined && expected.whole.sha256 !== hashed.sha256 && problems.length === 0) {
+    problems.push({ code: 'INTEGRITY', subject: sidecar, message: `the parts joined have sha256 ${hashed.sha256}, ${sidecar} says ${expected.whole.sha256}` });
+  }
+  return problems;
 }

@@ -34,6 +34,7 @@ interface CreateFlags extends RegistryFlags {
   maxInventoryAge?: string;
   sequence?: string;
   expires?: string;
+  split?: string;
 }
 
 /**
@@ -109,7 +110,8 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       .addOption(new Option('--trust <key.pub>', 'with --since INVENTORY: public key whose inventory signatures are accepted; repeatable').argParser(collect))
       .option('--max-inventory-age <days>', 'with --since INVENTORY: oldest inventory accepted, in days (default 30)')
       .option('--expires <duration>', 'the bundle expires this long after it is made (30d, 12h, 1w, 1d12h): verify and import then refuse it')
-      .option('--sequence <n>', "this bundle's sequence instead of the next one (must be above the last one of the key, kept in KEY.sequence)"),
+      .option('--sequence <n>', "this bundle's sequence instead of the next one (must be above the last one of the key, kept in KEY.sequence)")
+      .option('--split <size>', 'write parts of this size (4GiB, 4.7GB, 700MB): OUT.part-001, … (cat them in order to join)'),
   ).action(async (refs: string[], flags: CreateFlags) => {
     if (flags.signKey !== undefined && flags.unsigned) {
       throw new AirlockError('USAGE', '--sign-key and --unsigned exclude each other');
@@ -128,10 +130,11 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     }
     const { parseDuration } = await import('../../rollback/sequence.js');
     const expiresInMs = flags.expires === undefined ? undefined : parseDuration(flags.expires);
+    const split = flags.split === undefined ? undefined : (await import('../../bundle/split-size.js')).parseSplitSize(flags.split);
     // Before any network work: an hour of copying must not end at an output that cannot be written.
     await checkOutputFile(flags.output, '-o');
     await checkOutputFree(flags.output, flags.force);
-    ctx.onInterruptHint(`run the same command again to continue from ${flags.output}${PARTIAL_SUFFIX} (kept)`);
+    ctx.onInterruptHint(`run the same command again to continue from ${flags.output}${PARTIAL_SUFFIX}${flags.split === undefined ? '' : '.part-*'} (kept)`);
     const signingKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
     const inventoryTrust = await loadPublicKeys(flags.trust ?? []);
     const [{ listedImages }, { expandImages }, { createBundle }] = await Promise.all([
@@ -159,6 +162,7 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
         ...(maxAgeDays === undefined ? {} : { maxInventoryAgeMs: maxAgeDays * 86_400_000 }),
         ...(sequence === undefined ? {} : { sequence }),
         ...(expiresInMs === undefined ? {} : { expiresInMs }),
+        ...(split === undefined ? {} : { split }),
         signal: ctx.signal,
         onProgress: net.listener,
       });
@@ -166,7 +170,9 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
       const delta = result.delta;
       const saved = result.totals.referencedBytes - result.totals.bytes - (delta?.externalBytes ?? 0);
       printResult(ctx, { ...result, retries: net.retries() }, [
-        `wrote ${result.path} (${formatBytes(result.archiveBytes)}) and ${result.checksumFile}`,
+        result.parts === undefined
+          ? `wrote ${result.path} (${formatBytes(result.archiveBytes)}) and ${result.checksumFile}`
+          : `wrote ${result.path} as ${count(result.parts.length, 'part')} (${result.parts[0]!.path} …, ${formatBytes(result.archiveBytes)}) and ${result.checksumFile}`,
         `  ${contentsLine(result.contents)} of content${saved > 0 && delta === undefined ? ` (${formatBytes(saved)} saved by storing shared blobs once)` : ''}`,
         ...(delta === undefined
           ? []
@@ -195,17 +201,19 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     'airlock bundle verify mirror-2026-11-28.tar.zst --trust mirror.pub --json > verified.json',
   )
     .description('check a bundle offline: signature, schema, every digest and size, completeness')
-    .argument('<file>', 'bundle archive (.tar.zst)')
+    .argument('<file...>', 'bundle archive (.tar.zst); of a split one, its first part (NAME.part-001) or every part')
     .addOption(new Option('--trust <key.pub>', 'public key whose signatures are trusted; repeatable').argParser(collect))
     .option('--allow-unsigned', 'accept a bundle without a (trusted) signature', false)
     .option('--allow-expired', 'report an expired bundle as a warning instead of failing', false)
-    .action(async (file: string, flags: { trust?: string[]; allowUnsigned: boolean; allowExpired: boolean }) => {
+    .action(async (files: string[], flags: { trust?: string[]; allowUnsigned: boolean; allowExpired: boolean }) => {
+      const file = files[0]!;
       const trusted = await loadPublicKeys(flags.trust ?? []);
       const { verifyBundle } = await import('../../ops/verify.js');
       const { reporter } = await commandProgress(ctx.globals());
       try {
         const result = await verifyBundle({
           path: file,
+          ...(files.length > 1 ? { parts: files } : {}),
           trusted,
           allowUnsigned: flags.allowUnsigned,
           allowExpired: flags.allowExpired,
@@ -223,7 +231,9 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
                 `  delta: expects ${count(result.expects.length, 'blob')} (${formatBytes(result.expects.reduce((n, b) => n + b.size, 0))}) already at the target, from ${count(result.parents.length, 'parent')} (--json lists them)`,
               ]),
           result.keyId === undefined ? '  unsigned (accepted because of --allow-unsigned)' : `  signed by trusted key ${result.keyId}`,
-          ...(result.checksumFile === undefined ? [] : [`  ${result.checksumFile} matches`]),
+          ...(result.checksumFile === undefined
+            ? []
+            : [`  ${result.checksumFile} matches${result.parts === undefined ? '' : ` (${count(result.parts.length, 'part')})`}`]),
         ]);
       } catch (err) {
         reporter.stop(false);
@@ -237,13 +247,14 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     'airlock bundle inspect --manifest mirror-2026-11-28.tar.zst > bundle.json   # for a later --since',
   )
     .description('show the images, platforms and sizes of a bundle from its head (reads only the first frames)')
-    .argument('<file>', 'bundle archive (.tar.zst), or just its first megabytes')
+    .argument('<file...>', 'bundle archive (.tar.zst), or just its first megabytes; of a split one, its first part or every part')
     .option('--manifest', 'print the signed bundle manifest (bundle.json) exactly as stored', false)
     .option('--signature', 'print its signature (bundle.json.sig) exactly as stored: keep it as MANIFEST.sig beside an exported manifest', false)
-    .action(async (file: string, flags: { manifest: boolean; signature: boolean }) => {
+    .action(async (files: string[], flags: { manifest: boolean; signature: boolean }) => {
+      const file = files[0]!;
       if (flags.manifest && flags.signature) throw new AirlockError('USAGE', '--manifest and --signature exclude each other');
       const { inspectBundle } = await import('../../ops/inspect.js');
-      const result = await inspectBundle(file);
+      const result = await inspectBundle(file, files.length > 1 ? files : undefined);
       if (flags.manifest) {
         process.stdout.write(result.bundleJson);
         return;

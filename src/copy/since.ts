@@ -19,10 +19,12 @@
  * at the target before it writes.
  */
 import { createPublicKey } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import { AirlockError } from '../errors.js';
 import { sha256Digest, type Digest } from '../digest/digest.js';
 import { MAX_SIGNATURE_BYTES, readHead, type BundleHead } from '../bundle/read-head.js';
 import { openRegularFile, readSmallFile } from '../fs/small-file.js';
+import { findParts } from '../bundle/split-set.js';
 import { BUNDLE_MEDIA_TYPE, parseBundleManifest, type BundleManifest, type BundleParent } from '../bundle/manifest.js';
 import { parseSignature, verifySignature, type SigningKey } from '../bundle/signing.js';
 import { ZSTD_FRAME_MAGIC } from '../bundle/format.js';
@@ -126,7 +128,8 @@ function byAge(a: { created: string; id: string }, b: { created: string; id: str
 }
 
 /** Read one PREV, whichever kind it is, and check its signer. */
-async function readPrev(path: string, opts: SinceOptions, progress: ProgressListener): Promise<Prev> {
+async function readPrev(named: string, opts: SinceOptions, progress: ProgressListener): Promise<Prev> {
+  const path = await headPath(named);
   if (await startsWithZstd(path)) return bundlePrev(await readHeadFile(path), opts, progress);
   const bytes = await readCapped(path);
   let doc: unknown;
@@ -222,7 +225,8 @@ function checkParentSigner(head: HeadFile, key: SigningKey | undefined, progress
  *
  * @throws INPUT_INVALID for anything else; INTEGRITY for a damaged head
  */
-export async function readHeadFile(path: string): Promise<HeadFile> {
+export async function readHeadFile(named: string): Promise<HeadFile> {
+  const path = await headPath(named);
   if (!(await startsWithZstd(path))) return manifestHeadFile(path, await readCapped(path));
   const head: BundleHead = await readHead(path);
   return {
@@ -245,6 +249,21 @@ async function manifestHeadFile(path: string, bytes: Buffer): Promise<HeadFile> 
     if (!(err instanceof AirlockError && err.code === 'INPUT_INVALID' && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')) throw err;
   }
   return { path, form: 'manifest', bundleJson: bytes, ...(signature === undefined ? {} : { signature }), manifest, id: sha256Digest(bytes) };
+}
+
+/**
+ * Where the head of `path` is: `path` itself, or, for a split bundle named as `NAME` when only its
+ * parts exist, its first part (the head is there, and the other parts need not be at hand).
+ */
+async function headPath(path: string): Promise<string> {
+  try {
+    await stat(path);
+    return path;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return path; // reported when it is read
+  }
+  const first = (await findParts(path))[0];
+  return first?.index === 1 ? first.path : path;
 }
 
 async function startsWithZstd(path: string): Promise<boolean> {

@@ -307,5 +307,12 @@ describe('--split with --since', () => {
     const i = await airlock(['-q', 'bundle', 'import', `${delta}.part-001`, '--to', layout, '--trust', pub()]);
     expect(i.stderr).toBe('');
     expect(i.code).toBe(0);
+    // The parent named as the bundle it was, with only its parts on disk: its first part is read.
+    const again = await airlock(['--json', 'bundle', 'create', refV2, '-o', path('gen2-again.tar.zst'), '--unsigned', '--plain-http', '--since', parent]);
+    expect(again.stderr).toBe('');
+    expect((JSON.parse(again.stdout) as { delta: { externalBlobs: number } }).delta.externalBlobs).toBe(1);
+    const diff = await airlock(['bundle', 'diff', parent, delta]);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(diff.stdout).toContain('(B is a delta of A)');
   });
 });

@@ -49,6 +49,7 @@ import { MAX_PROBLEMS, ProblemList, problemsError, type Problem } from '../bundl
 import { checkReferences } from '../bundle/verify-references.js';
 import { parseSidecar, resolveSplitSet, type ArchiveLocation, type SplitSet } from '../bundle/split-set.js';
 import { damagedParts, hashFilesInWorker, type ArchiveFile, type HashedFiles } from '../bundle/split-check.js';
+import { VERIFY_CHECKS, type VerifyCheck } from '../receipt/checks.js';
 
 export interface VerifyOptions {
   path: string;
@@ -64,6 +65,11 @@ export interface VerifyOptions {
   checksum?: boolean;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /**
+   * The whole file's hex sha256 when the caller hashes it anyway (a receipt records it): the
+   * sidecar is checked against it instead of hashing the file a second time.
+   */
+  fileHash?: Promise<string>;
 }
 
 export interface VerifyResult {
@@ -90,6 +96,8 @@ export interface VerifyResult {
   expires?: string;
   /** True when `expires` has passed (only with `allowExpired`; otherwise verification failed). */
   expired: boolean;
+  /** What was checked and passed, as a receipt names it (receipt/receipt.ts). */
+  checks: VerifyCheck[];
 }
 
 interface Expected {
@@ -128,7 +136,7 @@ async function verifyLocation(opts: VerifyOptions, loc: ArchiveLocation): Promis
     sidecarText === undefined
       ? undefined
       : set === undefined
-        ? hashFileInWorker(opts.path, hashSignal)
+        ? (opts.fileHash ?? hashFileInWorker(opts.path, hashSignal))
         : hashFilesInWorker(
             set.parts.map((p) => p.path),
             hashSignal,
@@ -236,6 +244,9 @@ async function verifyContent(
     ...(manifest.sequence === undefined ? {} : { sequence: manifest.sequence }),
     ...(manifest.expires === undefined ? {} : { expires: manifest.expires }),
     expired,
+    checks: VERIFY_CHECKS.filter((c) =>
+      c === 'signature' ? keyId !== undefined : c === 'expiry' ? !expired : c === 'sidecar' ? fileHash !== undefined : true,
+    ),
   };
 }
 

@@ -71,9 +71,12 @@ export async function verifyWithReceipt(opts: VerifyOptions, receipt: ReceiptOpt
   const paths = bundleFiles(opts.path);
   const hashed = hashFiles(paths, signal);
   hashed.catch(() => undefined);
+  // One archive file: its hash checks the sidecar too (verify may fail before it looks at it).
+  const fileHash = paths.length === 1 ? hashed.then((f) => f[0]!.sha256) : undefined;
+  fileHash?.catch(() => undefined);
   let result: VerifyResult;
   try {
-    result = await verifyBundle({ ...opts, ...(paths.length === 1 ? { fileHash: hashed.then((f) => f[0]!.sha256) } : {}) });
+    result = await verifyBundle({ ...opts, ...(fileHash === undefined ? {} : { fileHash }) });
   } catch (err) {
     if (!isAirlockError(err, ...VERDICTS)) {
       stop.abort();

@@ -9,8 +9,11 @@ import { AirlockError, fromFsError, isAirlockError } from '../errors.js';
 import { hashFileInWorker } from '../fs/file-hash.js';
 import type { ReceiptFile } from './receipt.js';
 
-/** The files of the bundle at `path`, in reading order: today the archive itself. */
-export function bundleFiles(path: string): string[] {
+/**
+ * The files of the bundle at `path`, in reading order: today the archive itself. Asynchronous
+ * because the parts of a split bundle are found on disk (and checked against their sidecar).
+ */
+export async function bundleFiles(path: string): Promise<string[]> {
   return [path];
 }
 

@@ -61,7 +61,7 @@ export async function startReceiptCheck(req: ReceiptRequirement, bundlePath: str
   const read = await loadReceipt(req.path, req.trusted);
   checkReceiptFor(read, req.path, bundlePath, bundleId);
   const stopper = new AbortController();
-  const hashed = hashFiles(bundleFiles(bundlePath), signal === undefined ? stopper.signal : AbortSignal.any([signal, stopper.signal]));
+  const hashed = hashFiles(await bundleFiles(bundlePath), signal === undefined ? stopper.signal : AbortSignal.any([signal, stopper.signal]));
   hashed.catch(() => undefined);
   const { receipt } = read;
   return {

@@ -68,7 +68,7 @@ export async function verifyWithReceipt(opts: VerifyOptions, receipt: ReceiptOpt
   await checkReceiptOutput(receipt.output);
   const stop = new AbortController();
   const signal = opts.signal === undefined ? stop.signal : AbortSignal.any([opts.signal, stop.signal]);
-  const paths = bundleFiles(opts.path);
+  const paths = await bundleFiles(opts.path);
   const hashed = hashFiles(paths, signal);
   hashed.catch(() => undefined);
   // One archive file: its hash checks the sidecar too (verify may fail before it looks at it).

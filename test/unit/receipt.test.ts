@@ -238,7 +238,7 @@ describe('verify --receipt and import --receipt', () => {
     const read = parseReceipt(await readFile(out), out, [gapPub]);
     const m = parseBundleManifest((await readHead(bundle)).bundleJson, bundle);
     expect(read.receipt.bundle).toEqual({ id: result.bundleId, created: m.created, keyId: trusted[0]!.keyId, sequence: m.sequence, expires: m.expires });
-    expect(read.receipt.files).toEqual(await hashFiles(bundleFiles(bundle)));
+    expect(read.receipt.files).toEqual(await hashFiles(await bundleFiles(bundle)));
     expect(read.receipt.files[0]!.sha256).toBe((await readFile(`${bundle}.sha256`, 'utf8')).slice(0, 64));
     expect(read.receipt.checks).toEqual(result.checks);
     expect(read.receipt.checks).toEqual(['signature', 'manifest', 'expiry', 'structure', 'content', 'completeness', 'references', 'sidecar']);

@@ -170,17 +170,11 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
   const mappings = mapImages(bundle.images, opts.target, { stripHost: opts.stripHost === true });
   checkReservedNames(mappings, opts.target);
   if (opts.policy !== undefined) checkImagesAllowed(opts.policy, policySubjects(mappings));
-  // The receipt is checked, and the archive's bytes hashed against it, alongside every other check.
-  const receipt =
-    opts.receipt === undefined
-      ? undefined
-      : await (await import('../receipt/import-receipt.js')).startReceiptCheck(opts.receipt, opts.path, sha256Digest(head.bundleJson), opts.signal);
 
   let reader: ArchiveReader;
   try {
     reader = await ArchiveReader.open(set ?? opts.path, archiveLimits(bundle));
   } catch (err) {
-    receipt?.stop();
     throw await namePartDamage(set, err, opts.signal);
   }
   try {
@@ -188,11 +182,10 @@ export async function importBundle(opts: ImportOptions): Promise<ImportResult> {
     checkNothingUnlisted(reader, bundle);
     await reader.checkFrames(opts.signal);
     await reader.checkEnd();
-    return await importContent(opts, reader, head, bundle, mappings, keyId, receipt);
+    return await importContent(opts, reader, head, bundle, mappings, keyId);
   } catch (err) {
     throw withRerunHint(await namePartDamage(set, err, opts.signal));
   } finally {
-    receipt?.stop();
     await reader.close();
   }
 }
@@ -233,6 +226,27 @@ function withRerunHint(err: unknown): unknown {
 
 /** Everything after the checks: read manifests, plan, blobs, manifests, tags. */
 async function importContent(
+  opts: ImportOptions,
+  reader: ArchiveReader,
+  head: BundleHead,
+  bundle: BundleManifest,
+  mappings: ImageMapping[],
+  keyId: string | undefined,
+): Promise<ImportResult> {
+  // The receipt is checked now, and the archive hashed against it while the checks below run.
+  const receipt =
+    opts.receipt === undefined
+      ? undefined
+      : await (await import('../receipt/import-receipt.js')).startReceiptCheck(opts.receipt, opts.path, sha256Digest(head.bundleJson), opts.signal);
+  try {
+    return await importChecked(opts, reader, head, bundle, mappings, keyId, receipt);
+  } finally {
+    receipt?.stop();
+  }
+}
+
+/** The work of {@link importContent}, once a receipt (if any) is accepted for this bundle id. */
+async function importChecked(
   opts: ImportOptions,
   reader: ArchiveReader,
   head: BundleHead,

@@ -3,10 +3,11 @@
  * bytes were verified, by a host holding a trusted key, with a passing result. It is never a
  * shortcut: import runs every check it runs without one.
  *
- * Checked as soon as the bundle's head is read (before the archive's structure): the receipt is
- * signed by one of the receipt keys, it is about this bundle id, and it records a pass. Then every
- * file of the bundle is hashed on a worker while import does its own checks, and the sizes and
- * sha256s must equal the receipt's before the first byte is written to the target.
+ * Checked once import's first checks passed (signature, manifest, names, policy, the archive's
+ * structure): the receipt is signed by one of the receipt keys, it is about this bundle id, and it
+ * records a pass. Then every file of the bundle is hashed on a worker while import reads the
+ * manifests and checks the target, and the sizes and sha256s must equal the receipt's before the
+ * first byte is written to the target.
  */
 import type { Digest } from '../digest/digest.js';
 import { AirlockError } from '../errors.js';

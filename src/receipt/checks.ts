@@ -1,5 +1,5 @@
 /**
- * What `bundle verify` checks, by the names a receipt records (docs/FORMAT.md section 13). A module
+ * What `bundle verify` checks, by the names a receipt records (docs/FORMAT.md section 14). A module
  * of its own so that verify names its checks without loading the receipt's validators.
  *
  * `signature` is left out when the bundle was accepted without a trusted signature, `expiry` when it

@@ -21,6 +21,7 @@ import { imageListFromRefs } from '../../src/imagelist/index.js';
 import { Layout } from '../../src/layout/layout.js';
 import { createBundle } from '../../src/ops/create.js';
 import { importBundle } from '../../src/ops/import.js';
+import { verifyBundle } from '../../src/ops/verify.js';
 import { parseImportTarget } from '../../src/names/import-names.js';
 import { bundleFiles, hashFiles } from '../../src/receipt/files.js';
 import { checkReceiptFiles, checkReceiptFor, parseReceipt, RECEIPT_MEDIA_TYPE, writeReceipt, type Receipt } from '../../src/receipt/receipt.js';
@@ -246,6 +247,15 @@ describe('verify --receipt and import --receipt', () => {
     expect(read.receipt.verifier).toMatch(/^airlock\/\d/);
     // A receipt is a record: an existing one is never replaced.
     await expect(verifyWithReceipt({ path: bundle, trusted }, { output: out })).rejects.toMatchObject({ code: 'USAGE' });
+  });
+
+  it("checks the sidecar against the receipt's hash of the archive, not a second one", async () => {
+    const wrong = Promise.resolve('00'.repeat(32));
+    await expect(verifyBundle({ path: bundle, trusted, fileHash: wrong })).rejects.toMatchObject({
+      code: 'INTEGRITY',
+      message: expect.stringContaining(`the file's sha256 ${'00'.repeat(32)} differs from ${bundle}.sha256`),
+    });
+    expect((await verifyBundle({ path: bundle, trusted })).checks).toContain('sidecar');
   });
 
   it('names what it was told to accept, and leaves out the checks it did not make', async () => {

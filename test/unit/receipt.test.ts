@@ -53,8 +53,8 @@ const passed: Receipt = {
   host: 'verify-station',
 };
 
-/** The code (and reason) an action fails with, or 'ok'. */
-function failure(f: () => unknown): string {
+/** The code (and reason) an action fails with, or "ok" (the outcome, where test/support/failure.ts wants a failure). */
+function outcome(f: () => unknown): string {
   try {
     f();
     return 'ok';
@@ -96,7 +96,7 @@ describe('the receipt document', () => {
     const k = key();
     const file = writeReceipt(passed, k.signing);
     expect(
-      failure(() =>
+      outcome(() =>
         parseReceipt(
           editInner(file, (s) => s.replace('"passed"', '"passed" ')),
           'r.json',
@@ -105,7 +105,7 @@ describe('the receipt document', () => {
       ),
     ).toBe('SIGNATURE:modified');
     expect(
-      failure(() =>
+      outcome(() =>
         parseReceipt(
           editInner(file, (s) => s.replace('verify-station', 'other-station')),
           'r.json',
@@ -113,12 +113,12 @@ describe('the receipt document', () => {
         ),
       ),
     ).toBe('SIGNATURE:modified');
-    expect(failure(() => parseReceipt(file, 'r.json', [key().trusted]))).toBe('SIGNATURE:untrusted');
-    expect(failure(() => parseReceipt(writeReceipt(passed), 'r.json', [k.trusted]))).toBe('SIGNATURE:unsigned');
+    expect(outcome(() => parseReceipt(file, 'r.json', [key().trusted]))).toBe('SIGNATURE:untrusted');
+    expect(outcome(() => parseReceipt(writeReceipt(passed), 'r.json', [k.trusted]))).toBe('SIGNATURE:unsigned');
     // A signature that does not verify (same digest claimed, other bytes signed).
     const forged = JSON.parse(file.toString()) as { signature: { signature: string } };
     forged.signature.signature = JSON.parse(writeReceipt({ ...passed, host: 'x' }, k.signing).toString()).signature.signature;
-    expect(failure(() => parseReceipt(Buffer.from(JSON.stringify(forged)), 'r.json', [k.trusted]))).toBe('SIGNATURE:invalid');
+    expect(outcome(() => parseReceipt(Buffer.from(JSON.stringify(forged)), 'r.json', [k.trusted]))).toBe('SIGNATURE:invalid');
   });
 
   it('an untrusted receipt names --receipt-key, not --trust', () => {
@@ -137,13 +137,13 @@ describe('the receipt document', () => {
     const bundleSig = JSON.parse(signBundle(bundleJson, k.signing).bytes.toString()) as unknown;
     // bundle.json and bundle.json.sig, both genuine, wrapped up as a receipt: the signature verifies, the document is not a receipt.
     const wrapped = Buffer.from(JSON.stringify({ mediaType: RECEIPT_MEDIA_TYPE, receipt: bundleJson.toString(), signature: bundleSig }));
-    expect(failure(() => parseReceipt(wrapped, 'r.json', [k.trusted]))).toBe('SIGNATURE:wrong-document');
+    expect(outcome(() => parseReceipt(wrapped, 'r.json', [k.trusted]))).toBe('SIGNATURE:wrong-document');
     // A receipt's bytes and signature presented as bundle.json and bundle.json.sig: not a bundle manifest.
     const receiptDoc = JSON.parse(writeReceipt(passed, k.signing).toString()) as { receipt: string };
-    expect(failure(() => parseBundleManifest(Buffer.from(receiptDoc.receipt), 'b.tar.zst'))).toBe('INTEGRITY');
+    expect(outcome(() => parseBundleManifest(Buffer.from(receiptDoc.receipt), 'b.tar.zst'))).toBe('INTEGRITY');
     // Another airlock document (an inventory envelope) is not a receipt file.
     const inventory = Buffer.from(JSON.stringify({ mediaType: 'application/vnd.airlock.inventory.v1+json', inventory: '{}', signature: null }));
-    expect(failure(() => parseReceipt(inventory, 'r.json', [k.trusted]))).toBe('INPUT_INVALID');
+    expect(outcome(() => parseReceipt(inventory, 'r.json', [k.trusted]))).toBe('INPUT_INVALID');
   });
 
   it('names every schema problem', () => {
@@ -173,8 +173,8 @@ describe('the receipt document', () => {
     expect(validateReceiptPayload({ ...passed, result: 'failed' })).toBe(false);
     expect(validateReceiptPayload({ ...noBundle, result: 'failed', problems: [{ code: 'INTEGRITY', subject: 'x', message: 'y' }] })).toBe(true);
     // Not JSON, not strict JSON, an impossible date.
-    expect(failure(() => parseReceipt(Buffer.from('{"mediaType":1,"mediaType":2}'), 'r.json'))).toBe('INPUT_INVALID');
-    expect(failure(() => parseReceipt(writeReceipt({ ...passed, verified: '2026-02-31T00:00:00Z' }), 'r.json'))).toBe('INPUT_INVALID');
+    expect(outcome(() => parseReceipt(Buffer.from('{"mediaType":1,"mediaType":2}'), 'r.json'))).toBe('INPUT_INVALID');
+    expect(outcome(() => parseReceipt(writeReceipt({ ...passed, verified: '2026-02-31T00:00:00Z' }), 'r.json'))).toBe('INPUT_INVALID');
   });
 
   it('the compiled validators judge as ajv does at run time', async () => {
@@ -189,14 +189,14 @@ describe('the receipt document', () => {
 
   it('is accepted only for its bundle, with a pass, and for the bytes it lists', () => {
     const read = parseReceipt(writeReceipt(passed), 'r.json');
-    expect(failure(() => checkReceiptFor(read, 'r.json', 'b.tar.zst', BUNDLE_ID))).toBe('ok');
-    expect(failure(() => checkReceiptFor(read, 'r.json', 'b.tar.zst', sha256Digest('other')))).toBe('INPUT_INVALID');
+    expect(outcome(() => checkReceiptFor(read, 'r.json', 'b.tar.zst', BUNDLE_ID))).toBe('ok');
+    expect(outcome(() => checkReceiptFor(read, 'r.json', 'b.tar.zst', sha256Digest('other')))).toBe('INPUT_INVALID');
     const failed = parseReceipt(writeReceipt({ ...passed, result: 'failed', problems: [{ code: 'INTEGRITY', subject: 's', message: 'damaged' }] }), 'r.json');
     expect(() => checkReceiptFor(failed, 'r.json', 'b.tar.zst', BUNDLE_ID)).toThrow(/r\.json records that b\.tar\.zst FAILED verification: damaged/);
-    expect(failure(() => checkReceiptFiles(read, 'r.json', [{ name: 'renamed.tar.zst', size: 1234, sha256: HEX }]))).toBe('ok');
-    expect(failure(() => checkReceiptFiles(read, 'r.json', [{ name: 'mirror.tar.zst', size: 1234, sha256: 'cd'.repeat(32) }]))).toBe('INTEGRITY');
-    expect(failure(() => checkReceiptFiles(read, 'r.json', [{ name: 'mirror.tar.zst', size: 1235, sha256: HEX }]))).toBe('INTEGRITY');
-    expect(failure(() => checkReceiptFiles(read, 'r.json', []))).toBe('INTEGRITY');
+    expect(outcome(() => checkReceiptFiles(read, 'r.json', [{ name: 'renamed.tar.zst', size: 1234, sha256: HEX }]))).toBe('ok');
+    expect(outcome(() => checkReceiptFiles(read, 'r.json', [{ name: 'mirror.tar.zst', size: 1234, sha256: 'cd'.repeat(32) }]))).toBe('INTEGRITY');
+    expect(outcome(() => checkReceiptFiles(read, 'r.json', [{ name: 'mirror.tar.zst', size: 1235, sha256: HEX }]))).toBe('INTEGRITY');
+    expect(outcome(() => checkReceiptFiles(read, 'r.json', []))).toBe('INTEGRITY');
   });
 });
 

@@ -237,7 +237,7 @@ async function importContent(
   const receipt =
     opts.receipt === undefined
       ? undefined
-      : await (await import('../receipt/import-receipt.js')).startReceiptCheck(opts.receipt, opts.path, sha256Digest(head.bundleJson), opts.signal);
+      : await (await import('../receipt/import-receipt.js')).startReceiptCheck(opts.receipt, opts.path, sha256Digest(head.bundleJson), opts.signal, opts.parts);
   try {
     return await importChecked(opts, reader, head, bundle, mappings, keyId, receipt);
   } finally {

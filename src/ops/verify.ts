@@ -66,10 +66,10 @@ export interface VerifyOptions {
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   /**
-   * The whole file's hex sha256 when the caller hashes it anyway (a receipt records it): the
-   * sidecar is checked against it instead of hashing the file a second time.
+   * The file's (or every part's) sha256 when the caller hashes them anyway (a receipt records
+   * them): the sidecar is checked against it instead of hashing the files a second time.
    */
-  fileHash?: Promise<string>;
+  fileHash?: Promise<HashedFiles>;
 }
 
 export interface VerifyResult {
@@ -132,15 +132,18 @@ async function verifyLocation(opts: VerifyOptions, loc: ArchiveLocation): Promis
   // The hash worker stops with the command: on Ctrl-C, and when the pass fails early.
   const stopHash = new AbortController();
   const hashSignal = opts.signal === undefined ? stopHash.signal : AbortSignal.any([opts.signal, stopHash.signal]);
+  // The caller's hash of the files when it makes one anyway (a receipt), else our own.
+  const given = opts.fileHash;
   const fileHash =
     sidecarText === undefined
       ? undefined
       : set === undefined
-        ? (opts.fileHash ?? hashFileInWorker(opts.path, hashSignal))
-        : hashFilesInWorker(
+        ? (given?.then((h) => h.sha256) ?? hashFileInWorker(opts.path, hashSignal))
+        : (given ??
+          hashFilesInWorker(
             set.parts.map((p) => p.path),
             hashSignal,
-          );
+          ));
   fileHash?.catch(() => undefined);
   try {
     return await verifyContent(opts, loc, head, manifest, keyId, problems, sidecar, sidecarText, fileHash, expired);

@@ -53,7 +53,13 @@ export interface PendingReceipt {
  * @throws INPUT_INVALID (not a receipt, or one for another bundle), SIGNATURE (unsigned, untrusted,
  *   modified, or not a receipt's signature), POLICY (it records a failed verification)
  */
-export async function startReceiptCheck(req: ReceiptRequirement, bundlePath: string, bundleId: Digest, signal?: AbortSignal): Promise<PendingReceipt> {
+export async function startReceiptCheck(
+  req: ReceiptRequirement,
+  bundlePath: string,
+  bundleId: Digest,
+  signal?: AbortSignal,
+  parts?: readonly string[],
+): Promise<PendingReceipt> {
   if (req.trusted.length === 0) {
     throw new AirlockError('USAGE', `--receipt ${req.path} needs --receipt-key: an unsigned or unchecked receipt is evidence of nothing`, {
       hint: 'pass the public key of the host that verified the bundle: --receipt-key GAP.pub',
@@ -62,7 +68,7 @@ export async function startReceiptCheck(req: ReceiptRequirement, bundlePath: str
   const read = await loadReceipt(req.path, req.trusted);
   checkReceiptFor(read, req.path, bundlePath, bundleId);
   const stopper = new AbortController();
-  const hashed = hashFiles(await bundleFiles(bundlePath), signal === undefined ? stopper.signal : AbortSignal.any([signal, stopper.signal]));
+  const hashed = hashFiles(await bundleFiles(bundlePath, parts), signal === undefined ? stopper.signal : AbortSignal.any([signal, stopper.signal]));
   hashed.catch(() => undefined);
   const { receipt } = read;
   return {

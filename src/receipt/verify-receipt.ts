@@ -24,7 +24,7 @@ import type { SigningKey } from '../bundle/keys.js';
 import type { Problem } from '../bundle/problems.js';
 import { VERSION } from '../version.js';
 import { verifyBundle, type VerifyOptions, type VerifyResult } from '../ops/verify.js';
-import { bundleFiles, hashFiles } from './files.js';
+import { bundleFiles, hashBundleFiles, receiptFiles } from './files.js';
 import { VERIFY_CHECKS, writeReceipt, type Receipt, type ReceiptBundle, type ReceiptFile } from './receipt.js';
 
 export interface ReceiptOptions {
@@ -68,15 +68,14 @@ export async function verifyWithReceipt(opts: VerifyOptions, receipt: ReceiptOpt
   await checkReceiptOutput(receipt.output);
   const stop = new AbortController();
   const signal = opts.signal === undefined ? stop.signal : AbortSignal.any([opts.signal, stop.signal]);
-  const paths = await bundleFiles(opts.path);
-  const hashed = hashFiles(paths, signal);
+  const fileHash = hashBundleFiles(await bundleFiles(opts.path, opts.parts), signal);
+  fileHash.catch(() => undefined);
+  const hashed = fileHash.then(receiptFiles);
   hashed.catch(() => undefined);
-  // One archive file: its hash checks the sidecar too (verify may fail before it looks at it).
-  const fileHash = paths.length === 1 ? hashed.then((f) => f[0]!.sha256) : undefined;
-  fileHash?.catch(() => undefined);
   let result: VerifyResult;
   try {
-    result = await verifyBundle({ ...opts, ...(fileHash === undefined ? {} : { fileHash }) });
+    // The same hash checks the sidecar (each part's line of a split set's).
+    result = await verifyBundle({ ...opts, fileHash });
   } catch (err) {
     if (!isAirlockError(err, ...VERDICTS)) {
       stop.abort();

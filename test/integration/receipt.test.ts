@@ -211,3 +211,59 @@ describe('bundle import --receipt', () => {
     expect(r.stderr).toMatch(/records that .*altered\.tar\.zst FAILED verification/);
   });
 });
+
+describe('receipts of a split bundle', () => {
+  let first: string;
+  let receipt: string;
+  beforeAll(async () => {
+    const out = `${tmp.path}/split/mirror.tar.zst`;
+    await run('mkdir', ['-p', `${tmp.path}/split`]);
+    const c = await airlock([
+      'bundle',
+      'create',
+      `${source.host}/library/busybox:musl`,
+      `${source.host}/coreos/etcd:v3.3.0`,
+      `${source.host}/coreos/etcd:v3.5.0`,
+      '-o',
+      out,
+      '--sign-key',
+      `${tmp.path}/mirror.key`,
+      '--plain-http',
+      '--split',
+      '64KiB',
+      '-q',
+    ]);
+    expect(c.code).toBe(0);
+    first = `${out}.part-001`;
+    receipt = `${tmp.path}/split.receipt.json`;
+    const v = await airlock(['bundle', 'verify', first, '--trust', `${tmp.path}/mirror.pub`, '--receipt', receipt, '--sign-key', `${tmp.path}/gap.key`, '-q']);
+    expect(v.code).toBe(0);
+  });
+
+  it('lists every part with its sha256, as the sidecar does, and import from the parts accepts it', async () => {
+    const inner = JSON.parse((JSON.parse(await readFile(receipt, 'utf8')) as ReceiptFile).receipt) as { files: Array<{ name: string; sha256: string }> };
+    const sidecar = (await readFile(`${tmp.path}/split/mirror.tar.zst.sha256`, 'utf8'))
+      .split('\n')
+      .filter((l) => /^[a-f0-9]{64} {2}/.test(l))
+      .map((l) => ({ sha256: l.slice(0, 64), name: l.slice(66) }));
+    expect(sidecar.length).toBeGreaterThan(1);
+    expect(inner.files.map((f) => ({ sha256: f.sha256, name: f.name }))).toEqual(sidecar);
+    const r = await importInto(first, 'split', '--receipt', receipt, '--receipt-key', `${tmp.path}/gap.pub`, '-q');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('refuses a set whose part differs from the receipt, naming the part', async () => {
+    const copy = `${tmp.path}/split-copy`;
+    await run('cp', ['-r', `${tmp.path}/split`, copy]);
+    await run('rm', [`${copy}/mirror.tar.zst.sha256`]);
+    const part = `${copy}/mirror.tar.zst.part-002`;
+    const bytes = await readFile(part);
+    bytes[bytes.length >> 1]! ^= 0xff;
+    await writeFile(part, bytes);
+    const before = await catalog();
+    const r = await importInto(`${copy}/mirror.tar.zst.part-001`, 'split-damaged', '--receipt', receipt, '--receipt-key', `${tmp.path}/gap.pub`);
+    expect(r.code).toBe(EXIT_CODES.INTEGRITY);
+    expect(await catalog()).toEqual(before);
+  });
+});

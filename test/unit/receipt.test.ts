@@ -250,7 +250,7 @@ describe('verify --receipt and import --receipt', () => {
   });
 
   it("checks the sidecar against the receipt's hash of the archive, not a second one", async () => {
-    const wrong = Promise.resolve('00'.repeat(32));
+    const wrong = Promise.resolve({ sha256: '00'.repeat(32), parts: [] });
     await expect(verifyBundle({ path: bundle, trusted, fileHash: wrong })).rejects.toMatchObject({
       code: 'INTEGRITY',
       message: expect.stringContaining(`the file's sha256 ${'00'.repeat(32)} differs from ${bundle}.sha256`),

@@ -264,6 +264,7 @@ describe('receipts of a split bundle', () => {
     const before = await catalog();
     const r = await importInto(`${copy}/mirror.tar.zst.part-001`, 'split-damaged', '--receipt', receipt, '--receipt-key', `${tmp.path}/gap.pub`);
     expect(r.code).toBe(EXIT_CODES.INTEGRITY);
+    expect(r.stderr).toMatch(/mirror\.tar\.zst\.part-002 has sha256 [a-f0-9]{64} .*these are not the bytes that were verified/);
     expect(await catalog()).toEqual(before);
   });
 });

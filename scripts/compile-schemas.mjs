@@ -24,6 +24,11 @@ const SPECS = [
   { schema: 'images.schema.json', name: 'images-validate', options: { allErrors: false, verbose: true } },
   // allErrors: every problem of a policy file is reported in one run.
   { schema: 'policy.schema.json', name: 'policy-validate', options: { allErrors: true } },
+  // A receipt file is an envelope around the receipt's bytes (a JSON string): one validator for the
+  // file, one for the receipt inside it (`pointer`: a sub-schema of the same file). allErrors: every
+  // problem is named.
+  { schema: 'receipt.schema.json', name: 'receipt-file-validate', options: { allErrors: true } },
+  { schema: 'receipt.schema.json', name: 'receipt-validate', options: { allErrors: true }, pointer: '#/$defs/payload' },
 ];
 
 const DTS = `import type { ValidateFunction } from 'ajv/dist/2020.js';
@@ -55,7 +60,13 @@ function esmOnly(code) {
 for (const spec of SPECS) {
   const schema = JSON.parse(await readFile(join(ROOT, 'schemas', spec.schema), 'utf8'));
   const ajv = new Ajv2020({ strict: true, ...spec.options, code: { source: true, esm: true } });
-  const code = esmOnly(standaloneCode(ajv, ajv.compile(schema)));
+  let validate;
+  if (spec.pointer === undefined) validate = ajv.compile(schema);
+  else {
+    ajv.addSchema(schema);
+    validate = ajv.getSchema(`${schema.$id}${spec.pointer}`);
+  }
+  const code = esmOnly(standaloneCode(ajv, validate));
   for (const dir of [join(ROOT, 'src', 'generated'), join(ROOT, 'dist', 'generated')]) {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, `${spec.name}.js`), code);

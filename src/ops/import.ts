@@ -19,6 +19,9 @@
  *    fails nothing is tagged. A registry takes one PUT per tag, so a failure part-way through this
  *    phase leaves some tags moved (each to complete content) and the rest not: the error lists both
  *    (copy/tag-phase.ts). A layout names everything in one `index.json` write: all or none.
+ * With a receipt (`--receipt`, receipt/import-receipt.ts) it must be signed by a receipt key, be for
+ * this bundle id and record a pass, and the archive's sha256 must equal the receipt's before step 1:
+ * evidence only, every check above still runs.
  * A rerun after any interruption skips what landed (HEAD) and ends in the same state. A failed
  * import into a layout this run created removes it again (Layout.discard).
  */
@@ -46,6 +49,7 @@ import { ArchiveSource } from '../bundle/archive-source.js';
 import { missingContentError } from '../copy/missing-content.js';
 import { checkExpiry, checkReservedNames, identityOf, RollbackGuard, tagMoves } from '../rollback/import-rollback.js';
 import { stateStoreFor, type ImportStateStore } from '../rollback/import-state.js';
+import type { PendingReceipt, ReceiptRequirement, ReceiptUse } from '../receipt/import-receipt.js';
 
 export interface ImportOptions {
   /** Every part of a split set, when given one by one (else `path` names the set: split-set.ts). */
@@ -75,6 +79,8 @@ export interface ImportOptions {
   state?: ImportStateStore;
   /** Injected clock (expiry, record times). */
   now?: () => Date;
+  /** `--receipt`: evidence that these exact bytes were verified; checked, never a reason to skip a check. */
+  receipt?: ReceiptRequirement;
 }
 
 /** One image and where it landed. */
@@ -100,6 +106,8 @@ export interface ImportResult {
   blobs: TransferCounts;
   manifests: number;
   transfers: BlobTransfer[];
+  /** The verification receipt the import was given and checked. */
+  receipt?: ReceiptUse;
 }
 
 /**
@@ -225,6 +233,28 @@ async function importContent(
   mappings: ImageMapping[],
   keyId: string | undefined,
 ): Promise<ImportResult> {
+  // The receipt is checked now, and the archive hashed against it while the checks below run.
+  const receipt =
+    opts.receipt === undefined
+      ? undefined
+      : await (await import('../receipt/import-receipt.js')).startReceiptCheck(opts.receipt, opts.path, sha256Digest(head.bundleJson), opts.signal, opts.parts);
+  try {
+    return await importChecked(opts, reader, head, bundle, mappings, keyId, receipt);
+  } finally {
+    receipt?.stop();
+  }
+}
+
+/** The work of {@link importContent}, once a receipt (if any) is accepted for this bundle id. */
+async function importChecked(
+  opts: ImportOptions,
+  reader: ArchiveReader,
+  head: BundleHead,
+  bundle: BundleManifest,
+  mappings: ImageMapping[],
+  keyId: string | undefined,
+  receipt: PendingReceipt | undefined,
+): Promise<ImportResult> {
   const progress = opts.onProgress ?? silent;
   const concurrency = opts.concurrency ?? DEFAULT_IMPORT_CONCURRENCY;
   const manifests = await readBundleManifests(reader, bundle, opts.signal);
@@ -242,6 +272,8 @@ async function importContent(
     ...(opts.now === undefined ? {} : { now: opts.now }),
     ...(opts.signal === undefined ? {} : { signal: opts.signal }),
   });
+  // The last step before the first write: the bytes read must be the bytes the receipt names.
+  const receiptUse = await receipt?.confirm();
   const target = opts.target;
   const { transfers, manifests: pushed } = await copyPlanned(plan, {
     sink: opts.sink,
@@ -280,5 +312,6 @@ async function importContent(
     blobs: countTransfers(transfers, plan.blobs.length),
     manifests: pushed,
     transfers,
+    ...(receiptUse === undefined ? {} : { receipt: receiptUse }),
   };
 }

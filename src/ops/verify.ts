@@ -49,6 +49,7 @@ import { MAX_PROBLEMS, ProblemList, problemsError, type Problem } from '../bundl
 import { checkReferences } from '../bundle/verify-references.js';
 import { parseSidecar, resolveSplitSet, type ArchiveLocation, type SplitSet } from '../bundle/split-set.js';
 import { damagedParts, hashFilesInWorker, type ArchiveFile, type HashedFiles } from '../bundle/split-check.js';
+import { VERIFY_CHECKS, type VerifyCheck } from '../receipt/checks.js';
 
 export interface VerifyOptions {
   path: string;
@@ -64,6 +65,11 @@ export interface VerifyOptions {
   checksum?: boolean;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /**
+   * The file's (or every part's) sha256 when the caller hashes them anyway (a receipt records
+   * them): the sidecar is checked against it instead of hashing the files a second time.
+   */
+  fileHash?: Promise<HashedFiles>;
 }
 
 export interface VerifyResult {
@@ -90,6 +96,8 @@ export interface VerifyResult {
   expires?: string;
   /** True when `expires` has passed (only with `allowExpired`; otherwise verification failed). */
   expired: boolean;
+  /** What was checked and passed, as a receipt names it (receipt/receipt.ts). */
+  checks: VerifyCheck[];
 }
 
 interface Expected {
@@ -124,15 +132,18 @@ async function verifyLocation(opts: VerifyOptions, loc: ArchiveLocation): Promis
   // The hash worker stops with the command: on Ctrl-C, and when the pass fails early.
   const stopHash = new AbortController();
   const hashSignal = opts.signal === undefined ? stopHash.signal : AbortSignal.any([opts.signal, stopHash.signal]);
+  // The caller's hash of the files when it makes one anyway (a receipt), else our own.
+  const given = opts.fileHash;
   const fileHash =
     sidecarText === undefined
       ? undefined
       : set === undefined
-        ? hashFileInWorker(opts.path, hashSignal)
-        : hashFilesInWorker(
+        ? (given?.then((h) => h.sha256) ?? hashFileInWorker(opts.path, hashSignal))
+        : (given ??
+          hashFilesInWorker(
             set.parts.map((p) => p.path),
             hashSignal,
-          );
+          ));
   fileHash?.catch(() => undefined);
   try {
     return await verifyContent(opts, loc, head, manifest, keyId, problems, sidecar, sidecarText, fileHash, expired);
@@ -236,6 +247,9 @@ async function verifyContent(
     ...(manifest.sequence === undefined ? {} : { sequence: manifest.sequence }),
     ...(manifest.expires === undefined ? {} : { expires: manifest.expires }),
     expired,
+    checks: VERIFY_CHECKS.filter((c) =>
+      c === 'signature' ? keyId !== undefined : c === 'expiry' ? !expired : c === 'sidecar' ? fileHash !== undefined : true,
+    ),
   };
 }
 

@@ -199,19 +199,28 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
     bundle.command('verify'),
     'airlock bundle verify mirror-2026-11-28.tar.zst --trust mirror.pub',
     'airlock bundle verify mirror-2026-11-28.tar.zst --trust mirror.pub --json > verified.json',
+    'airlock bundle verify mirror-2026-11-28.tar.zst --trust mirror.pub --receipt mirror-2026-11-28.receipt.json --sign-key gap.key',
   )
     .description('check a bundle offline: signature, schema, every digest and size, completeness')
     .argument('<file...>', 'bundle archive (.tar.zst); of a split one, its first part (NAME.part-001) or every part')
     .addOption(new Option('--trust <key.pub>', 'public key whose signatures are trusted; repeatable').argParser(collect))
     .option('--allow-unsigned', 'accept a bundle without a (trusted) signature', false)
     .option('--allow-expired', 'report an expired bundle as a warning instead of failing', false)
-    .action(async (files: string[], flags: { trust?: string[]; allowUnsigned: boolean; allowExpired: boolean }) => {
+    .option(
+      '--receipt <file>',
+      'write a verification receipt here (JSON: bundle id, sha256 of the files, checks, result, time, host), also when verification fails',
+    )
+    .option('--sign-key <gap.key>', "with --receipt: sign the receipt with this side's ed25519 private key (import --receipt-key checks it)")
+    .action(async (files: string[], flags: { trust?: string[]; allowUnsigned: boolean; allowExpired: boolean; receipt?: string; signKey?: string }) => {
       const file = files[0]!;
+      if (flags.signKey !== undefined && flags.receipt === undefined) throw new AirlockError('USAGE', '--sign-key only applies with --receipt FILE');
       const trusted = await loadPublicKeys(flags.trust ?? []);
+      const receiptKey = flags.signKey === undefined ? undefined : await loadSigningKey(flags.signKey);
       const { verifyBundle } = await import('../../ops/verify.js');
+      const receiptOps = flags.receipt === undefined ? undefined : await import('../../receipt/verify-receipt.js');
       const { reporter } = await commandProgress(ctx.globals());
       try {
-        const result = await verifyBundle({
+        const opts = {
           path: file,
           ...(files.length > 1 ? { parts: files } : {}),
           trusted,
@@ -219,9 +228,13 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
           allowExpired: flags.allowExpired,
           signal: ctx.signal,
           onProgress: reporter.listener,
-        });
+        };
+        const { result, receipt } =
+          receiptOps === undefined || flags.receipt === undefined
+            ? { result: await verifyBundle(opts), receipt: undefined }
+            : await receiptOps.verifyWithReceipt(opts, { output: flags.receipt, ...(receiptKey === undefined ? {} : { signingKey: receiptKey }) });
         reporter.stop(true);
-        printResult(ctx, result, [
+        printResult(ctx, receipt === undefined ? result : { ...result, receipt }, [
           `${file}: OK${result.expired ? ' but EXPIRED (accepted because of --allow-expired)' : ''}`,
           `  ${contentsLine(result.contents)} verified`,
           `  ${stampLine(result.manifest, new Date())}`,
@@ -234,6 +247,9 @@ export function registerBundleCommands(program: Command, ctx: CommandContext): v
           ...(result.checksumFile === undefined
             ? []
             : [`  ${result.checksumFile} matches${result.parts === undefined ? '' : ` (${count(result.parts.length, 'part')})`}`]),
+          ...(receipt === undefined
+            ? []
+            : [`  receipt written to ${receipt.path}${receipt.keyId === undefined ? ' (unsigned)' : `, signed with key ${receipt.keyId}`}`]),
         ]);
       } catch (err) {
         reporter.stop(false);

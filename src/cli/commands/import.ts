@@ -29,6 +29,8 @@ interface ImportFlags extends RegistryFlags {
   allowDowngrade: boolean;
   allowExpired: boolean;
   mirrorConfig?: string;
+  receipt?: string;
+  receiptKey?: string[];
 }
 
 /**
@@ -42,6 +44,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       'airlock bundle import mirror-2026-11-28.tar.zst --to registry.lan --trust mirror.pub',
       'airlock bundle import mirror-2026-11-28.tar.zst --to oci:/srv/images --trust mirror.pub',
       'airlock bundle import mirror-2026-11-28.tar.zst --to registry.lan/mirror --trust mirror.pub --mirror-config mirror-config/',
+      'airlock bundle import mirror-2026-11-28.tar.zst --to registry.lan --trust mirror.pub --receipt mirror-2026-11-28.receipt.json --receipt-key gap.pub',
     )
       .description('push the images of a bundle into a registry or an OCI layout directory; signature and manifest are checked before anything is sent')
       .argument('<file>', 'bundle archive (.tar.zst)')
@@ -56,7 +59,12 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         '--chunk-size <MiB>',
         'send large blobs in PATCH requests of at most this size, for proxies that cap request bodies (default: one request per blob, as docker push does)',
       )
-      .option('--mirror-config <dir>', 'after the import, write the client configuration for the mirror into DIR (as airlock mirror-config -o DIR)'),
+      .option('--mirror-config <dir>', 'after the import, write the client configuration for the mirror into DIR (as airlock mirror-config -o DIR)')
+      .option(
+        '--receipt <file>',
+        'a receipt from bundle verify --receipt: required to be for these exact bytes, passed, and signed by a --receipt-key (all checks still run)',
+      )
+      .addOption(new Option('--receipt-key <gap.pub>', 'with --receipt: public key whose receipt signatures are trusted; repeatable').argParser(collect)),
     { what: "blob uploads in flight at once (a registry's ingest is CPU-bound: a third upload rarely helps)", defaultValue: DEFAULT_IMPORT_CONCURRENCY },
   );
 
@@ -67,6 +75,13 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
     ctx.onInterruptHint('run the same command again to complete the import: what already landed is skipped');
     const uploads = parseConcurrency(flags.concurrency, DEFAULT_IMPORT_CONCURRENCY);
     const trusted = await loadPublicKeys(flags.trust ?? []);
+    if (flags.receiptKey !== undefined && flags.receipt === undefined) throw new AirlockError('USAGE', '--receipt-key only applies with --receipt FILE');
+    if (flags.receipt !== undefined && flags.receiptKey === undefined) {
+      throw new AirlockError('USAGE', `--receipt ${flags.receipt} needs --receipt-key: an unsigned or unchecked receipt is evidence of nothing`, {
+        hint: 'pass the public key of the host that verified the bundle: --receipt-key GAP.pub',
+      });
+    }
+    const receiptKeys = await loadPublicKeys(flags.receiptKey ?? []);
     const { importBundle } = await import('../../ops/import.js');
     const policy = flags.policy === undefined ? undefined : await (await import('../../policy/load.js')).loadPolicy(flags.policy);
     // The client must allow the small requests the engine runs at once; the engine bounds large uploads.
@@ -89,6 +104,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         allowDowngrade: flags.allowDowngrade,
         allowExpired: flags.allowExpired,
         concurrency: uploads,
+        ...(flags.receipt === undefined ? {} : { receipt: { path: flags.receipt, trusted: receiptKeys } }),
         signal: ctx.signal,
         onProgress: net.listener,
       });
@@ -98,6 +114,11 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         `imported ${file} into ${result.target}`,
         `  recorded in ${result.record} (rollback protection)`,
         `  bundle id ${result.bundleId}, ${result.keyId === undefined ? 'UNSIGNED or untrusted (accepted because of --allow-unsigned)' : `signed by trusted key ${result.keyId}`}`,
+        ...(result.receipt === undefined
+          ? []
+          : [
+              `  receipt ${result.receipt.path}: verified ${result.receipt.verified}${result.receipt.host === undefined ? '' : ` on ${result.receipt.host}`}, signed by receipt key ${result.receipt.keyId}; the archive's sha256 matches`,
+            ]),
         transferLine(result.blobs, result.manifests),
         ...net.summary(),
         '',

@@ -164,6 +164,17 @@ describe('a split bundle on the secure side', () => {
     const toDir = await airlock(['bundle', 'import', out(), '--to', `oci:${path('layout')}`, '--trust', pub()]);
     expect(toDir.code).toBe(0);
     expect(existsSync(path('layout/index.json'))).toBe(true);
+    // Every part named, from two "discs": the first with the sidecar, the rest on the other.
+    const discs = [path('disc-1'), path('disc-2')];
+    for (const d of discs) await mkdir(d);
+    const parts = (await readdir(tmp.path)).filter((f) => f.startsWith('mirror.tar.zst.part-')).sort();
+    expect(parts.length).toBeGreaterThan(2);
+    await copyFile(path('mirror.tar.zst.sha256'), join(discs[0]!, 'mirror.tar.zst.sha256'));
+    const placed = parts.map((f, i) => join(discs[i === 0 ? 0 : 1]!, f));
+    for (const [i, f] of parts.entries()) await copyFile(path(f), placed[i]!);
+    const fromDiscs = await airlock(['bundle', 'import', ...placed.reverse(), '--to', `oci:${path('layout-discs')}`, '--trust', pub()]);
+    expect(fromDiscs.code, fromDiscs.stderr).toBe(0);
+    expect(await readFile(path('layout-discs/index.json'), 'utf8')).toBe(await readFile(path('layout/index.json'), 'utf8'));
   });
 
   /** A copy of the set in `name`/, changed by `spoil`. */

@@ -47,7 +47,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       'airlock bundle import mirror-2026-11-28.tar.zst --to registry.lan --trust mirror.pub --receipt mirror-2026-11-28.receipt.json --receipt-key gap.pub',
     )
       .description('push the images of a bundle into a registry or an OCI layout directory; signature and manifest are checked before anything is sent')
-      .argument('<file>', 'bundle archive (.tar.zst)')
+      .argument('<file...>', 'bundle archive (.tar.zst); of a split one, its first part (NAME.part-001) or every part')
       .requiredOption('--to <HOST[:PORT][/PREFIX]|oci:DIR>', 'target registry and optional repository prefix, or an OCI image layout directory')
       .addOption(new Option('--trust <key.pub>', 'public key whose signatures are trusted; repeatable').argParser(collect))
       .option('--allow-unsigned', 'accept a bundle without a (trusted) signature', false)
@@ -68,7 +68,8 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
     { what: "blob uploads in flight at once (a registry's ingest is CPU-bound: a third upload rarely helps)", defaultValue: DEFAULT_IMPORT_CONCURRENCY },
   );
 
-  cmd.action(async (file: string, flags: ImportFlags) => {
+  cmd.action(async (files: string[], flags: ImportFlags) => {
+    const file = files[0]!;
     const target = parseImportTarget(flags.to);
     if (target.kind === 'layout') await checkOutputDirectory(target.dir);
     if (flags.mirrorConfig !== undefined) await checkMirrorConfigTarget(target, flags.mirrorConfig);
@@ -95,6 +96,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
       const sink = target.kind === 'layout' ? endpoints.layout(target.dir) : endpoints.registry(target.host);
       const result = await importBundle({
         path: file,
+        ...(files.length > 1 ? { parts: files } : {}),
         target,
         sink,
         trusted,

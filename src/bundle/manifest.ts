@@ -10,7 +10,7 @@ import { sha256Digest, type Digest } from '../digest/digest.js';
 import { AirlockError } from '../errors.js';
 import { BUNDLE_MEDIA_TYPE } from './format.js';
 import { MAX_BUNDLE_JSON_BYTES } from './read-head.js';
-import { parseStrictJson } from './strict-json.js';
+import { parseStrictJson, valueAt } from './strict-json.js';
 import { isManifestMediaType } from '../oci/media-types.js';
 
 export { BUNDLE_MEDIA_TYPE } from './format.js';
@@ -211,16 +211,6 @@ function describeSchemaError(
       ? (PATTERN_MEANING[field ?? ''] ?? (/digest|^id$|^bundle$|keyId/i.test(field ?? '') ? 'is not a sha256 digest' : undefined))
       : undefined;
   return `${where}: ${text} ${meaning ?? e.message ?? `fails schema rule "${e.keyword}"`}`;
-}
-
-/** The value at a JSON Pointer (RFC 6901) in `doc`, or undefined. */
-function valueAt(doc: unknown, pointer: string): unknown {
-  let node = doc;
-  for (const raw of pointer === '' ? [] : pointer.slice(1).split('/')) {
-    if (node === null || typeof node !== 'object') return undefined;
-    node = (node as Record<string, unknown>)[raw.replaceAll('~1', '/').replaceAll('~0', '~')];
-  }
-  return node;
 }
 
 /** A delta names each parent once, and every external blob names one of its parents. */

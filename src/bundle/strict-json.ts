@@ -113,3 +113,13 @@ function nextToken(text: string, i: number): number {
   }
   return NaN;
 }
+
+/** The value at a JSON Pointer (RFC 6901) in `doc`, or undefined. */
+export function valueAt(doc: unknown, pointer: string): unknown {
+  let node = doc;
+  for (const raw of pointer === '' ? [] : pointer.slice(1).split('/')) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[raw.replaceAll('~1', '/').replaceAll('~0', '~')];
+  }
+  return node;
+}

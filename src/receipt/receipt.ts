@@ -27,7 +27,7 @@ import { sha256Digest, type Digest } from '../digest/digest.js';
 import { AirlockError, isAirlockError } from '../errors.js';
 import { readSmallFile } from '../fs/small-file.js';
 import { signBundle, verifySignature, type SignedDocument, type SigningKey, type TrustedKey } from '../bundle/signing.js';
-import { parseStrictJson } from '../bundle/strict-json.js';
+import { parseStrictJson, valueAt } from '../bundle/strict-json.js';
 import type { Problem } from '../bundle/problems.js';
 import type { VerifyCheck } from './checks.js';
 
@@ -275,15 +275,6 @@ function schemaProblems(
     const text = value === undefined ? 'absent' : (JSON.stringify(value) ?? String(value));
     return `${where}: ${text.length > 80 ? `${text.slice(0, 77)}...` : text} ${e.message ?? `fails schema rule "${e.keyword}"`}`;
   });
-}
-
-function valueAt(doc: unknown, pointer: string): unknown {
-  let node = doc;
-  for (const raw of pointer === '' ? [] : pointer.slice(1).split('/')) {
-    if (node === null || typeof node !== 'object') return undefined;
-    node = (node as Record<string, unknown>)[raw.replaceAll('~1', '/').replaceAll('~0', '~')];
-  }
-  return node;
 }
 
 /** True when an RFC 3339 UTC timestamp names a real instant (no 31 February). */

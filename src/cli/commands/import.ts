@@ -119,7 +119,7 @@ export function registerImportCommand(bundle: Command, ctx: CommandContext): voi
         ...(result.receipt === undefined
           ? []
           : [
-              `  receipt ${result.receipt.path}: verified ${result.receipt.verified}${result.receipt.host === undefined ? '' : ` on ${result.receipt.host}`}, signed by receipt key ${result.receipt.keyId}; the archive's sha256 matches`,
+              `  receipt ${result.receipt.path}: verified ${result.receipt.verified}${result.receipt.host === undefined ? '' : ` on ${result.receipt.host}`}, signed by receipt key ${result.receipt.keyId}; ${result.receipt.files.length === 1 ? "the archive's sha256 matches" : `the sha256 of each of its ${result.receipt.files.length} parts matches`}`,
             ]),
         transferLine(result.blobs, result.manifests),
         ...net.summary(),

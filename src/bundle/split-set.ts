@@ -198,7 +198,8 @@ export function checkParts(base: string, parts: readonly SplitPart[], expected?:
     if (!byIndex.has(i)) throw partError(i, count, name(i), 'is missing: copy it again');
   }
   const ordered = [...parts].sort((a, b) => a.index - b.index);
-  const full = Math.max(...ordered.map((p) => p.size));
+  // reduce, not Math.max(...): a set on hostile media may hold more parts than a call takes arguments.
+  const full = ordered.reduce((n, p) => Math.max(n, p.size), 0);
   for (const p of ordered) {
     const last = p.index === count;
     if (p.size === 0 || (!last && p.size < full)) {

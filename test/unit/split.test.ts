@@ -15,7 +15,7 @@ import { streamEntries } from '../../src/bundle/entry-stream.js';
 import { scanFrames } from '../../src/bundle/frame-scan.js';
 import { parseSplitSize } from '../../src/bundle/split-size.js';
 import { archiveFiles, damagedParts, hashFilesInWorker, namePartDamage } from '../../src/bundle/split-check.js';
-import { parsePartName, parseSidecar, partName, partWidth, resolveSplitSet, splitSidecar } from '../../src/bundle/split-set.js';
+import { checkParts, parsePartName, parseSidecar, partName, partWidth, resolveSplitSet, splitSidecar } from '../../src/bundle/split-set.js';
 import { TAR_BLOCK } from '../../src/bundle/format.js';
 import { sha256Digest } from '../../src/digest/digest.js';
 import { AirlockError, isAirlockError } from '../../src/errors.js';
@@ -124,6 +124,20 @@ describe('part names', () => {
     expect(partName('m.tar.zst', 7, partWidth(1200))).toBe('m.tar.zst.part-0007');
     expect(parsePartName('/x/m.tar.zst.part-0012')).toEqual({ base: '/x/m.tar.zst', index: 12 });
     expect(parsePartName('/x/m.tar.zst.part-12')).toBeUndefined();
+  });
+});
+
+describe('checking a set', () => {
+  it('checks a set of 200,000 parts (more than a call takes arguments) and names a short one', () => {
+    const count = 200_000;
+    const parts = Array.from({ length: count }, (_, i) => ({
+      index: i + 1,
+      path: partName('/m/x.tar.zst', i + 1, partWidth(count)),
+      size: i + 1 === count ? 7 : 1024,
+    }));
+    expect(checkParts('/m/x.tar.zst', parts).size).toBe((count - 1) * 1024 + 7);
+    parts[4] = { ...parts[4]!, size: 1000 };
+    expect(() => checkParts('/m/x.tar.zst', parts)).toThrow(/^part 5 of 200000 \(x\.tar\.zst\.part-000005\) is truncated/);
   });
 });
 

@@ -12,16 +12,20 @@ import { partError, resolveSplitSet, type SplitSet } from './split-set.js';
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync } = require('node:fs');
+const { openSync, readSync, closeSync, fstatSync, constants } = require('node:fs');
 const whole = createHash('sha256');
 const buf = Buffer.allocUnsafe(4 << 20);
 const parts = [];
 try {
   for (const path of workerData.paths) {
     const hash = createHash('sha256');
-    const fd = openSync(path, 'r');
+    // O_NONBLOCK: a FIFO opens at once instead of blocking this thread in the kernel, where
+    // terminate() cannot reach it (the process would never exit); then only a regular file is read
+    // (a device may never end). The readers check the same (fs/small-file.ts openRegularFile).
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     let size = 0;
     try {
+      if (!fstatSync(fd).isFile()) throw new Error(path + ' is not a regular file');
       for (;;) {
         const n = readSync(fd, buf, 0, buf.length, null);
         if (n === 0) break;

@@ -3,6 +3,7 @@
  * part size; every reader reads them as one file; a missing, truncated, extra or damaged part is
  * named; an interrupted split write is continued into the same bytes.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -209,6 +210,15 @@ describe('writing a split set', () => {
     const single = await archiveFiles(join(dir.path, 'full.tar.zst'));
     expect(single).toEqual([{ name: 'full.tar.zst', path: join(dir.path, 'full.tar.zst'), size: full.length, sha256: sha(full) }]);
   });
+
+  it('refuses a FIFO or a device among the files it hashes, at once: no wait for a writer, no endless read', async () => {
+    // A hostile medium (or a part swapped after it was checked) holds a FIFO: opening it blocks a
+    // worker in the kernel, where terminate() cannot reach it, and the process never exits.
+    const fifo = join(dir.path, 'fifo.tar.zst');
+    execFileSync('mkfifo', [fifo]);
+    await expect(hashFilesInWorker([fifo])).rejects.toMatchObject({ code: 'IO', message: expect.stringContaining('not a regular file') });
+    await expect(hashFilesInWorker(['/dev/zero'])).rejects.toMatchObject({ code: 'IO', message: expect.stringContaining('not a regular file') });
+  }, 10_000);
 });
 
 describe('a set that is not whole', () => {

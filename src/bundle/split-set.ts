@@ -22,8 +22,12 @@ export const PART_DIGITS = 3;
 /** Smallest `--split` accepted: 64 KiB. Smaller parts only multiply files (and open file handles). */
 export const MIN_SPLIT_SIZE = 64 << 10;
 
-/** Largest `.sha256` sidecar read: 1 MiB (a line per part, ~100 bytes each). */
-const MAX_SIDECAR_BYTES = 1 << 20;
+/**
+ * Largest split set's `.sha256` sidecar read: 32 MiB. A line per part of at most 322 bytes (a
+ * 255-byte name): the 100,000 parts a receipt may list. 1 MiB refused the sidecar create writes for
+ * ~10,000 parts (64 KiB parts of a 700 MB bundle), and with it the set.
+ */
+export const MAX_SIDECAR_BYTES = 32 << 20;
 
 const PART_NAME = /^(.+)\.part-(\d{3,})$/;
 

@@ -47,7 +47,7 @@ import { silent, type ProgressListener } from '../copy/progress.js';
 import { hashFileInWorker } from '../fs/file-hash.js';
 import { MAX_PROBLEMS, ProblemList, problemsError, type Problem } from '../bundle/problems.js';
 import { checkReferences } from '../bundle/verify-references.js';
-import { parseSidecar, resolveSplitSet, type ArchiveLocation, type SplitSet } from '../bundle/split-set.js';
+import { MAX_SIDECAR_BYTES as MAX_SET_SIDECAR_BYTES, parseSidecar, resolveSplitSet, type ArchiveLocation, type SplitSet } from '../bundle/split-set.js';
 import { damagedParts, hashFilesInWorker, type ArchiveFile, type HashedFiles } from '../bundle/split-check.js';
 import { VERIFY_CHECKS, type VerifyCheck } from '../receipt/checks.js';
 
@@ -128,7 +128,11 @@ async function verifyLocation(opts: VerifyOptions, loc: ArchiveLocation): Promis
   }
   const sidecar = set?.sidecar ?? `${opts.path}.sha256`;
   // Read (and refuse a FIFO or device as) the sidecar now, not after the long pass.
-  const sidecarText = opts.checksum === false || (set !== undefined && set.sidecar === undefined) ? undefined : await readSidecar(sidecar);
+  // A split set's has a line per part (split-set.ts reads it with the same cap).
+  const sidecarText =
+    opts.checksum === false || (set !== undefined && set.sidecar === undefined)
+      ? undefined
+      : await readSidecar(sidecar, set === undefined ? MAX_SIDECAR_BYTES : MAX_SET_SIDECAR_BYTES);
   // The hash worker stops with the command: on Ctrl-C, and when the pass fails early.
   const stopHash = new AbortController();
   const hashSignal = opts.signal === undefined ? stopHash.signal : AbortSignal.any([opts.signal, stopHash.signal]);
@@ -445,7 +449,7 @@ function checkTrust(bundleJson: Buffer, signature: Buffer | undefined, opts: Ver
 const MAX_SIDECAR_BYTES = 64 << 10;
 
 /** The sidecar's text, or undefined when there is none. */
-async function readSidecar(sidecar: string): Promise<string | undefined> {
+async function readSidecar(sidecar: string, maxBytes: number): Promise<string | undefined> {
   try {
     await lstat(sidecar);
   } catch (err) {
@@ -453,7 +457,7 @@ async function readSidecar(sidecar: string): Promise<string | undefined> {
     throw fromFsError(err, sidecar, 'reading');
   }
   const bytes = await readSmallFile(sidecar, {
-    maxBytes: MAX_SIDECAR_BYTES,
+    maxBytes,
     what: 'sha256sum sidecar',
     hint: `remove ${sidecar} or replace it with the one written beside the bundle`,
   });

@@ -3,7 +3,7 @@
  * document type, or signed by an untrusted key, with every schema problem named), verify writing
  * one for a pass and for a failure, and import relying on one without skipping anything.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { generateKeyPair, keyIdOf, loadPublicKey, loadSigningKey, type SigningKe
 import { parseBundleManifest } from '../../src/bundle/manifest.js';
 import { readHead } from '../../src/bundle/read-head.js';
 import { signBundle } from '../../src/bundle/signing.js';
+import { partName, splitSidecar } from '../../src/bundle/split-set.js';
 import { expandImages } from '../../src/copy/expand.js';
 import { sha256Digest, type Digest } from '../../src/digest/digest.js';
 import { AirlockError } from '../../src/errors.js';
@@ -257,6 +258,36 @@ describe('verify --receipt and import --receipt', () => {
     });
     expect((await verifyBundle({ path: bundle, trusted })).checks).toContain('sidecar');
   });
+
+  it('verifies, and imports with its receipt, a split set whose sidecar is over 1 MiB (thousands of parts)', async () => {
+    // Real sets get there with 64 KiB parts of a 700 MB bundle (~10,000 parts, a line of ~100 bytes
+    // each); here long names and tiny parts make as large a sidecar from the small bundle.
+    const bytes = await readFile(bundle);
+    const cut = Math.ceil(bytes.length / 4_500);
+    const base = join(work.path, `${'n'.repeat(200)}.tar.zst`);
+    const parts: Array<{ path: string; sha256: string }> = [];
+    for (let i = 0, at = 0; at < bytes.length; i++, at += cut) {
+      const path = partName(base, i + 1, 4);
+      const piece = bytes.subarray(at, at + cut);
+      await writeFile(path, piece);
+      parts.push({ path, sha256: createHash('sha256').update(piece).digest('hex') });
+    }
+    const sidecar = splitSidecar(base, parts, createHash('sha256').update(bytes).digest('hex'));
+    expect(sidecar.length).toBeGreaterThan(1 << 20);
+    await writeFile(`${base}.sha256`, sidecar);
+    const out = join(work.path, 'many-parts.json');
+    const { result } = await verifyWithReceipt({ path: partName(base, 1, 4), trusted }, { output: out, signingKey: gap });
+    expect(result.checks).toContain('sidecar');
+    const imported = await importBundle({
+      path: partName(base, 1, 4),
+      target: TARGET,
+      sink: new MemoryRegistry(),
+      state: new MemoryStateStore(),
+      trusted,
+      receipt: { path: out, trusted: [gapPub] },
+    });
+    expect(imported.receipt?.files.length).toBe(parts.length);
+  }, 60_000);
 
   it('names what it was told to accept, and leaves out the checks it did not make', async () => {
     const out = join(work.path, 'unsigned.json');

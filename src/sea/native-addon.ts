@@ -11,7 +11,7 @@
  * library stays mapped after its file is gone).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { getAsset } from 'node:sea';
@@ -42,16 +42,29 @@ function cacheRoots(): string[] {
 function privateDir(root: string): string {
   const dir = join(root, 'airlock');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = lstatSync(dir);
   const uid = process.getuid?.();
+  // Whoever may write `root` may move our directory away and put theirs in its place between the
+  // check and the load: only a root of ours (or root's), closed to others or sticky like /tmp.
+  const top = statSync(root);
+  if ((uid !== undefined && top.uid !== uid && top.uid !== 0) || ((top.mode & 0o002) !== 0 && (top.mode & 0o1000) === 0)) {
+    throw new Error(`${root} may be written by other users`);
+  }
+  const st = lstatSync(dir);
   if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) throw new Error(`${dir} is not a directory of this user`);
   if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
   return dir;
 }
 
-/** Whether `path` holds exactly the bytes with `hash`. */
+/**
+ * Whether `path` holds exactly the bytes with `hash`, in a file only this user can have written. A
+ * link, or a file another user owns or may write (left there while the directory was open to
+ * them), is written again: its owner could change its bytes between this check and the load.
+ */
 function holds(path: string, hash: string): boolean {
   try {
+    const st = lstatSync(path);
+    const uid = process.getuid?.();
+    if (!st.isFile() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0 || st.nlink !== 1) return false;
     return sha256(readFileSync(path)) === hash;
   } catch {
     return false;

@@ -19,6 +19,7 @@ import { writeFileAtomic } from '../layout/atomic.js';
 import { checkOutputFree, fileExists } from '../fs/output-file.js';
 import { checkOutputFile } from '../fs/output-location.js';
 import { readHead } from '../bundle/read-head.js';
+import { resolveSplitSet } from '../bundle/split-set.js';
 import { parseBundleManifest } from '../bundle/manifest.js';
 import type { SigningKey } from '../bundle/keys.js';
 import type { Problem } from '../bundle/problems.js';
@@ -82,7 +83,7 @@ export async function verifyWithReceipt(opts: VerifyOptions, receipt: ReceiptOpt
       throw err;
     }
     // The record of a refusal names the bytes refused: wait for their hash (Ctrl-C still stops it).
-    const sidecar = opts.checksum !== false && (await fileExists(`${opts.path}.sha256`));
+    const sidecar = opts.checksum !== false && (await hasSidecar(opts));
     const doc = failedReceipt(opts, await hashed, await headOf(opts.path), err, sidecar);
     const written = await write(doc, receipt);
     throw new AirlockError(err.code, err.message, {
@@ -136,6 +137,12 @@ function base(files: ReceiptFile[], checks: Receipt['checks']): Pick<Receipt, 's
 function accepted(unsigned: boolean, expired: boolean): Pick<Receipt, 'accepted'> {
   const list = [...(unsigned ? (['unsigned'] as const) : []), ...(expired ? (['expired'] as const) : [])];
   return list.length === 0 ? {} : { accepted: list };
+}
+
+/** Whether verify had a sidecar to check: a split set's is beside its parts, whichever part names it. */
+async function hasSidecar(opts: VerifyOptions): Promise<boolean> {
+  const set = await resolveSplitSet(opts.path, opts.parts).catch(() => undefined);
+  return set === undefined ? fileExists(`${opts.path}.sha256`) : set.sidecar !== undefined;
 }
 
 /** What a failed receipt can say of the bundle: its id and stamps when the head can be read. */

@@ -301,6 +301,33 @@ describe('verify --receipt and import --receipt', () => {
     expect(imported.receipt?.files.length).toBe(parts.length);
   }, 60_000);
 
+  it('records the bundle and the sidecar check of a split set that fails, named by its joined name or a part', async () => {
+    const bytes = await readFile(bundle);
+    const base = join(work.path, 'failing-set.tar.zst');
+    const cut = Math.ceil(bytes.length / 3);
+    const parts: Array<{ path: string; sha256: string }> = [];
+    for (let i = 0; i * cut < bytes.length; i++) {
+      const piece = Buffer.from(bytes.subarray(i * cut, (i + 1) * cut));
+      parts.push({ path: partName(base, i + 1), sha256: createHash('sha256').update(piece).digest('hex') });
+      if (i === 1) piece[100]! ^= 0xff; // damaged after the sidecar was written
+      await writeFile(partName(base, i + 1), piece);
+    }
+    await writeFile(`${base}.sha256`, splitSidecar(base, parts, createHash('sha256').update(bytes).digest('hex')));
+    const id = sha256Digest((await readHead(bundle)).bundleJson);
+    for (const [name, path] of [
+      ['joined', base],
+      ['part', partName(base, 1)],
+    ] as const) {
+      const out = join(work.path, `failing-set-${name}.json`);
+      await expect(verifyWithReceipt({ path, trusted }, { output: out })).rejects.toMatchObject({ code: 'INTEGRITY' });
+      const read = parseReceipt(await readFile(out), out);
+      expect(read.receipt.result, name).toBe('failed');
+      expect(read.receipt.bundle?.id, name).toBe(id);
+      expect(read.receipt.checks, name).toContain('sidecar');
+      expect(read.receipt.files.length, name).toBe(3);
+    }
+  });
+
   it('names what it was told to accept, and leaves out the checks it did not make', async () => {
     const out = join(work.path, 'unsigned.json');
     await verifyWithReceipt({ path: bundle, trusted: [], allowUnsigned: true, checksum: false }, { output: out });

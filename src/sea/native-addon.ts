@@ -5,7 +5,8 @@
  * `process.dlopen`ed from there.
  *
  * The cache is `$XDG_CACHE_HOME/airlock` or `~/.cache/airlock`, a 0700 directory owned by the
- * user: nobody else may swap the file between the check and the load. When neither is usable (no
+ * user, in a directory others may not write (or a sticky one): nobody else may swap the file between
+ * the check and the load. When neither is usable (no
  * home, read-only, not ours, mounted noexec), the addon goes to a fresh private directory in the
  * temporary directory instead, which is removed again as soon as the addon is loaded (a loaded
  * library stays mapped after its file is gone).
@@ -38,17 +39,25 @@ function cacheRoots(): string[] {
   return roots;
 }
 
+/**
+ * Throws unless only this user (or root) may change what is in `root`: whoever may write it may move
+ * our directory away and put theirs in its place between the check and the load. Sticky (like
+ * /tmp) is fine: others cannot rename what is ours.
+ */
+function checkRoot(root: string): void {
+  const uid = process.getuid?.();
+  const st = statSync(root);
+  if ((uid !== undefined && st.uid !== uid && st.uid !== 0) || ((st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0)) {
+    throw new Error(`${root} may be written by other users`);
+  }
+}
+
 /** `root/airlock`, created 0700; throws unless it is a directory that only this user can write. */
 function privateDir(root: string): string {
   const dir = join(root, 'airlock');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const uid = process.getuid?.();
-  // Whoever may write `root` may move our directory away and put theirs in its place between the
-  // check and the load: only a root of ours (or root's), closed to others or sticky like /tmp.
-  const top = statSync(root);
-  if ((uid !== undefined && top.uid !== uid && top.uid !== 0) || ((top.mode & 0o002) !== 0 && (top.mode & 0o1000) === 0)) {
-    throw new Error(`${root} may be written by other users`);
-  }
+  checkRoot(root);
   const st = lstatSync(dir);
   if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) throw new Error(`${dir} is not a directory of this user`);
   if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
@@ -126,6 +135,7 @@ export function loadNativeAsset(name: string): unknown {
   // No usable cache: a private directory of this run, gone once the addon is loaded.
   let dir: string | undefined;
   try {
+    checkRoot(tmpdir());
     dir = mkdtempSync(join(tmpdir(), 'airlock-addon-'));
     const path = join(dir, fileName);
     writeFileSync(path, assetBytes(), { mode: 0o700, flag: 'wx' });

@@ -43,7 +43,7 @@ function loads(): { path: string; symlink: boolean; uid: number; bytes: Buffer }
 
 describe.skipIf(process.getuid?.() !== 0)('the native addon cache (as root: files of another user can be made)', () => {
   let tmp: TempDir;
-  const saved = { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME, HOME: process.env.HOME };
+  const saved = { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR };
   beforeAll(async () => {
     tmp = await makeTempDir('addon');
   });
@@ -98,6 +98,10 @@ describe.skipIf(process.getuid?.() !== 0)('the native addon cache (as root: file
     const used = loads();
     expect(used.path.startsWith(`${root}/`)).toBe(false);
     expect(used).toMatchObject({ symlink: false, uid: 0, bytes: ADDON });
+    // Nor a temporary directory in such a root: nowhere to load it from is an error.
+    process.env.TMPDIR = root;
+    expect(() => loads()).toThrow(expect.objectContaining({ code: 'IO', message: expect.stringContaining(`${root}: ${root} may be written by other users`) }));
+    delete process.env.TMPDIR;
     const sticky = join(tmp.path, 'sticky');
     mkdirSync(sticky);
     chmodSync(sticky, 0o1777);

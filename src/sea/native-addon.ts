@@ -6,10 +6,9 @@
  *
  * The cache is `$XDG_CACHE_HOME/airlock` or `~/.cache/airlock`, a 0700 directory owned by the
  * user, in a directory others may not write (or a sticky one): nobody else may swap the file between
- * the check and the load. When neither is usable (no
- * home, read-only, not ours, mounted noexec), the addon goes to a fresh private directory in the
- * temporary directory instead, which is removed again as soon as the addon is loaded (a loaded
- * library stays mapped after its file is gone).
+ * the check and the load. When neither is usable (no home, read-only, not ours, mounted noexec), the
+ * addon goes to a fresh private directory in the temporary directory instead, which is removed again
+ * as soon as the addon is loaded (a loaded library stays mapped after its file is gone).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, chmodSync, statSync, writeFileSync } from 'node:fs';

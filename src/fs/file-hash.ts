@@ -8,12 +8,16 @@ import { AirlockError } from '../errors.js';
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync } = require('node:fs');
+const { openSync, readSync, closeSync, fstatSync, constants } = require('node:fs');
 const hash = createHash('sha256');
 const buf = Buffer.allocUnsafe(4 << 20);
 let fd;
 try {
-  fd = openSync(workerData.path, 'r');
+  // O_NONBLOCK: a FIFO put in the file's place opens at once instead of blocking this thread in
+  // the kernel, where terminate() cannot reach it; then only a regular file is read (a device may
+  // never end).
+  fd = openSync(workerData.path, constants.O_RDONLY | constants.O_NONBLOCK);
+  if (!fstatSync(fd).isFile()) throw new Error(workerData.path + ' is not a regular file');
   for (;;) {
     const n = readSync(fd, buf, 0, buf.length, null);
     if (n === 0) break;

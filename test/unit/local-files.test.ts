@@ -4,7 +4,7 @@
  * surfacing as internal errors.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,9 +125,20 @@ describe('fromFsError', () => {
 describe('hashFileInWorker', () => {
   it('hashes a file, and stops at once when its signal aborts', async () => {
     expect(await hashFileInWorker(join(dir, 'file'))).toBe('5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03');
+    // A sparse 64 GiB file: long to hash, nothing on disk.
+    const big = join(dir, 'sparse');
+    await writeFile(big, '');
+    await truncate(big, 64 * 2 ** 30);
     const controller = new AbortController();
-    const hashing = hashFileInWorker('/dev/zero', controller.signal);
+    const hashing = hashFileInWorker(big, controller.signal);
     setTimeout(() => controller.abort(), 50);
     await expect(hashing).rejects.toMatchObject({ code: 'INTERRUPTED' });
+  });
+
+  it("refuses a FIFO or a device put in the file's place at once, instead of blocking its thread", async () => {
+    const fifo = join(dir, 'hash-fifo');
+    execFileSync('mkfifo', [fifo]);
+    await expect(hashFileInWorker(fifo)).rejects.toThrow('is not a regular file');
+    await expect(hashFileInWorker('/dev/zero')).rejects.toThrow('is not a regular file');
   });
 });

@@ -19,13 +19,13 @@ import { writeFileAtomic } from '../layout/atomic.js';
 import { checkOutputFree, fileExists } from '../fs/output-file.js';
 import { checkOutputFile } from '../fs/output-location.js';
 import { readHead } from '../bundle/read-head.js';
-import { resolveSplitSet } from '../bundle/split-set.js';
+import { findParts, parsePartName, resolveSplitSet } from '../bundle/split-set.js';
 import { parseBundleManifest } from '../bundle/manifest.js';
 import type { SigningKey } from '../bundle/keys.js';
 import type { Problem } from '../bundle/problems.js';
 import { VERSION } from '../version.js';
 import { verifyBundle, type VerifyOptions, type VerifyResult } from '../ops/verify.js';
-import { bundleFiles, hashBundleFiles, receiptFiles } from './files.js';
+import { bundleFiles, hashBundleFiles, hashFiles, receiptFiles } from './files.js';
 import { VERIFY_CHECKS, writeReceipt, type Receipt, type ReceiptBundle, type ReceiptFile } from './receipt.js';
 
 export interface ReceiptOptions {
@@ -69,7 +69,23 @@ export async function verifyWithReceipt(opts: VerifyOptions, receipt: ReceiptOpt
   await checkReceiptOutput(receipt.output);
   const stop = new AbortController();
   const signal = opts.signal === undefined ? stop.signal : AbortSignal.any([opts.signal, stop.signal]);
-  const fileHash = hashBundleFiles(await bundleFiles(opts.path, opts.parts), signal);
+  let paths: string[];
+  try {
+    paths = await bundleFiles(opts.path, opts.parts);
+  } catch (err) {
+    // A split set found incomplete (a part missing, truncated or extra) is a verdict too: the
+    // receipt records it with the parts that are there.
+    if (!isAirlockError(err, 'INTEGRITY')) throw err;
+    const found = await partsFound(opts);
+    if (found.length === 0) throw err;
+    // Parts that cannot be hashed (one is a FIFO, say) leave the verdict without a record.
+    const files = await hashFiles(found, opts.signal).catch((e: unknown) => {
+      throw isAirlockError(e, 'INTERRUPTED') ? e : err;
+    });
+    const sidecar = opts.checksum !== false && (await fileExists(`${setBase(opts)}.sha256`));
+    throw withReceipt(err, await write(failedReceipt(opts, files, await headOf(found[0]!), err, sidecar), receipt), receipt);
+  }
+  const fileHash = hashBundleFiles(paths, signal);
   fileHash.catch(() => undefined);
   const hashed = fileHash.then(receiptFiles);
   hashed.catch(() => undefined);
@@ -85,13 +101,7 @@ export async function verifyWithReceipt(opts: VerifyOptions, receipt: ReceiptOpt
     // The record of a refusal names the bytes refused: wait for their hash (Ctrl-C still stops it).
     const sidecar = opts.checksum !== false && (await hasSidecar(opts));
     const doc = failedReceipt(opts, await hashed, await headOf(opts.path), err, sidecar);
-    const written = await write(doc, receipt);
-    throw new AirlockError(err.code, err.message, {
-      ...(err.subject === undefined ? {} : { subject: err.subject }),
-      hint: `${err.hint ?? 'see the problems above'}; ${receipt.output} records the failure`,
-      details: { ...err.details, receipt: written },
-      cause: err,
-    });
+    throw withReceipt(err, await write(doc, receipt), receipt);
   }
   const files = await hashed;
   const doc: Receipt = {
@@ -108,6 +118,38 @@ export async function verifyWithReceipt(opts: VerifyOptions, receipt: ReceiptOpt
     verified: (opts.now?.() ?? new Date()).toISOString(),
   };
   return { result, receipt: await write(doc, receipt) };
+}
+
+/** `err`, saying that `written` records it. */
+function withReceipt(err: AirlockError, written: WrittenReceipt, opts: ReceiptOptions): AirlockError {
+  return new AirlockError(err.code, err.message, {
+    ...(err.subject === undefined ? {} : { subject: err.subject }),
+    hint: `${err.hint ?? 'see the problems above'}; ${opts.output} records the failure`,
+    details: { ...err.details, receipt: written },
+    cause: err,
+  });
+}
+
+/** The name a split set goes by: `NAME` of `NAME.part-NNN`, or the path as given. */
+function setBase(opts: VerifyOptions): string {
+  const first = opts.parts?.[0] ?? opts.path;
+  return parsePartName(first)?.base ?? first;
+}
+
+/** The parts of an incomplete set that are there, in order: those named, or those found beside it. */
+async function partsFound(opts: VerifyOptions): Promise<string[]> {
+  if (opts.parts !== undefined && opts.parts.length > 1) {
+    const named = opts.parts.flatMap((p) => {
+      const index = parsePartName(p)?.index;
+      return index === undefined ? [] : [{ index, path: p }];
+    });
+    const there = await Promise.all(named.map(async (p) => ((await fileExists(p.path)) ? [p] : [])));
+    return there
+      .flat()
+      .sort((a, b) => a.index - b.index)
+      .map((p) => p.path);
+  }
+  return (await findParts(setBase(opts)).catch(() => [])).map((p) => p.path);
 }
 
 async function write(doc: Receipt, opts: ReceiptOptions): Promise<WrittenReceipt> {

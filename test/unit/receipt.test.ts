@@ -3,6 +3,7 @@
  * document type, or signed by an untrusted key, with every schema problem named), verify writing
  * one for a pass and for a failure, and import relying on one without skipping anything.
  */
+import { failure } from '../support/failure.js';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -325,6 +326,39 @@ describe('verify --receipt and import --receipt', () => {
       expect(read.receipt.bundle?.id, name).toBe(id);
       expect(read.receipt.checks, name).toContain('sidecar');
       expect(read.receipt.files.length, name).toBe(3);
+    }
+  });
+
+  it('records a split set found incomplete (a part missing), with the parts that are there', async () => {
+    const bytes = await readFile(bundle);
+    const base = join(work.path, 'incomplete-set.tar.zst');
+    const cut = Math.ceil(bytes.length / 3);
+    const parts: Array<{ path: string; sha256: string }> = [];
+    for (let i = 0; i * cut < bytes.length; i++) {
+      const piece = bytes.subarray(i * cut, (i + 1) * cut);
+      parts.push({ path: partName(base, i + 1), sha256: createHash('sha256').update(piece).digest('hex') });
+      if (i !== 1) await writeFile(partName(base, i + 1), piece); // part 2 never arrived
+    }
+    await writeFile(`${base}.sha256`, splitSidecar(base, parts, createHash('sha256').update(bytes).digest('hex')));
+    // (Named one by one, a part that is not there is a wrong argument, INPUT_INVALID: no verdict.)
+    for (const [name, path] of [
+      ['first part', partName(base, 1)],
+      ['joined name', base],
+    ] as const) {
+      const out = join(work.path, `incomplete-${name.replaceAll(' ', '-')}.json`);
+      const err = await failure(verifyWithReceipt({ path, trusted }, { output: out }));
+      expect(err, name).toMatchObject({ code: 'INTEGRITY' });
+      expect(err.message, name).toMatch(/^part 2 of 3 \(incomplete-set\.tar\.zst\.part-002\) is missing/);
+      expect((err.details as { receipt?: { path: string } }).receipt?.path, name).toBe(out);
+      const read = parseReceipt(await readFile(out), out);
+      expect(read.receipt.result, name).toBe('failed');
+      expect(read.receipt.bundle?.id, name).toBe(sha256Digest((await readHead(bundle)).bundleJson));
+      expect(
+        read.receipt.files.map((f) => f.name),
+        name,
+      ).toEqual(['incomplete-set.tar.zst.part-001', 'incomplete-set.tar.zst.part-003']);
+      expect(read.receipt.files[0]!.sha256, name).toBe(parts[0]!.sha256);
+      expect(read.receipt.problems?.[0]?.message, name).toMatch(/part 2 of 3 .* is missing/);
     }
   });
 

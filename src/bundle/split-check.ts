@@ -4,8 +4,8 @@
  * (split-set.ts explains why they come from the sidecar). Also what a receipt records of a
  * bundle's files: {@link archiveFiles}.
  */
-import { Worker } from 'node:worker_threads';
 import { basename } from 'node:path';
+import { runWorker } from '../fs/file-hash.js';
 import { AirlockError, isAirlockError } from '../errors.js';
 import { partError, resolveSplitSet, type SplitSet } from './split-set.js';
 
@@ -62,29 +62,11 @@ export interface HashedFiles {
  * Hash `paths` one after another on a worker thread: each file's sha256 and that of all of them
  * joined. Terminated (and rejected) when `signal` aborts.
  */
-export function hashFilesInWorker(paths: readonly string[], signal?: AbortSignal): Promise<HashedFiles> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) {
-      reject(new AirlockError('INTERRUPTED', 'interrupted', { cause: signal.reason }));
-      return;
-    }
-    const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { paths } });
-    const onAbort = (): void => {
-      reject(new AirlockError('INTERRUPTED', 'interrupted', { cause: signal?.reason }));
-      void worker.terminate();
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    worker.once('message', (m: { sha256?: string; parts?: Array<{ path: string; size: number; sha256: string }>; error?: string }) => {
-      signal?.removeEventListener('abort', onAbort);
-      if (m.sha256 !== undefined) resolve({ sha256: m.sha256, parts: m.parts!.map((p) => ({ ...p, name: basename(p.path) })) });
-      else reject(new AirlockError('IO', `could not read the bundle's files to hash them: ${m.error ?? 'unknown error'}`));
-      void worker.terminate();
-    });
-    worker.once('error', (err) => {
-      signal?.removeEventListener('abort', onAbort);
-      reject(err);
-    });
-  });
+export async function hashFilesInWorker(paths: readonly string[], signal?: AbortSignal): Promise<HashedFiles> {
+  type Message = { sha256?: string; parts?: Array<{ path: string; size: number; sha256: string }>; error?: string };
+  const m = await runWorker<Message>(WORKER_SOURCE, { paths }, signal);
+  if (m.sha256 === undefined) throw new AirlockError('IO', `could not read the bundle's files to hash them: ${m.error ?? 'unknown error'}`);
+  return { sha256: m.sha256, parts: m.parts!.map((p) => ({ ...p, name: basename(p.path) })) };
 }
 
 /**

@@ -32,26 +32,25 @@ try {
 `;
 
 /**
- * Resolves to the lower-case hex sha256 of the regular file at `path`. When `signal` aborts, the
- * worker is terminated (between two 4 MiB reads) and the promise rejects: a verify that fails early
- * or is interrupted does not wait for the hash of a large file.
+ * Run `source` (CommonJS, evaluated) on a worker thread with `workerData`; resolves to the one
+ * message it posts. When `signal` aborts, the worker is terminated (between two reads) and the
+ * promise rejects INTERRUPTED: a run that fails early or is interrupted does not wait for it.
  */
-export function hashFileInWorker(path: string, signal?: AbortSignal): Promise<string> {
+export function runWorker<M>(source: string, workerData: unknown, signal?: AbortSignal): Promise<M> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted === true) {
       reject(new AirlockError('INTERRUPTED', 'interrupted', { cause: signal.reason }));
       return;
     }
-    const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { path } });
+    const worker = new Worker(source, { eval: true, execArgv: [], workerData });
     const onAbort = (): void => {
       reject(new AirlockError('INTERRUPTED', 'interrupted', { cause: signal?.reason }));
       void worker.terminate();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    worker.once('message', (m: { hex?: string; error?: string }) => {
+    worker.once('message', (m: M) => {
       signal?.removeEventListener('abort', onAbort);
-      if (m.hex !== undefined) resolve(m.hex);
-      else reject(new Error(m.error ?? 'hash worker failed'));
+      resolve(m);
       void worker.terminate();
     });
     worker.once('error', (err) => {
@@ -59,4 +58,11 @@ export function hashFileInWorker(path: string, signal?: AbortSignal): Promise<st
       reject(err);
     });
   });
+}
+
+/** Resolves to the lower-case hex sha256 of the regular file at `path` (see {@link runWorker} for `signal`). */
+export async function hashFileInWorker(path: string, signal?: AbortSignal): Promise<string> {
+  const m = await runWorker<{ hex?: string; error?: string }>(WORKER_SOURCE, { path }, signal);
+  if (m.hex === undefined) throw new Error(m.error ?? 'hash worker failed');
+  return m.hex;
 }
